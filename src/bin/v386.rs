@@ -1,0 +1,613 @@
+//! `v386`: the native command-line runner. Options follow QEMU's spelling so the same
+//! command lines (and the same test harnesses) work with both; see `v386 --help`.
+//!
+//! Exit statuses:
+//! - `0`: the guest halted (HLT with no interrupt to wake it) or `--max-instructions` ran out;
+//! - `(V << 1) | 1`: the guest wrote V to the isa-debug-exit port (as QEMU does; the OS
+//!   keeps the low 8 bits);
+//! - `2`: usage error, unreadable image or a host-side error (bad memory size, ...);
+//! - `3`: triple fault (the processor shut down). Note that this equals the status of a
+//!   debug-exit write of 1: guests that need to tell them apart should not exit with 1.
+
+use std::ffi::{OsStr, OsString};
+use std::fmt;
+use std::fs::File;
+use std::io::{self, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use v386::cpu::StopReason;
+use v386::machine::{Machine, MachineConfig, MachineError, StartMode};
+
+/// Instructions per run slice: debug-console output is flushed after each.
+const SLICE: u64 = 1_000_000;
+/// QEMU's default iobase of `isa-debug-exit` (hw/misc/debugexit.c).
+const QEMU_DEBUG_EXIT_IOBASE: u16 = 0x501;
+/// QEMU's default iosize of `isa-debug-exit`.
+const QEMU_DEBUG_EXIT_IOSIZE: u16 = 2;
+/// Guest RAM when `-m` is not given.
+const DEFAULT_MEM_MB: u32 = 32;
+
+/// Exit status for usage and host errors.
+const EXIT_USAGE: u8 = 2;
+/// Exit status for a triple fault.
+const EXIT_SHUTDOWN: u8 = 3;
+
+const HELP: &str = "\
+v386 — an x86 PC emulator (P6-class i386 CPU) with QEMU-style options
+
+USAGE:
+    v386 -fda FLOPPY.img [OPTIONS]
+    v386 --flat IMAGE [--load-addr A] [--entry A] [--mode real|pm32] [OPTIONS]
+
+BOOT (exactly one):
+    -fda FILE                 Floppy image. Until the BIOS exists, its first sector is
+                              loaded at 0000:7C00 and started in real mode with DL = 0.
+    --flat FILE               Raw binary, no BIOS: loaded at --load-addr and started at
+                              --entry in --mode.
+      --load-addr A           Physical load address (default 0x7c00 in real mode,
+                              0x100000 in pm32).
+      --entry A               Physical entry point (default: the load address). Real
+                              mode: CS = 0, IP = A when A < 64 KiB, else CS = (A >> 4) & 0xF000.
+      --mode real|pm32        real (default), or 32-bit protected mode with flat segments
+                              (code 0x08, data 0x10) and ESP = load address.
+    -hda FILE, -bios FILE     Not yet supported: they need the BIOS (next issue).
+
+OPTIONS:
+    -m MB                     Guest RAM in MiB (suffix M or G accepted; default 32).
+    -debugcon stdio|file:PATH|null
+                              Where guest writes to port 0xE9 go (default: discarded,
+                              as in QEMU).
+    -serial DEV               Accepted and stored; the serial port is not emulated yet.
+    -device isa-debug-exit[,iobase=P][,iosize=N]
+                              A guest write of V to port P ends the run with exit status
+                              (V << 1) | 1. Defaults as in QEMU: iobase=0x501, iosize=2.
+    --max-instructions N      Stop after N instructions (exit status 0).
+    -display none, -nographic, -no-reboot
+                              Accepted for compatibility; no effect.
+    -h, --help                This help.
+    --version                 Print the version.
+
+Numbers are decimal or 0x-prefixed hexadecimal. Options may be written with one or two
+leading dashes.
+
+EXIT STATUS:
+    0                         the guest halted, or --max-instructions ran out
+    (V << 1) | 1              the guest wrote V to the isa-debug-exit port
+    2                         usage error or host error (unreadable image, bad -m, ...)
+    3                         triple fault (processor shutdown)
+";
+
+/// Where debug-console output goes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum DebugconSink {
+    Stdout,
+    File(PathBuf),
+    Null,
+}
+
+/// What to boot.
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Boot {
+    Floppy(PathBuf),
+    Flat { path: PathBuf, load_addr: Option<u32>, entry: Option<u32>, mode: StartMode },
+}
+
+/// The `-device isa-debug-exit` settings.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct DebugExitOpt {
+    iobase: u16,
+    iosize: u16,
+}
+
+/// A parsed command line that asks for a run.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct Options {
+    boot: Boot,
+    mem_mb: u32,
+    debugcon: DebugconSink,
+    /// `-serial` as given: stored for the serial device of a later issue.
+    serial: Option<String>,
+    debug_exit: Option<DebugExitOpt>,
+    max_instructions: Option<u64>,
+}
+
+/// What the command line asks for.
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Command {
+    Help,
+    Version,
+    Run(Options),
+}
+
+/// Everything that makes `v386` exit with status 2.
+#[derive(Debug)]
+enum CliError {
+    UnknownOption(String),
+    UnexpectedArgument(OsString),
+    MissingValue(&'static str),
+    NotUtf8(&'static str),
+    BadNumber { opt: &'static str, value: String },
+    BadValue { opt: &'static str, value: String, expected: &'static str },
+    Repeated(&'static str),
+    Conflict(&'static str, &'static str),
+    FlatOptionWithoutFlat(&'static str),
+    NoImage,
+    NeedsBios(&'static str),
+    EmptyImage(PathBuf),
+    Read { path: PathBuf, err: io::Error },
+    OpenDebugcon { path: PathBuf, err: io::Error },
+    Output(io::Error),
+    Machine(MachineError),
+}
+
+impl CliError {
+    /// Errors in the command line itself (the help hint is worth printing).
+    fn is_usage(&self) -> bool {
+        !matches!(
+            self,
+            CliError::Read { .. }
+                | CliError::OpenDebugcon { .. }
+                | CliError::Output(_)
+                | CliError::Machine(_)
+                | CliError::EmptyImage(_)
+                | CliError::NeedsBios(_)
+        )
+    }
+}
+
+impl fmt::Display for CliError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            CliError::UnknownOption(o) => write!(f, "unknown option '{o}'"),
+            CliError::UnexpectedArgument(a) => {
+                write!(f, "unexpected argument '{}' (use -fda FILE or --flat FILE)", a.to_string_lossy())
+            }
+            CliError::MissingValue(o) => write!(f, "option '{o}' needs a value"),
+            CliError::NotUtf8(o) => write!(f, "the value of '{o}' is not valid UTF-8"),
+            CliError::BadNumber { opt, value } => {
+                write!(f, "'{value}' is not a valid number for '{opt}' (decimal or 0x hex)")
+            }
+            CliError::BadValue { opt, value, expected } => {
+                write!(f, "invalid value '{value}' for '{opt}': expected {expected}")
+            }
+            CliError::Repeated(o) => write!(f, "option '{o}' given more than once"),
+            CliError::Conflict(a, b) => write!(f, "'{a}' and '{b}' cannot be used together"),
+            CliError::FlatOptionWithoutFlat(o) => write!(f, "'{o}' only applies with '--flat FILE'"),
+            CliError::NoImage => write!(f, "nothing to run: give -fda FILE or --flat FILE"),
+            CliError::NeedsBios(o) => write!(f, "'{o}' is not yet supported: needs the BIOS (next issue)"),
+            CliError::EmptyImage(p) => write!(f, "{}: the image is empty", p.display()),
+            CliError::Read { path, err } => write!(f, "cannot read {}: {err}", path.display()),
+            CliError::OpenDebugcon { path, err } => {
+                write!(f, "cannot open debugcon output {}: {err}", path.display())
+            }
+            CliError::Output(err) => write!(f, "cannot write debugcon output: {err}"),
+            CliError::Machine(e) => write!(f, "{e}"),
+        }
+    }
+}
+
+impl From<MachineError> for CliError {
+    fn from(e: MachineError) -> Self {
+        CliError::Machine(e)
+    }
+}
+
+/// Parse a number: decimal or `0x` hexadecimal (underscores allowed as separators).
+fn parse_u64(s: &str) -> Option<u64> {
+    let s = s.trim();
+    let clean: String = s.chars().filter(|&c| c != '_').collect();
+    if let Some(hex) = clean.strip_prefix("0x").or_else(|| clean.strip_prefix("0X")) {
+        u64::from_str_radix(hex, 16).ok()
+    } else if !clean.is_empty() && clean.bytes().all(|b| b.is_ascii_digit()) {
+        clean.parse().ok()
+    } else {
+        None
+    }
+}
+
+fn parse_u32(opt: &'static str, s: &str) -> Result<u32, CliError> {
+    parse_u64(s).and_then(|v| u32::try_from(v).ok()).ok_or_else(|| CliError::BadNumber { opt, value: s.into() })
+}
+
+fn parse_u16(opt: &'static str, s: &str) -> Result<u16, CliError> {
+    parse_u64(s).and_then(|v| u16::try_from(v).ok()).ok_or_else(|| CliError::BadNumber { opt, value: s.into() })
+}
+
+/// `-m`: MiB, optionally with QEMU's `M`/`G` suffix or as `size=...`.
+fn parse_mem(s: &str) -> Result<u32, CliError> {
+    let bad = || CliError::BadValue { opt: "-m", value: s.into(), expected: "a size in MiB such as 32, 64M or 1G" };
+    let v = s.strip_prefix("size=").unwrap_or(s);
+    let (num, mul) = match v.as_bytes().last() {
+        Some(b'M' | b'm') => (&v[..v.len() - 1], 1u64),
+        Some(b'G' | b'g') => (&v[..v.len() - 1], 1024),
+        _ => (v, 1),
+    };
+    let mb = parse_u64(num).and_then(|n| n.checked_mul(mul)).ok_or_else(bad)?;
+    u32::try_from(mb).map_err(|_| bad())
+}
+
+fn parse_debugcon(s: &str) -> Result<DebugconSink, CliError> {
+    match s {
+        "stdio" => Ok(DebugconSink::Stdout),
+        "null" | "none" => Ok(DebugconSink::Null),
+        _ => match s.strip_prefix("file:") {
+            Some(p) if !p.is_empty() => Ok(DebugconSink::File(PathBuf::from(p))),
+            _ => Err(CliError::BadValue { opt: "-debugcon", value: s.into(), expected: "stdio, file:PATH or null" }),
+        },
+    }
+}
+
+/// `-device isa-debug-exit[,iobase=P][,iosize=N]`.
+fn parse_device(s: &str) -> Result<DebugExitOpt, CliError> {
+    let mut parts = s.split(',');
+    let driver = parts.next().unwrap_or("");
+    let driver = driver.strip_prefix("driver=").unwrap_or(driver);
+    if driver != "isa-debug-exit" {
+        return Err(CliError::BadValue {
+            opt: "-device",
+            value: s.into(),
+            expected: "isa-debug-exit[,iobase=P][,iosize=N] (the only device so far)",
+        });
+    }
+    let mut d = DebugExitOpt { iobase: QEMU_DEBUG_EXIT_IOBASE, iosize: QEMU_DEBUG_EXIT_IOSIZE };
+    for p in parts {
+        match p.split_once('=') {
+            Some(("iobase", v)) => d.iobase = parse_u16("-device isa-debug-exit,iobase", v)?,
+            Some(("iosize", v)) => {
+                d.iosize = parse_u16("-device isa-debug-exit,iosize", v)?;
+                if !matches!(d.iosize, 1 | 2 | 4) {
+                    return Err(CliError::BadValue { opt: "-device isa-debug-exit,iosize", value: v.into(), expected: "1, 2 or 4" });
+                }
+            }
+            _ => {
+                return Err(CliError::BadValue {
+                    opt: "-device isa-debug-exit",
+                    value: p.into(),
+                    expected: "iobase=P or iosize=N",
+                })
+            }
+        }
+    }
+    Ok(d)
+}
+
+/// Parse the arguments after the program name.
+fn parse_args<I: IntoIterator<Item = OsString>>(args: I) -> Result<Command, CliError> {
+    let mut args = args.into_iter();
+    let mut fda: Option<PathBuf> = None;
+    let mut flat: Option<PathBuf> = None;
+    let mut load_addr: Option<u32> = None;
+    let mut entry: Option<u32> = None;
+    let mut mode: Option<StartMode> = None;
+    let mut mem_mb: Option<u32> = None;
+    let mut debugcon: Option<DebugconSink> = None;
+    let mut serial: Option<String> = None;
+    let mut debug_exit: Option<DebugExitOpt> = None;
+    let mut max_instructions: Option<u64> = None;
+    let mut needs_bios: Option<&'static str> = None;
+
+    fn set<T>(slot: &mut Option<T>, v: T, opt: &'static str) -> Result<(), CliError> {
+        if slot.is_some() {
+            return Err(CliError::Repeated(opt));
+        }
+        *slot = Some(v);
+        Ok(())
+    }
+
+    while let Some(arg) = args.next() {
+        let Some(a) = arg.to_str() else {
+            return Err(CliError::UnexpectedArgument(arg));
+        };
+        if !a.starts_with('-') || a == "-" {
+            return Err(CliError::UnexpectedArgument(arg));
+        }
+        // QEMU accepts `-opt` and `--opt` alike; so do we (and `--flat` as `-flat`).
+        let name = a.strip_prefix("--").unwrap_or(&a[1..]);
+        macro_rules! value {
+            ($opt:expr) => {
+                args.next().ok_or(CliError::MissingValue($opt))?
+            };
+        }
+        macro_rules! str_value {
+            ($opt:expr) => {{
+                let v = value!($opt);
+                v.into_string().map_err(|_| CliError::NotUtf8($opt))?
+            }};
+        }
+        match name {
+            "h" | "help" => return Ok(Command::Help),
+            "version" => return Ok(Command::Version),
+            "fda" => set(&mut fda, PathBuf::from(value!("-fda")), "-fda")?,
+            "hda" => {
+                value!("-hda");
+                needs_bios.get_or_insert("-hda");
+            }
+            "bios" => {
+                value!("-bios");
+                needs_bios.get_or_insert("-bios");
+            }
+            "flat" => set(&mut flat, PathBuf::from(value!("--flat")), "--flat")?,
+            "load-addr" => set(&mut load_addr, parse_u32("--load-addr", &str_value!("--load-addr"))?, "--load-addr")?,
+            "entry" => set(&mut entry, parse_u32("--entry", &str_value!("--entry"))?, "--entry")?,
+            "mode" => {
+                let v = str_value!("--mode");
+                let m = match v.as_str() {
+                    "real" => StartMode::Real,
+                    "pm32" => StartMode::Pm32,
+                    _ => return Err(CliError::BadValue { opt: "--mode", value: v, expected: "real or pm32" }),
+                };
+                set(&mut mode, m, "--mode")?;
+            }
+            "m" => set(&mut mem_mb, parse_mem(&str_value!("-m"))?, "-m")?,
+            "debugcon" => set(&mut debugcon, parse_debugcon(&str_value!("-debugcon"))?, "-debugcon")?,
+            "serial" => set(&mut serial, str_value!("-serial"), "-serial")?,
+            "device" => set(&mut debug_exit, parse_device(&str_value!("-device"))?, "-device isa-debug-exit")?,
+            "max-instructions" => {
+                let v = str_value!("--max-instructions");
+                let n = parse_u64(&v).ok_or(CliError::BadNumber { opt: "--max-instructions", value: v })?;
+                set(&mut max_instructions, n, "--max-instructions")?;
+            }
+            "display" => {
+                let v = str_value!("-display");
+                if v != "none" {
+                    return Err(CliError::BadValue { opt: "-display", value: v, expected: "none (v386 has no display yet)" });
+                }
+            }
+            "nographic" | "no-reboot" => {}
+            _ => return Err(CliError::UnknownOption(a.to_string())),
+        }
+    }
+
+    let boot = match (fda, flat) {
+        (Some(_), Some(_)) => return Err(CliError::Conflict("-fda", "--flat")),
+        (fda, flat) => {
+            if let Some(opt) = needs_bios {
+                return Err(CliError::NeedsBios(opt));
+            }
+            match (fda, flat) {
+                (Some(path), None) => {
+                    for (opt, given) in
+                        [("--load-addr", load_addr.is_some()), ("--entry", entry.is_some()), ("--mode", mode.is_some())]
+                    {
+                        if given {
+                            return Err(CliError::FlatOptionWithoutFlat(opt));
+                        }
+                    }
+                    Boot::Floppy(path)
+                }
+                (None, Some(path)) => Boot::Flat { path, load_addr, entry, mode: mode.unwrap_or(StartMode::Real) },
+                _ => return Err(CliError::NoImage),
+            }
+        }
+    };
+
+    Ok(Command::Run(Options {
+        boot,
+        mem_mb: mem_mb.unwrap_or(DEFAULT_MEM_MB),
+        debugcon: debugcon.unwrap_or(DebugconSink::Null),
+        serial,
+        debug_exit,
+        max_instructions,
+    }))
+}
+
+fn read_image(path: &PathBuf) -> Result<Vec<u8>, CliError> {
+    let img = std::fs::read(path).map_err(|err| CliError::Read { path: path.clone(), err })?;
+    if img.is_empty() {
+        return Err(CliError::EmptyImage(path.clone()));
+    }
+    Ok(img)
+}
+
+/// The open debug-console sink.
+enum Sink {
+    Stdout(io::Stdout),
+    File(File),
+    Null,
+}
+
+impl Sink {
+    fn open(s: &DebugconSink) -> Result<Self, CliError> {
+        Ok(match s {
+            DebugconSink::Stdout => Sink::Stdout(io::stdout()),
+            DebugconSink::File(p) => {
+                Sink::File(File::create(p).map_err(|err| CliError::OpenDebugcon { path: p.clone(), err })?)
+            }
+            DebugconSink::Null => Sink::Null,
+        })
+    }
+
+    fn write(&mut self, bytes: &[u8]) -> io::Result<()> {
+        if bytes.is_empty() {
+            return Ok(());
+        }
+        match self {
+            Sink::Stdout(s) => {
+                let mut l = s.lock();
+                l.write_all(bytes)?;
+                l.flush()
+            }
+            Sink::File(f) => f.write_all(bytes),
+            Sink::Null => Ok(()),
+        }
+    }
+}
+
+/// Build the machine, run it, and give the process exit status.
+fn run(opts: &Options) -> Result<u8, CliError> {
+    if let Some(s) = &opts.serial {
+        if s != "none" && s != "null" {
+            eprintln!("v386: note: -serial {s} accepted, but the serial port is not emulated yet (later issue)");
+        }
+    }
+    let cfg = MachineConfig { mem_mb: opts.mem_mb, debug_exit_port: opts.debug_exit.map(|d| d.iobase) };
+    let mut m = Machine::new(&cfg)?;
+    match &opts.boot {
+        Boot::Floppy(path) => {
+            let img = read_image(path)?;
+            if img.len() < 512 || img[510] != 0x55 || img[511] != 0xaa {
+                eprintln!("v386: warning: {}: no boot signature 55 AA at offset 510", path.display());
+            }
+            m.boot_floppy(&img)?;
+        }
+        Boot::Flat { path, load_addr, entry, mode } => {
+            let img = read_image(path)?;
+            let load = load_addr.unwrap_or(match mode {
+                StartMode::Real => 0x7c00,
+                StartMode::Pm32 => 0x10_0000,
+            });
+            m.load_flat(&img, load, entry.unwrap_or(load), *mode)?;
+        }
+    }
+
+    let mut sink = Sink::open(&opts.debugcon)?;
+    let mut left = opts.max_instructions;
+    let reason = loop {
+        let n = left.map_or(SLICE, |l| l.min(SLICE));
+        let r = m.run(n);
+        sink.write(&m.take_debugcon()).map_err(CliError::Output)?;
+        match r {
+            StopReason::BudgetSpent => {
+                if let Some(l) = &mut left {
+                    *l -= n;
+                    if *l == 0 {
+                        break r;
+                    }
+                }
+            }
+            _ => break r,
+        }
+    };
+
+    let icount = m.cpu.icount;
+    let (what, status) = match reason {
+        StopReason::BudgetSpent => ("instruction limit reached (--max-instructions)".to_string(), 0),
+        StopReason::Halted => ("halted (HLT with no interrupt to wake the CPU)".to_string(), 0),
+        StopReason::Shutdown => ("shutdown (triple fault)".to_string(), EXIT_SHUTDOWN),
+        StopReason::DebugExit(v) => {
+            let status = (v << 1) | 1;
+            (format!("debug-exit value {v:#x} (status {status})"), status as u8)
+        }
+    };
+    eprintln!("v386: {what} after {icount} instructions");
+    Ok(status)
+}
+
+fn main() -> ExitCode {
+    let args: Vec<OsString> = std::env::args_os().skip(1).collect();
+    let result = parse_args(args).and_then(|cmd| match cmd {
+        Command::Help => {
+            print!("{HELP}");
+            Ok(0)
+        }
+        Command::Version => {
+            println!("v386 {}", env!("CARGO_PKG_VERSION"));
+            Ok(0)
+        }
+        Command::Run(opts) => run(&opts),
+    });
+    match result {
+        Ok(status) => ExitCode::from(status),
+        Err(e) => {
+            eprintln!("v386: error: {e}");
+            if e.is_usage() {
+                eprintln!("v386: try 'v386 --help'");
+            }
+            ExitCode::from(EXIT_USAGE)
+        }
+    }
+}
+
+// Keep `OsStr` in use for the tests' helper below without a warning in non-test builds.
+#[cfg(test)]
+fn os(args: &[&str]) -> Vec<OsString> {
+    args.iter().map(|a| OsStr::new(a).to_os_string()).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run_opts(args: &[&str]) -> Options {
+        match parse_args(os(args)) {
+            Ok(Command::Run(o)) => o,
+            other => panic!("{args:?}: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn numbers() {
+        assert_eq!(parse_u64("0x7c00"), Some(0x7c00));
+        assert_eq!(parse_u64("0X10_0000"), Some(0x10_0000));
+        assert_eq!(parse_u64("1000000"), Some(1_000_000));
+        assert_eq!(parse_u64(""), None);
+        assert_eq!(parse_u64("12k"), None);
+        assert_eq!(parse_u64("-1"), None);
+    }
+
+    #[test]
+    fn memory_sizes() {
+        assert_eq!(parse_mem("64").unwrap(), 64);
+        assert_eq!(parse_mem("64M").unwrap(), 64);
+        assert_eq!(parse_mem("1G").unwrap(), 1024);
+        assert_eq!(parse_mem("size=128M").unwrap(), 128);
+        assert!(parse_mem("lots").is_err());
+    }
+
+    #[test]
+    fn floppy_command_line() {
+        let o = run_opts(&["-fda", "a.img", "-debugcon", "stdio", "-device", "isa-debug-exit,iobase=0xf4,iosize=0x04", "-m", "16"]);
+        assert_eq!(o.boot, Boot::Floppy("a.img".into()));
+        assert_eq!(o.debugcon, DebugconSink::Stdout);
+        assert_eq!(o.debug_exit, Some(DebugExitOpt { iobase: 0xf4, iosize: 4 }));
+        assert_eq!(o.mem_mb, 16);
+        assert_eq!(o.max_instructions, None);
+    }
+
+    #[test]
+    fn flat_command_line() {
+        let o = run_opts(&["--flat", "b.bin", "--load-addr", "0x100000", "--entry", "0x100000", "--mode", "pm32", "--max-instructions", "5000", "-display", "none", "-nographic", "-no-reboot", "-serial", "stdio"]);
+        assert_eq!(o.boot, Boot::Flat { path: "b.bin".into(), load_addr: Some(0x10_0000), entry: Some(0x10_0000), mode: StartMode::Pm32 });
+        assert_eq!(o.max_instructions, Some(5000));
+        assert_eq!(o.serial.as_deref(), Some("stdio"));
+        assert_eq!(o.debugcon, DebugconSink::Null);
+        assert_eq!(o.mem_mb, DEFAULT_MEM_MB);
+    }
+
+    #[test]
+    fn qemu_defaults_and_spellings() {
+        let o = run_opts(&["--fda", "a.img", "--device", "isa-debug-exit", "-debugcon", "file:out.txt"]);
+        assert_eq!(o.debug_exit, Some(DebugExitOpt { iobase: 0x501, iosize: 2 }));
+        assert_eq!(o.debugcon, DebugconSink::File("out.txt".into()));
+    }
+
+    #[test]
+    fn help_and_version() {
+        assert!(matches!(parse_args(os(&["-h"])), Ok(Command::Help)));
+        assert!(matches!(parse_args(os(&["--help"])), Ok(Command::Help)));
+        assert!(matches!(parse_args(os(&["--version"])), Ok(Command::Version)));
+    }
+
+    #[test]
+    fn errors() {
+        let err = |args: &[&str]| parse_args(os(args)).unwrap_err();
+        assert!(matches!(err(&[]), CliError::NoImage));
+        assert!(matches!(err(&["-fda"]), CliError::MissingValue("-fda")));
+        assert!(matches!(err(&["-frobnicate"]), CliError::UnknownOption(_)));
+        assert!(matches!(err(&["disk.img"]), CliError::UnexpectedArgument(_)));
+        assert!(matches!(err(&["-fda", "a", "--flat", "b"]), CliError::Conflict(..)));
+        assert!(matches!(err(&["-fda", "a", "--mode", "pm32"]), CliError::FlatOptionWithoutFlat("--mode")));
+        assert!(matches!(err(&["--flat", "a", "--mode", "long"]), CliError::BadValue { .. }));
+        assert!(matches!(err(&["--flat", "a", "--entry", "zz"]), CliError::BadNumber { .. }));
+        assert!(matches!(err(&["-hda", "disk.img"]), CliError::NeedsBios("-hda")));
+        assert!(matches!(err(&["-bios", "bios.bin", "-fda", "a"]), CliError::NeedsBios("-bios")));
+        assert!(matches!(err(&["-fda", "a", "-device", "e1000"]), CliError::BadValue { .. }));
+        assert!(matches!(err(&["-fda", "a", "-device", "isa-debug-exit,iosize=3"]), CliError::BadValue { .. }));
+        assert!(matches!(err(&["-fda", "a", "-debugcon", "vc"]), CliError::BadValue { .. }));
+        assert!(matches!(err(&["-fda", "a", "-fda", "b"]), CliError::Repeated("-fda")));
+        assert!(matches!(err(&["-fda", "a", "-display", "gtk"]), CliError::BadValue { .. }));
+        assert!(err(&["-x"]).is_usage());
+        assert!(!err(&["-hda", "d"]).is_usage());
+    }
+}

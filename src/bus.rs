@@ -1,0 +1,94 @@
+//! The narrow trait through which the CPU reaches the rest of the machine: physical memory,
+//! I/O ports and the interrupt line. The CPU is generic over it, so tests plug in
+//! [`FlatBus`] (flat RAM, a port log) and the PC plugs in its device map, and the compiler
+//! inlines each.
+
+use crate::addr::Phys;
+use alloc::vec;
+use alloc::vec::Vec;
+
+/// Width of an I/O port access (SDM Vol. 1 §18.2: 8-, 16- or 32-bit ports).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum IoSize {
+    Byte = 1,
+    Word = 2,
+    Dword = 4,
+}
+
+/// Everything the CPU needs from its platform.
+pub trait Bus {
+    /// Plain RAM that the CPU may read and write directly, starting at physical address 0.
+    /// Pages for which [`Bus::is_direct`] is false are never touched through it.
+    fn ram(&mut self) -> &mut [u8];
+    /// Whether the 4 KiB physical page `page` is plain RAM inside [`Bus::ram`]: the CPU
+    /// caches the answer in its TLB, so it must not change without a TLB flush.
+    fn is_direct(&self, page: u32) -> bool;
+    /// Memory-mapped read of a page that is not direct (ROM, MMIO, unmapped).
+    fn mmio_read(&mut self, addr: Phys, size: IoSize) -> u32;
+    /// Memory-mapped write of a page that is not direct.
+    fn mmio_write(&mut self, addr: Phys, size: IoSize, value: u32);
+    /// `IN` from a port.
+    fn io_in(&mut self, port: u16, size: IoSize) -> u32;
+    /// `OUT` to a port.
+    fn io_out(&mut self, port: u16, size: IoSize, value: u32);
+    /// A device asked the run loop to stop (isa-debug-exit): the value it reports.
+    fn take_stop_request(&mut self) -> Option<u32> {
+        None
+    }
+    /// Whether the interrupt controller has an interrupt for the CPU (INTR line).
+    fn interrupt_pending(&self) -> bool {
+        false
+    }
+    /// Acknowledge the pending interrupt: the controller answers with its vector.
+    fn acknowledge_interrupt(&mut self) -> Option<u8> {
+        None
+    }
+    /// Called by the CPU after each slice of instructions so clocked devices catch up.
+    fn tick(&mut self, _instructions: u64) {}
+}
+
+/// Flat RAM with no devices: unit tests and the fuzzer plug this in. Port writes are logged,
+/// port reads return all ones (an empty ISA bus), and a write to `exit_port` stops the run.
+pub struct FlatBus {
+    pub mem: Vec<u8>,
+    pub io_log: Vec<(u16, u32)>,
+    pub exit_port: Option<u16>,
+    pub stop: Option<u32>,
+}
+
+impl FlatBus {
+    pub fn new(size: usize) -> Self {
+        Self { mem: vec![0; size], io_log: Vec::new(), exit_port: None, stop: None }
+    }
+}
+
+impl Bus for FlatBus {
+    #[inline]
+    fn ram(&mut self) -> &mut [u8] {
+        &mut self.mem
+    }
+    #[inline]
+    fn is_direct(&self, page: u32) -> bool {
+        (page as usize) < self.mem.len() >> 12
+    }
+    fn mmio_read(&mut self, _addr: Phys, size: IoSize) -> u32 {
+        match size {
+            IoSize::Byte => 0xff,
+            IoSize::Word => 0xffff,
+            IoSize::Dword => 0xffff_ffff,
+        }
+    }
+    fn mmio_write(&mut self, _addr: Phys, _size: IoSize, _value: u32) {}
+    fn io_in(&mut self, _port: u16, size: IoSize) -> u32 {
+        self.mmio_read(Phys(0), size)
+    }
+    fn io_out(&mut self, port: u16, _size: IoSize, value: u32) {
+        self.io_log.push((port, value));
+        if Some(port) == self.exit_port {
+            self.stop = Some(value);
+        }
+    }
+    fn take_stop_request(&mut self) -> Option<u32> {
+        self.stop.take()
+    }
+}

@@ -1,0 +1,47 @@
+//! CPUID (SDM Vol. 2A "CPUID"): it must tell the truth, so every feature bit set here is
+//! implemented, and nothing implemented-later is claimed early.
+
+use super::Cpu;
+
+/// Family 6, model 3, stepping 3: a Pentium II (Klamath) class signature; also the value
+/// EDX holds after reset (SDM Vol. 3A §9.1.4).
+pub const SIGNATURE: u32 = 0x0000_0633;
+
+/// Our own vendor string, 12 bytes in EBX, EDX, ECX order.
+pub const VENDOR: &[u8; 12] = b"V386 VirtCPU";
+
+/// Leaf 1 EDX feature bits (SDM Vol. 2A Table 3-11).
+pub mod feature {
+    /// Page-size extension: 4 MiB pages (CR4.PSE).
+    pub const PSE: u32 = 1 << 3;
+    /// RDTSC and CR4.TSD.
+    pub const TSC: u32 = 1 << 4;
+    /// RDMSR / WRMSR.
+    pub const MSR: u32 = 1 << 5;
+    /// CMPXCHG8B.
+    pub const CX8: u32 = 1 << 8;
+    /// SYSENTER / SYSEXIT.
+    pub const SEP: u32 = 1 << 11;
+    /// Global pages (CR4.PGE).
+    pub const PGE: u32 = 1 << 13;
+    /// CMOVcc.
+    pub const CMOV: u32 = 1 << 15;
+}
+
+/// What this CPU implements today. The x87 FPU (bit 0) arrives with the platform issue.
+pub const FEATURES_EDX: u32 =
+    feature::PSE | feature::TSC | feature::MSR | feature::CX8 | feature::SEP | feature::PGE | feature::CMOV;
+
+impl Cpu {
+    /// The four registers CPUID returns for `leaf`.
+    pub fn cpuid(&self, leaf: u32) -> [u32; 4] {
+        let word = |i: usize| u32::from_le_bytes([VENDOR[i], VENDOR[i + 1], VENDOR[i + 2], VENDOR[i + 3]]);
+        match leaf {
+            // Max standard leaf; vendor in EBX, EDX, ECX.
+            0 => [1, word(0), word(8), word(4)],
+            1 => [SIGNATURE, 0, 0, FEATURES_EDX],
+            // Above the maximum leaf Intel CPUs return the highest basic leaf's data.
+            _ => [SIGNATURE, 0, 0, FEATURES_EDX],
+        }
+    }
+}

@@ -1,0 +1,942 @@
+//! The executor: what each decoded instruction does. `execute` dispatches on the opcode
+//! (a dense `match` the compiler turns into a jump table); the bodies live by kind in
+//! `alu.rs` (arithmetic, logic, shifts, multiply/divide, BCD, bits), `string.rs`,
+//! `control.rs` (near and far transfers, interrupts, IRET) and `system.rs` (descriptor
+//! tables, control registers, I/O permission, MSRs).
+
+mod alu;
+mod control;
+mod string;
+mod system;
+
+use super::decode::{Instr, Rep, CS, DS, ES, FS, GS, SS};
+use super::exception::Exception;
+use super::flags;
+use super::{Cpu, Fault, Res, EAX, ECX, EDX, ESP};
+use crate::bus::Bus;
+
+pub(crate) use alu::AluOp;
+
+impl Cpu {
+    // ----- register operands ----------------------------------------------------------
+
+    /// Byte register `n`: AL CL DL BL AH CH DH BH (SDM Vol. 2A Table 2-1).
+    #[inline(always)]
+    pub(crate) fn reg8(&self, n: u8) -> u8 {
+        let n = n as usize;
+        if n < 4 {
+            self.regs[n] as u8
+        } else {
+            (self.regs[n - 4] >> 8) as u8
+        }
+    }
+    #[inline(always)]
+    pub(crate) fn set_reg8(&mut self, n: u8, v: u8) {
+        let n = n as usize;
+        if n < 4 {
+            self.regs[n] = (self.regs[n] & !0xff) | v as u32;
+        } else {
+            self.regs[n - 4] = (self.regs[n - 4] & !0xff00) | (v as u32) << 8;
+        }
+    }
+    /// Word or dword register by operand size.
+    #[inline(always)]
+    pub(crate) fn regv(&self, n: u8, op32: bool) -> u32 {
+        if op32 {
+            self.regs[n as usize]
+        } else {
+            self.regs[n as usize] & 0xffff
+        }
+    }
+    #[inline(always)]
+    pub(crate) fn set_regv(&mut self, n: u8, v: u32, op32: bool) {
+        if op32 {
+            self.regs[n as usize] = v;
+        } else {
+            let r = &mut self.regs[n as usize];
+            *r = (*r & 0xffff_0000) | (v & 0xffff);
+        }
+    }
+
+    // ----- ModR/M operands ------------------------------------------------------------
+
+    #[inline(always)]
+    pub(crate) fn rm8<B: Bus>(&mut self, bus: &mut B, i: &Instr) -> Res<u8> {
+        if i.is_mem {
+            let off = self.ea(i);
+            self.rd8(bus, i.mem_seg(), off)
+        } else {
+            Ok(self.reg8(i.rm()))
+        }
+    }
+    #[inline(always)]
+    pub(crate) fn set_rm8<B: Bus>(&mut self, bus: &mut B, i: &Instr, v: u8) -> Res<()> {
+        if i.is_mem {
+            let off = self.ea(i);
+            self.wr8(bus, i.mem_seg(), off, v)
+        } else {
+            self.set_reg8(i.rm(), v);
+            Ok(())
+        }
+    }
+    #[inline(always)]
+    pub(crate) fn rmv<B: Bus>(&mut self, bus: &mut B, i: &Instr) -> Res<u32> {
+        if i.is_mem {
+            let off = self.ea(i);
+            self.rdv(bus, i.mem_seg(), off, i.op32)
+        } else {
+            Ok(self.regv(i.rm(), i.op32))
+        }
+    }
+    #[inline(always)]
+    pub(crate) fn set_rmv<B: Bus>(&mut self, bus: &mut B, i: &Instr, v: u32) -> Res<()> {
+        if i.is_mem {
+            let off = self.ea(i);
+            self.wrv(bus, i.mem_seg(), off, v, i.op32)
+        } else {
+            self.set_regv(i.rm(), v, i.op32);
+            Ok(())
+        }
+    }
+    /// A 16-bit r/m operand regardless of operand size (segment loads, ARPL, LLDT…).
+    #[inline(always)]
+    pub(crate) fn rm16<B: Bus>(&mut self, bus: &mut B, i: &Instr) -> Res<u16> {
+        if i.is_mem {
+            let off = self.ea(i);
+            self.rd16(bus, i.mem_seg(), off)
+        } else {
+            Ok(self.regs[i.rm() as usize] as u16)
+        }
+    }
+
+    /// Operand size in bits for word/dword forms.
+    #[inline(always)]
+    pub(crate) fn vbits(i: &Instr) -> u8 {
+        if i.op32 {
+            32
+        } else {
+            16
+        }
+    }
+
+    /// Read-modify-write of a byte r/m operand.
+    #[inline(always)]
+    fn rmw8<B: Bus>(&mut self, bus: &mut B, i: &Instr, f: impl FnOnce(&mut Self, u32) -> Option<u32>) -> Res<()> {
+        if i.is_mem {
+            let off = self.ea(i);
+            let seg = i.mem_seg();
+            let v = self.rd8(bus, seg, off)?;
+            if let Some(r) = f(self, v as u32) {
+                self.wr8(bus, seg, off, r as u8)?;
+            }
+        } else {
+            let v = self.reg8(i.rm());
+            if let Some(r) = f(self, v as u32) {
+                self.set_reg8(i.rm(), r as u8);
+            }
+        }
+        Ok(())
+    }
+
+    /// Read-modify-write of a word/dword r/m operand.
+    #[inline(always)]
+    fn rmwv<B: Bus>(&mut self, bus: &mut B, i: &Instr, f: impl FnOnce(&mut Self, u32) -> Option<u32>) -> Res<()> {
+        if i.is_mem {
+            let off = self.ea(i);
+            let seg = i.mem_seg();
+            let v = self.rdv(bus, seg, off, i.op32)?;
+            if let Some(r) = f(self, v) {
+                self.wrv(bus, seg, off, r, i.op32)?;
+            }
+        } else {
+            let v = self.regv(i.rm(), i.op32);
+            if let Some(r) = f(self, v) {
+                self.set_regv(i.rm(), r, i.op32);
+            }
+        }
+        Ok(())
+    }
+
+    /// Segment-register operand of MOV Sw / PUSH sreg: 0..=5, else #UD.
+    fn sreg_from_reg(n: u8) -> Res<u8> {
+        if n <= 5 {
+            Ok(n)
+        } else {
+            Err(Exception::UD.into())
+        }
+    }
+
+    /// Execute one decoded instruction. EIP already points past it.
+    #[inline(always)]
+    pub(crate) fn execute<B: Bus>(&mut self, bus: &mut B, i: &Instr) -> Res<()> {
+        let op = i.opcode;
+        match op {
+            // ALU blocks: ADD OR ADC SBB AND SUB XOR CMP (00-3D).
+            0x00..=0x3f if op & 7 < 6 => {
+                let aop = AluOp::from_index((op >> 3) as u8);
+                match op & 7 {
+                    0 => {
+                        let src = self.reg8(i.reg()) as u32;
+                        self.rmw8(bus, i, |c, d| c.alu(aop, 8, d, src))
+                    }
+                    1 => {
+                        let src = self.regv(i.reg(), i.op32);
+                        let bits = Self::vbits(i);
+                        self.rmwv(bus, i, |c, d| c.alu(aop, bits, d, src))
+                    }
+                    2 => {
+                        let src = self.rm8(bus, i)? as u32;
+                        let d = self.reg8(i.reg()) as u32;
+                        if let Some(r) = self.alu(aop, 8, d, src) {
+                            self.set_reg8(i.reg(), r as u8);
+                        }
+                        Ok(())
+                    }
+                    3 => {
+                        let src = self.rmv(bus, i)?;
+                        let d = self.regv(i.reg(), i.op32);
+                        if let Some(r) = self.alu(aop, Self::vbits(i), d, src) {
+                            self.set_regv(i.reg(), r, i.op32);
+                        }
+                        Ok(())
+                    }
+                    4 => {
+                        let d = self.regs[EAX] & 0xff;
+                        if let Some(r) = self.alu(aop, 8, d, i.imm & 0xff) {
+                            self.set_reg8(0, r as u8);
+                        }
+                        Ok(())
+                    }
+                    _ => {
+                        let d = self.regv(0, i.op32);
+                        if let Some(r) = self.alu(aop, Self::vbits(i), d, i.imm) {
+                            self.set_regv(0, r, i.op32);
+                        }
+                        Ok(())
+                    }
+                }
+            }
+            0x06 | 0x0e | 0x16 | 0x1e => {
+                let s = (op >> 3) as u8;
+                let v = self.segs[s as usize].sel as u32;
+                self.push_sreg(bus, v, i.op32)
+            }
+            0x07 | 0x17 | 0x1f => self.pop_sreg(bus, (op >> 3) as u8, i.op32),
+            0x1a0 | 0x1a8 => {
+                let s = if op == 0x1a0 { FS } else { GS };
+                let v = self.segs[s as usize].sel as u32;
+                self.push_sreg(bus, v, i.op32)
+            }
+            0x1a1 => self.pop_sreg(bus, FS, i.op32),
+            0x1a9 => self.pop_sreg(bus, GS, i.op32),
+            0x27 => self.daa(),
+            0x2f => self.das(),
+            0x37 => self.aaa(),
+            0x3f => self.aas(),
+            0x40..=0x47 => {
+                let r = (op & 7) as u8;
+                let v = self.regv(r, i.op32);
+                let res = self.inc_dec(true, Self::vbits(i), v);
+                self.set_regv(r, res, i.op32);
+                Ok(())
+            }
+            0x48..=0x4f => {
+                let r = (op & 7) as u8;
+                let v = self.regv(r, i.op32);
+                let res = self.inc_dec(false, Self::vbits(i), v);
+                self.set_regv(r, res, i.op32);
+                Ok(())
+            }
+            0x50..=0x57 => {
+                let v = self.regv((op & 7) as u8, i.op32);
+                self.push(bus, v, i.op32)
+            }
+            0x58..=0x5f => {
+                let v = self.pop(bus, i.op32)?;
+                self.set_regv((op & 7) as u8, v, i.op32);
+                Ok(())
+            }
+            0x60 => self.pusha(bus, i.op32),
+            0x61 => self.popa(bus, i.op32),
+            0x62 => self.bound(bus, i),
+            0x63 => self.arpl(bus, i),
+            0x68 | 0x6a => self.push(bus, i.imm, i.op32),
+            0x69 | 0x6b => {
+                let src = self.rmv(bus, i)?;
+                let r = self.imul2(Self::vbits(i), src, i.imm);
+                self.set_regv(i.reg(), r, i.op32);
+                Ok(())
+            }
+            0x1af => {
+                let src = self.rmv(bus, i)?;
+                let d = self.regv(i.reg(), i.op32);
+                let r = self.imul2(Self::vbits(i), d, src);
+                self.set_regv(i.reg(), r, i.op32);
+                Ok(())
+            }
+            0x6c..=0x6f => self.string_io(bus, i),
+            0x70..=0x7f | 0x180..=0x18f => {
+                if self.flags.cond((op & 0xf) as u8) {
+                    self.jump_rel(i)?;
+                }
+                Ok(())
+            }
+            0x80 | 0x82 => {
+                let aop = AluOp::from_index(i.reg());
+                let src = i.imm & 0xff;
+                self.rmw8(bus, i, |c, d| c.alu(aop, 8, d, src))
+            }
+            0x81 | 0x83 => {
+                let aop = AluOp::from_index(i.reg());
+                let bits = Self::vbits(i);
+                let src = i.imm;
+                self.rmwv(bus, i, |c, d| c.alu(aop, bits, d, src))
+            }
+            0x84 => {
+                let a = self.rm8(bus, i)? as u32;
+                let b = self.reg8(i.reg()) as u32;
+                self.alu(AluOp::And, 8, a, b);
+                Ok(())
+            }
+            0x85 => {
+                let a = self.rmv(bus, i)?;
+                let b = self.regv(i.reg(), i.op32);
+                self.alu(AluOp::And, Self::vbits(i), a, b);
+                Ok(())
+            }
+            0x86 => {
+                let r = self.reg8(i.reg());
+                let mut old = 0;
+                self.rmw8(bus, i, |_, d| {
+                    old = d;
+                    Some(r as u32)
+                })?;
+                self.set_reg8(i.reg(), old as u8);
+                Ok(())
+            }
+            0x87 => {
+                let r = self.regv(i.reg(), i.op32);
+                let mut old = 0;
+                self.rmwv(bus, i, |_, d| {
+                    old = d;
+                    Some(r)
+                })?;
+                self.set_regv(i.reg(), old, i.op32);
+                Ok(())
+            }
+            0x88 => {
+                let v = self.reg8(i.reg());
+                self.set_rm8(bus, i, v)
+            }
+            0x89 => {
+                let v = self.regv(i.reg(), i.op32);
+                self.set_rmv(bus, i, v)
+            }
+            0x8a => {
+                let v = self.rm8(bus, i)?;
+                self.set_reg8(i.reg(), v);
+                Ok(())
+            }
+            0x8b => {
+                let v = self.rmv(bus, i)?;
+                self.set_regv(i.reg(), v, i.op32);
+                Ok(())
+            }
+            0x8c => {
+                let s = Self::sreg_from_reg(i.reg())?;
+                let v = self.segs[s as usize].sel as u32;
+                // A register destination gets the selector zero-extended to 32 bits on P6
+                // with a 32-bit operand size; memory is always written as 16 bits.
+                if i.is_mem {
+                    let off = self.ea(i);
+                    self.wr16(bus, i.mem_seg(), off, v as u16)
+                } else {
+                    self.set_regv(i.rm(), v, i.op32);
+                    Ok(())
+                }
+            }
+            0x8d => {
+                let a = self.ea(i);
+                self.set_regv(i.reg(), a, i.op32);
+                Ok(())
+            }
+            0x8e => {
+                let s = Self::sreg_from_reg(i.reg())?;
+                if s == CS {
+                    return Err(Exception::UD.into());
+                }
+                let v = self.rm16(bus, i)?;
+                self.load_seg(bus, s, v)
+            }
+            0x8f => {
+                // POP r/m: ESP is incremented before the destination address is computed
+                // (SDM Vol. 2B "POP", operation note).
+                let v = self.peek(bus, 0, i.op32)?;
+                let old = self.regs[ESP];
+                self.set_sp(self.sp_add(if i.op32 { 4 } else { 2 }));
+                if let Err(e) = self.set_rmv(bus, i, v) {
+                    self.regs[ESP] = old;
+                    return Err(e);
+                }
+                Ok(())
+            }
+            0x90 => Ok(()),
+            0x91..=0x97 => {
+                let r = (op & 7) as u8;
+                let a = self.regv(0, i.op32);
+                let b = self.regv(r, i.op32);
+                self.set_regv(0, b, i.op32);
+                self.set_regv(r, a, i.op32);
+                Ok(())
+            }
+            0x98 => {
+                if i.op32 {
+                    self.regs[EAX] = self.regs[EAX] as u16 as i16 as i32 as u32;
+                } else {
+                    let v = self.regs[EAX] as u8 as i8 as i16 as u16 as u32;
+                    self.set_regv(0, v, false);
+                }
+                Ok(())
+            }
+            0x99 => {
+                if i.op32 {
+                    self.regs[EDX] = ((self.regs[EAX] as i32) >> 31) as u32;
+                } else {
+                    let v = ((self.regs[EAX] as u16 as i16) >> 15) as u16 as u32;
+                    self.set_regv(EDX as u8, v, false);
+                }
+                Ok(())
+            }
+            0x9a => self.call_far(bus, i.imm2, i.imm, i.op32),
+            0x9b => self.fwait(),
+            0x9c => self.pushf(bus, i.op32),
+            0x9d => self.popf(bus, i.op32),
+            0x9e => {
+                let ah = self.reg8(4) as u32;
+                let keep = self.flags.get() & !(flags::SF | flags::ZF | flags::AF | flags::PF | flags::CF);
+                let f = keep | (ah & (flags::SF | flags::ZF | flags::AF | flags::PF | flags::CF));
+                self.flags.set_arith(f);
+                Ok(())
+            }
+            0x9f => {
+                let f = self.flags.get() as u8;
+                self.set_reg8(4, f);
+                Ok(())
+            }
+            0xa0 => {
+                let v = self.rd8(bus, i.mem_seg(), i.disp)?;
+                self.set_reg8(0, v);
+                Ok(())
+            }
+            0xa1 => {
+                let v = self.rdv(bus, i.mem_seg(), i.disp, i.op32)?;
+                self.set_regv(0, v, i.op32);
+                Ok(())
+            }
+            0xa2 => {
+                let v = self.reg8(0);
+                self.wr8(bus, i.mem_seg(), i.disp, v)
+            }
+            0xa3 => {
+                let v = self.regv(0, i.op32);
+                self.wrv(bus, i.mem_seg(), i.disp, v, i.op32)
+            }
+            0xa4..=0xa7 | 0xaa..=0xaf => self.string(bus, i),
+            0xa8 => {
+                let a = self.regs[EAX] & 0xff;
+                self.alu(AluOp::And, 8, a, i.imm & 0xff);
+                Ok(())
+            }
+            0xa9 => {
+                let a = self.regv(0, i.op32);
+                self.alu(AluOp::And, Self::vbits(i), a, i.imm);
+                Ok(())
+            }
+            0xb0..=0xb7 => {
+                self.set_reg8((op & 7) as u8, i.imm as u8);
+                Ok(())
+            }
+            0xb8..=0xbf => {
+                self.set_regv((op & 7) as u8, i.imm, i.op32);
+                Ok(())
+            }
+            0xc0 | 0xd0 | 0xd2 => {
+                let count = match op {
+                    0xc0 => i.imm as u8,
+                    0xd0 => 1,
+                    _ => self.regs[ECX] as u8,
+                };
+                let k = i.reg();
+                self.rmw8(bus, i, |c, d| c.shift(k, 8, d, count))
+            }
+            0xc1 | 0xd1 | 0xd3 => {
+                let count = match op {
+                    0xc1 => i.imm as u8,
+                    0xd1 => 1,
+                    _ => self.regs[ECX] as u8,
+                };
+                let k = i.reg();
+                let bits = Self::vbits(i);
+                self.rmwv(bus, i, |c, d| c.shift(k, bits, d, count))
+            }
+            0xc2 | 0xc3 => self.ret_near(bus, i),
+            0xc4 | 0xc5 | 0x1b2 | 0x1b4 | 0x1b5 => {
+                let s = match op {
+                    0xc4 => ES,
+                    0xc5 => DS,
+                    0x1b2 => SS,
+                    0x1b4 => FS,
+                    _ => GS,
+                };
+                self.load_far_pointer(bus, i, s)
+            }
+            0xc6 => {
+                let v = i.imm as u8;
+                self.set_rm8(bus, i, v)
+            }
+            0xc7 => self.set_rmv(bus, i, i.imm),
+            0xc8 => self.enter(bus, i),
+            0xc9 => self.leave(bus, i.op32),
+            0xca | 0xcb => {
+                let extra = if op == 0xca { i.imm & 0xffff } else { 0 };
+                self.ret_far(bus, i.op32, extra)
+            }
+            0xcc => self.int_n(bus, 3, super::interrupt::Kind::Software),
+            0xcd => self.int_n(bus, i.imm as u8, super::interrupt::Kind::Software),
+            0xce => {
+                if self.flags.of() {
+                    self.int_n(bus, 4, super::interrupt::Kind::Software)
+                } else {
+                    Ok(())
+                }
+            }
+            0xcf => self.iret(bus, i.op32),
+            0xd4 => self.aam(i.imm as u8),
+            0xd5 => self.aad(i.imm as u8),
+            0xd6 => {
+                // SALC: AL = CF ? 0xFF : 0 (undocumented on P6, present on every Intel part).
+                let v = if self.flags.cf() { 0xff } else { 0 };
+                self.set_reg8(0, v);
+                Ok(())
+            }
+            0xd7 => {
+                let base = if i.ad32 { self.regs[super::EBX] } else { self.regs[super::EBX] & 0xffff };
+                let mut off = base.wrapping_add(self.regs[EAX] & 0xff);
+                if !i.ad32 {
+                    off &= 0xffff;
+                }
+                let seg = if i.seg == super::decode::SEG_DEFAULT { DS } else { i.seg };
+                let v = self.rd8(bus, seg, off)?;
+                self.set_reg8(0, v);
+                Ok(())
+            }
+            0xd8..=0xdf => self.fpu_escape(i),
+            0xe0..=0xe3 => self.loop_jcxz(i),
+            0xe4 | 0xe5 | 0xec | 0xed => {
+                let port = if op & 8 != 0 { self.regs[EDX] as u16 } else { i.imm as u8 as u16 };
+                let size = if op & 1 == 0 { 1 } else if i.op32 { 4 } else { 2 };
+                let v = self.port_in(bus, port, size)?;
+                match size {
+                    1 => self.set_reg8(0, v as u8),
+                    2 => self.set_regv(0, v, false),
+                    _ => self.regs[EAX] = v,
+                }
+                Ok(())
+            }
+            0xe6 | 0xe7 | 0xee | 0xef => {
+                let port = if op & 8 != 0 { self.regs[EDX] as u16 } else { i.imm as u8 as u16 };
+                let size = if op & 1 == 0 { 1 } else if i.op32 { 4 } else { 2 };
+                let v = self.regs[EAX];
+                self.port_out(bus, port, size, v)
+            }
+            0xe8 => {
+                let ret = self.eip;
+                self.push(bus, ret, i.op32)?;
+                self.jump_rel(i)
+            }
+            0xe9 | 0xeb => self.jump_rel(i),
+            0xea => self.jmp_far(bus, i.imm2, i.imm, i.op32),
+            0xf1 => self.int_n(bus, 1, super::interrupt::Kind::Icebp),
+            0xf4 => {
+                if self.cpl != 0 {
+                    return Err(Exception::GP(0).into());
+                }
+                Err(Fault::Halt)
+            }
+            0xf5 => {
+                let c = self.flags.cf();
+                self.flags.set_bit(flags::CF, !c);
+                Ok(())
+            }
+            0xf6 => self.group3_8(bus, i),
+            0xf7 => self.group3_v(bus, i),
+            0xf8 => {
+                self.flags.set_bit(flags::CF, false);
+                Ok(())
+            }
+            0xf9 => {
+                self.flags.set_bit(flags::CF, true);
+                Ok(())
+            }
+            0xfa => self.cli(),
+            0xfb => self.sti(),
+            0xfc => {
+                self.flags.set_bit(flags::DF, false);
+                Ok(())
+            }
+            0xfd => {
+                self.flags.set_bit(flags::DF, true);
+                Ok(())
+            }
+            0xfe => {
+                let inc = i.reg() == 0;
+                self.rmw8(bus, i, |c, d| Some(c.inc_dec(inc, 8, d)))
+            }
+            0xff => match i.reg() {
+                0 | 1 => {
+                    let inc = i.reg() == 0;
+                    let bits = Self::vbits(i);
+                    self.rmwv(bus, i, |c, d| Some(c.inc_dec(inc, bits, d)))
+                }
+                2 => {
+                    let target = self.rmv(bus, i)?;
+                    let ret = self.eip;
+                    self.push(bus, ret, i.op32)?;
+                    self.jump_abs(target, i.op32)
+                }
+                3 | 5 => {
+                    let off = self.ea(i);
+                    let seg = i.mem_seg();
+                    let target = self.rdv(bus, seg, off, i.op32)?;
+                    let n = if i.op32 { 4 } else { 2 };
+                    let sel = self.rd16(bus, seg, off.wrapping_add(n) & if i.ad32 { u32::MAX } else { 0xffff })?;
+                    if i.reg() == 3 {
+                        self.call_far(bus, sel, target, i.op32)
+                    } else {
+                        self.jmp_far(bus, sel, target, i.op32)
+                    }
+                }
+                4 => {
+                    let target = self.rmv(bus, i)?;
+                    self.jump_abs(target, i.op32)
+                }
+                _ => {
+                    let v = self.rmv(bus, i)?;
+                    self.push(bus, v, i.op32)
+                }
+            },
+            // ----- 0F xx ----------------------------------------------------------------
+            0x100 => self.group6(bus, i),
+            0x101 => self.group7(bus, i),
+            0x102 => self.lar_lsl(bus, i, true),
+            0x103 => self.lar_lsl(bus, i, false),
+            0x106 => self.clts(),
+            0x108 | 0x109 => self.require_cpl0(),
+            0x10b => Err(Exception::UD.into()),
+            0x11f => Ok(()),
+            0x120 => self.mov_from_cr(i),
+            0x121 => self.mov_from_dr(i),
+            0x122 => self.mov_to_cr(bus, i),
+            0x123 => self.mov_to_dr(i),
+            0x130 => self.wrmsr(),
+            0x131 => self.rdtsc(),
+            0x132 => self.rdmsr(),
+            0x133 => self.rdpmc(),
+            0x134 => self.sysenter(),
+            0x135 => self.sysexit(),
+            0x140..=0x14f => {
+                // CMOVcc reads its source even when the condition is false (SDM Vol. 2A
+                // "CMOVcc": the memory operand may fault either way); a 32-bit register
+                // destination is written (zero-extended) only when the move happens.
+                let v = self.rmv(bus, i)?;
+                if self.flags.cond((op & 0xf) as u8) {
+                    self.set_regv(i.reg(), v, i.op32);
+                }
+                Ok(())
+            }
+            0x190..=0x19f => {
+                let v = self.flags.cond((op & 0xf) as u8) as u8;
+                self.set_rm8(bus, i, v)
+            }
+            0x1a2 => {
+                let r = self.cpuid(self.regs[EAX]);
+                self.regs[EAX] = r[0];
+                self.regs[super::EBX] = r[1];
+                self.regs[ECX] = r[2];
+                self.regs[EDX] = r[3];
+                Ok(())
+            }
+            0x1a3 | 0x1ab | 0x1b3 | 0x1bb | 0x1ba => self.bit_test(bus, i),
+            0x1a4 | 0x1a5 | 0x1ac | 0x1ad => {
+                let count = if op & 1 == 0 { i.imm as u8 } else { self.regs[ECX] as u8 };
+                let src = self.regv(i.reg(), i.op32);
+                let left = op < 0x1a8;
+                let bits = Self::vbits(i);
+                self.rmwv(bus, i, |c, d| c.shld_shrd(left, bits, d, src, count))
+            }
+            0x1b0 => self.cmpxchg8(bus, i),
+            0x1b1 => self.cmpxchgv(bus, i),
+            0x1b6 => {
+                let v = self.rm8(bus, i)? as u32;
+                self.set_regv(i.reg(), v, i.op32);
+                Ok(())
+            }
+            0x1b7 => {
+                let v = self.rm16(bus, i)? as u32;
+                self.set_regv(i.reg(), v, i.op32);
+                Ok(())
+            }
+            0x1be => {
+                let v = self.rm8(bus, i)? as i8 as i32 as u32;
+                self.set_regv(i.reg(), v, i.op32);
+                Ok(())
+            }
+            0x1bf => {
+                let v = self.rm16(bus, i)? as i16 as i32 as u32;
+                self.set_regv(i.reg(), v, i.op32);
+                Ok(())
+            }
+            0x1bc | 0x1bd => self.bsf_bsr(bus, i, op == 0x1bc),
+            0x1c0 => {
+                let r = self.reg8(i.reg()) as u32;
+                let mut old = 0;
+                self.rmw8(bus, i, |c, d| {
+                    old = d;
+                    c.alu(AluOp::Add, 8, d, r)
+                })?;
+                self.set_reg8(i.reg(), old as u8);
+                Ok(())
+            }
+            0x1c1 => {
+                let r = self.regv(i.reg(), i.op32);
+                let bits = Self::vbits(i);
+                let mut old = 0;
+                self.rmwv(bus, i, |c, d| {
+                    old = d;
+                    c.alu(AluOp::Add, bits, d, r)
+                })?;
+                self.set_regv(i.reg(), old, i.op32);
+                Ok(())
+            }
+            0x1c7 => self.cmpxchg8b(bus, i),
+            0x1c8..=0x1cf => {
+                let r = (op & 7) as usize;
+                // BSWAP with a 16-bit operand is undefined (SDM Vol. 2A "BSWAP"); P6 parts
+                // clear the low word, which is what we do.
+                if i.op32 {
+                    self.regs[r] = self.regs[r].swap_bytes();
+                } else {
+                    self.regs[r] &= 0xffff_0000;
+                }
+                Ok(())
+            }
+            _ => Err(Exception::UD.into()),
+        }
+    }
+
+    /// PUSH of a segment register: with a 32-bit operand the P6 writes only the low word
+    /// and moves ESP by 4 (SDM Vol. 2B "PUSH", note on segment registers).
+    fn push_sreg<B: Bus>(&mut self, bus: &mut B, v: u32, op32: bool) -> Res<()> {
+        if op32 {
+            let sp = self.sp_add(4u32.wrapping_neg());
+            self.wr16(bus, SS, sp, v as u16)?;
+            self.set_sp(sp);
+            Ok(())
+        } else {
+            self.push(bus, v, false)
+        }
+    }
+
+    fn pop_sreg<B: Bus>(&mut self, bus: &mut B, s: u8, op32: bool) -> Res<()> {
+        let v = self.peek(bus, 0, op32)? as u16;
+        self.load_seg(bus, s, v)?;
+        self.set_sp(self.sp_add(if op32 { 4 } else { 2 }));
+        Ok(())
+    }
+
+    fn pusha<B: Bus>(&mut self, bus: &mut B, op32: bool) -> Res<()> {
+        let n: u32 = if op32 { 4 } else { 2 };
+        let start = self.regs[ESP];
+        let vals: [u32; 8] = core::array::from_fn(|r| if r == ESP { start } else { self.regs[r] });
+        let mut sp = self.sp();
+        for v in vals {
+            sp = sp.wrapping_sub(n);
+            if !self.stack32() {
+                sp &= 0xffff;
+            }
+            self.wrv(bus, SS, sp, v, op32)?;
+        }
+        self.set_sp(sp);
+        Ok(())
+    }
+
+    fn popa<B: Bus>(&mut self, bus: &mut B, op32: bool) -> Res<()> {
+        let n: u32 = if op32 { 4 } else { 2 };
+        let mut vals = [0u32; 8];
+        for k in 0..8u32 {
+            vals[7 - k as usize] = self.peek(bus, k * n, op32)?;
+        }
+        for (r, v) in vals.iter().enumerate() {
+            if r != ESP {
+                self.set_regv(r as u8, *v, op32);
+            }
+        }
+        self.set_sp(self.sp_add(8 * n));
+        Ok(())
+    }
+
+    fn enter<B: Bus>(&mut self, bus: &mut B, i: &Instr) -> Res<()> {
+        // SDM Vol. 2A "ENTER" operation: level is taken modulo 32.
+        let size = i.imm & 0xffff;
+        let level = (i.imm2 & 0x1f) as u32;
+        let op32 = i.op32;
+        let n: u32 = if op32 { 4 } else { 2 };
+        let old_esp = self.regs[ESP];
+        let ebp = super::EBP as u8;
+        let r = (|| -> Res<()> {
+            let bp = self.regv(ebp, op32);
+            self.push(bus, bp, op32)?;
+            let frame = self.sp();
+            let mut bp_off = if self.stack32() { self.regs[super::EBP] } else { self.regs[super::EBP] & 0xffff };
+            for _ in 1..level {
+                bp_off = bp_off.wrapping_sub(n);
+                if !self.stack32() {
+                    bp_off &= 0xffff;
+                }
+                let v = self.rdv(bus, SS, bp_off, op32)?;
+                self.push(bus, v, op32)?;
+            }
+            if level > 0 {
+                self.push(bus, frame, op32)?;
+            }
+            let new_sp = self.sp_add(size.wrapping_neg());
+            // The final ESP must be a valid stack location (checked by a 1-byte probe of
+            // the lowest byte of the frame, as the SDM's "IF ... #SS" step does).
+            if size != 0 {
+                self.seg_lin(SS, new_sp, 1, true)?;
+            }
+            self.set_regv(ebp, frame, op32);
+            self.set_sp(new_sp);
+            Ok(())
+        })();
+        if r.is_err() {
+            self.regs[ESP] = old_esp;
+        }
+        r
+    }
+
+    fn leave<B: Bus>(&mut self, bus: &mut B, op32: bool) -> Res<()> {
+        let bp = if self.stack32() { self.regs[super::EBP] } else { self.regs[super::EBP] & 0xffff };
+        let v = self.rdv(bus, SS, bp, op32)?;
+        self.set_sp(bp);
+        self.set_sp(self.sp_add(if op32 { 4 } else { 2 }));
+        self.set_regv(super::EBP as u8, v, op32);
+        Ok(())
+    }
+
+    fn bound<B: Bus>(&mut self, bus: &mut B, i: &Instr) -> Res<()> {
+        let off = self.ea(i);
+        let seg = i.mem_seg();
+        let (idx, lo, hi) = if i.op32 {
+            let lo = self.rd32(bus, seg, off)? as i32;
+            let hi = self.rd32(bus, seg, off.wrapping_add(4))? as i32;
+            (self.regs[i.reg() as usize] as i32, lo, hi)
+        } else {
+            let lo = self.rd16(bus, seg, off)? as i16 as i32;
+            let hi = self.rd16(bus, seg, off.wrapping_add(2) & if i.ad32 { u32::MAX } else { 0xffff })? as i16 as i32;
+            (self.regs[i.reg() as usize] as u16 as i16 as i32, lo, hi)
+        };
+        if idx < lo || idx > hi {
+            return Err(Exception::BR.into());
+        }
+        Ok(())
+    }
+
+    fn load_far_pointer<B: Bus>(&mut self, bus: &mut B, i: &Instr, s: u8) -> Res<()> {
+        let off = self.ea(i);
+        let seg = i.mem_seg();
+        let v = self.rdv(bus, seg, off, i.op32)?;
+        let n = if i.op32 { 4 } else { 2 };
+        let sel = self.rd16(bus, seg, off.wrapping_add(n) & if i.ad32 { u32::MAX } else { 0xffff })?;
+        self.load_seg(bus, s, sel)?;
+        self.set_regv(i.reg(), v, i.op32);
+        Ok(())
+    }
+
+    fn fwait(&mut self) -> Res<()> {
+        // WAIT faults with #NM when CR0.MP and CR0.TS are both set (SDM Vol. 3A Table 2-2).
+        if self.cr0 & super::cr0::MP != 0 && self.cr0 & super::cr0::TS != 0 {
+            return Err(Exception::NM.into());
+        }
+        Ok(())
+    }
+
+    fn fpu_escape(&mut self, _i: &Instr) -> Res<()> {
+        // Without an FPU (CPUID.1:EDX.FPU = 0 until the x87 lands) escapes raise #NM when
+        // CR0.EM or CR0.TS is set (SDM Vol. 3A Table 2-2), else #UD.
+        if self.cr0 & (super::cr0::EM | super::cr0::TS) != 0 {
+            return Err(Exception::NM.into());
+        }
+        Err(Exception::UD.into())
+    }
+
+    fn cmpxchg8<B: Bus>(&mut self, bus: &mut B, i: &Instr) -> Res<()> {
+        let src = self.reg8(i.reg()) as u32;
+        let acc = self.regs[EAX] & 0xff;
+        let mut old = 0;
+        // The destination is always written (with its old value on mismatch), as the
+        // locked read-modify-write cycle does (SDM Vol. 2A "CMPXCHG").
+        self.rmw8(bus, i, |c, d| {
+            old = d;
+            c.alu(AluOp::Cmp, 8, acc, d);
+            Some(if acc == d { src } else { d })
+        })?;
+        if acc != old {
+            self.set_reg8(0, old as u8);
+        }
+        Ok(())
+    }
+
+    fn cmpxchgv<B: Bus>(&mut self, bus: &mut B, i: &Instr) -> Res<()> {
+        let src = self.regv(i.reg(), i.op32);
+        let acc = self.regv(0, i.op32);
+        let bits = Self::vbits(i);
+        let mut old = 0;
+        self.rmwv(bus, i, |c, d| {
+            old = d;
+            c.alu(AluOp::Cmp, bits, acc, d);
+            Some(if acc == d { src } else { d })
+        })?;
+        if acc != old {
+            self.set_regv(0, old, i.op32);
+        }
+        Ok(())
+    }
+
+    fn cmpxchg8b<B: Bus>(&mut self, bus: &mut B, i: &Instr) -> Res<()> {
+        let off = self.ea(i);
+        let seg = i.mem_seg();
+        let lo = self.rd32(bus, seg, off)?;
+        let hi = self.rd32(bus, seg, off.wrapping_add(4))?;
+        let equal = lo == self.regs[EAX] && hi == self.regs[EDX];
+        if equal {
+            let (b, c) = (self.regs[super::EBX], self.regs[ECX]);
+            self.seg_lin(seg, off, 8, true)?;
+            self.wr32(bus, seg, off, b)?;
+            self.wr32(bus, seg, off.wrapping_add(4), c)?;
+        } else {
+            self.seg_lin(seg, off, 8, true)?;
+            self.wr32(bus, seg, off, lo)?;
+            self.wr32(bus, seg, off.wrapping_add(4), hi)?;
+            self.regs[EAX] = lo;
+            self.regs[EDX] = hi;
+        }
+        self.flags.set_bit(flags::ZF, equal);
+        Ok(())
+    }
+
+    #[inline(always)]
+    fn rep_active(i: &Instr) -> bool {
+        i.rep != Rep::None
+    }
+}

@@ -1,0 +1,336 @@
+//! The processor: an i386-line integer core up to the P6 class (Pentium Pro / II).
+//!
+//! Where behaviour lives:
+//! - [`decode`]: bytes to [`decode::Instr`] (shared with the disassembler and the VMM).
+//! - `exec/`: what each instruction does, grouped by kind.
+//! - `mem.rs`: segmented and linear memory access, code fetch, the stack.
+//! - `mmu.rs`: paging (two-level, PSE, PGE) and the TLB.
+//! - `seg.rs`: descriptors, segment-register loads and their privilege checks.
+//! - `interrupt.rs`: delivery of exceptions and interrupts (real mode, gates, V86).
+//! - `task.rs`: task switches through the TSS.
+//! - `msr.rs`, `cpuid.rs`: model-specific registers and CPUID.
+//!
+//! The CPU reaches memory and ports only through [`Bus`]; it is generic over it so the
+//! compiler inlines the PC's bus (or the tests' flat RAM) into the interpreter loop.
+
+pub mod cpuid;
+pub mod decode;
+pub mod exception;
+mod exec;
+pub mod flags;
+mod interrupt;
+mod mem;
+pub mod mmu;
+pub mod msr;
+pub mod seg;
+mod task;
+
+use crate::bus::Bus;
+pub use exception::Exception;
+use flags::Flags;
+use mmu::Tlb;
+pub use seg::Seg;
+
+/// General-purpose register numbers (SDM Vol. 2A Table 2-1, "r32" column).
+pub const EAX: usize = 0;
+pub const ECX: usize = 1;
+pub const EDX: usize = 2;
+pub const EBX: usize = 3;
+pub const ESP: usize = 4;
+pub const EBP: usize = 5;
+pub const ESI: usize = 6;
+pub const EDI: usize = 7;
+
+pub use decode::{CS, DS, ES, FS, GS, SS};
+
+/// CR0 bits (SDM Vol. 3A §2.5).
+pub mod cr0 {
+    pub const PE: u32 = 1 << 0;
+    pub const MP: u32 = 1 << 1;
+    pub const EM: u32 = 1 << 2;
+    pub const TS: u32 = 1 << 3;
+    pub const ET: u32 = 1 << 4;
+    pub const NE: u32 = 1 << 5;
+    pub const WP: u32 = 1 << 16;
+    pub const AM: u32 = 1 << 18;
+    pub const NW: u32 = 1 << 29;
+    pub const CD: u32 = 1 << 30;
+    pub const PG: u32 = 1 << 31;
+}
+
+/// CR4 bits (SDM Vol. 3A §2.5). Only those this CPU implements may be set.
+pub mod cr4 {
+    pub const VME: u32 = 1 << 0;
+    pub const PVI: u32 = 1 << 1;
+    pub const TSD: u32 = 1 << 2;
+    pub const DE: u32 = 1 << 3;
+    pub const PSE: u32 = 1 << 4;
+    pub const PAE: u32 = 1 << 5;
+    pub const MCE: u32 = 1 << 6;
+    pub const PGE: u32 = 1 << 7;
+    pub const PCE: u32 = 1 << 8;
+    /// The bits a MOV to CR4 may set; others raise #GP(0).
+    pub const WRITABLE: u32 = TSD | DE | PSE | MCE | PGE | PCE;
+}
+
+/// Why [`Cpu::run`] returned.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StopReason {
+    /// The instruction budget is spent.
+    BudgetSpent,
+    /// HLT with no interrupt that could wake the CPU.
+    Halted,
+    /// Triple fault: the processor shut down (SDM Vol. 3A §6.15, "Interrupt 8").
+    Shutdown,
+    /// A device asked to stop (isa-debug-exit), with the value the guest wrote.
+    DebugExit(u32),
+}
+
+/// A descriptor-table register (GDTR, IDTR: SDM Vol. 3A §2.4).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TableReg {
+    pub base: u32,
+    pub limit: u16,
+}
+
+/// Room for the x87 state; the FPU itself arrives with the PC-platform issue.
+#[derive(Clone, Debug, Default)]
+pub struct FpuState {
+    pub control: u16,
+    pub status: u16,
+    pub tag: u16,
+}
+
+/// How an instruction ended when it did not simply fall through to the next one.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Fault {
+    /// A guest exception, delivered through the IDT.
+    Exc(Exception),
+    /// HLT executed.
+    Halt,
+    /// A device requested a stop during an I/O instruction.
+    Stop(u32),
+}
+
+impl From<Exception> for Fault {
+    #[inline]
+    fn from(e: Exception) -> Self {
+        Fault::Exc(e)
+    }
+}
+
+pub(crate) type Res<T> = Result<T, Fault>;
+
+/// The architectural (and a little micro-architectural) state of one processor.
+#[derive(Clone)]
+pub struct Cpu {
+    /// EAX, ECX, EDX, EBX, ESP, EBP, ESI, EDI.
+    pub regs: [u32; 8],
+    pub eip: u32,
+    pub flags: Flags,
+    /// ES, CS, SS, DS, FS, GS with their descriptor caches.
+    pub segs: [Seg; 6],
+    pub ldtr: Seg,
+    pub tr: Seg,
+    pub gdtr: TableReg,
+    pub idtr: TableReg,
+    pub cr0: u32,
+    pub cr2: u32,
+    pub cr3: u32,
+    pub cr4: u32,
+    /// DR0–DR7 (stored; breakpoints are not acted on yet).
+    pub dr: [u32; 8],
+    /// Current privilege level (SDM Vol. 3A §5.5): CS.RPL in protected mode, 3 in V86.
+    pub cpl: u8,
+    pub msr: msr::Msrs,
+    pub fpu: FpuState,
+    /// Instructions retired since reset: the clock of deterministic mode.
+    pub icount: u64,
+    /// HLT executed and no interrupt taken since.
+    pub halted: bool,
+    /// Interrupts are inhibited for one instruction (after STI, MOV SS, POP SS).
+    pub(crate) inhibit_irq: bool,
+    pub tlb: Tlb,
+    /// EIP of the instruction being executed (faults report it).
+    pub(crate) start_eip: u32,
+    /// The current instruction did port I/O: check the bus for a stop request.
+    pub(crate) did_io: bool,
+}
+
+impl Default for Cpu {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Cpu {
+    /// A processor in its reset state (SDM Vol. 3A §9.1.1, Table 9-1): real mode,
+    /// CS:IP = F000:FFF0 with CS base FFFF0000.
+    pub fn new() -> Self {
+        let mut c = Cpu {
+            regs: [0; 8],
+            eip: 0xfff0,
+            flags: Flags::default(),
+            segs: [Seg::real(0); 6],
+            ldtr: Seg::real(0),
+            tr: Seg::real(0),
+            gdtr: TableReg { base: 0, limit: 0xffff },
+            idtr: TableReg { base: 0, limit: 0xffff },
+            cr0: cr0::ET | cr0::CD | cr0::NW,
+            cr2: 0,
+            cr3: 0,
+            cr4: 0,
+            dr: [0, 0, 0, 0, 0xffff_0ff0, 0x400, 0xffff_0ff0, 0x400],
+            cpl: 0,
+            msr: msr::Msrs::default(),
+            fpu: FpuState::default(),
+            icount: 0,
+            halted: false,
+            inhibit_irq: false,
+            tlb: Tlb::new(),
+            start_eip: 0,
+            did_io: false,
+        };
+        c.segs[CS as usize] = Seg::real(0xf000);
+        c.segs[CS as usize].base = 0xffff_0000;
+        c.regs[EDX] = cpuid::SIGNATURE;
+        c
+    }
+
+    /// Real mode at `cs:ip`, every other segment 0, interrupts off.
+    pub fn start_real(&mut self, cs: u16, ip: u16) {
+        let icount = self.icount;
+        *self = Cpu::new();
+        self.icount = icount;
+        self.cr0 = cr0::ET;
+        self.segs = [Seg::real(0); 6];
+        self.segs[CS as usize] = Seg::real(cs);
+        self.eip = ip as u32;
+        self.regs = [0; 8];
+    }
+
+    /// 32-bit protected mode with flat ring-0 segments in the caches (code 0x08, data 0x10).
+    pub fn start_flat32(&mut self, entry: u32, esp: u32) {
+        self.start_real(0, 0);
+        self.cr0 |= cr0::PE;
+        self.segs = [Seg::flat32(0x10, false); 6];
+        self.segs[CS as usize] = Seg::flat32(0x08, true);
+        self.eip = entry;
+        self.regs[ESP] = esp;
+        self.tlb.flush_all();
+    }
+
+    /// Protected mode is on (CR0.PE), V86 included.
+    #[inline]
+    pub fn protected(&self) -> bool {
+        self.cr0 & cr0::PE != 0
+    }
+
+    /// Virtual-8086 mode (EFLAGS.VM in protected mode).
+    #[inline]
+    pub fn v86(&self) -> bool {
+        self.flags.vm()
+    }
+
+    /// Protected mode and not V86: where descriptors and privilege checks apply.
+    #[inline]
+    pub fn pmode(&self) -> bool {
+        self.protected() && !self.v86()
+    }
+
+    /// The code segment's default operand/address size is 32 bits.
+    #[inline]
+    pub fn code32(&self) -> bool {
+        self.segs[CS as usize].big()
+    }
+
+    /// The stack is addressed with ESP (SS.B set), else SP.
+    #[inline]
+    pub fn stack32(&self) -> bool {
+        self.segs[SS as usize].big()
+    }
+
+    /// Run until `budget` instructions have retired or something stops the processor.
+    pub fn run<B: Bus>(&mut self, bus: &mut B, budget: u64) -> StopReason {
+        let end = self.icount.saturating_add(budget);
+        let start = self.icount;
+        let reason = loop {
+            if self.icount >= end {
+                break StopReason::BudgetSpent;
+            }
+            if self.halted {
+                if self.flags.if_() && bus.interrupt_pending() {
+                    self.halted = false;
+                } else {
+                    break StopReason::Halted;
+                }
+            }
+            if !self.inhibit_irq && self.flags.if_() && bus.interrupt_pending() {
+                if let Some(vector) = bus.acknowledge_interrupt() {
+                    if let Some(r) = self.deliver_external(bus, vector) {
+                        break r;
+                    }
+                }
+            }
+            self.inhibit_irq = false;
+            match self.step(bus) {
+                Ok(()) => {}
+                Err(Fault::Exc(e)) => {
+                    if let Some(r) = self.raise(bus, e) {
+                        break r;
+                    }
+                }
+                Err(Fault::Halt) => {
+                    self.halted = true;
+                }
+                Err(Fault::Stop(v)) => {
+                    break StopReason::DebugExit(v);
+                }
+            }
+        };
+        bus.tick(self.icount - start);
+        reason
+    }
+
+    /// Fetch, decode and execute one instruction. On a fault EIP is back at its start.
+    #[inline]
+    fn step<B: Bus>(&mut self, bus: &mut B) -> Res<()> {
+        self.start_eip = self.eip;
+        let trap_after = self.flags.bits & flags::TF != 0;
+        let instr = match self.fetch_decode(bus) {
+            Ok(i) => i,
+            Err(e) => {
+                self.eip = self.start_eip;
+                return Err(e);
+            }
+        };
+        self.eip = self.eip.wrapping_add(instr.len as u32);
+        if !self.code32() {
+            self.eip &= 0xffff;
+        }
+        if let Err(e) = self.execute(bus, &instr) {
+            match e {
+                Fault::Exc(x) if x.is_trap() => {
+                    self.icount += 1;
+                }
+                Fault::Exc(_) => self.eip = self.start_eip,
+                Fault::Halt => self.icount += 1,
+                Fault::Stop(_) => self.icount += 1,
+            }
+            return Err(e);
+        }
+        self.icount += 1;
+        if self.did_io {
+            self.did_io = false;
+            if let Some(v) = bus.take_stop_request() {
+                return Err(Fault::Stop(v));
+            }
+        }
+        if trap_after {
+            // Single-step trap after the instruction (SDM Vol. 3A §17.3.1.4).
+            self.dr[6] |= 1 << 14;
+            return Err(Fault::Exc(Exception::DB));
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,23 @@
+//! v386: an x86 PC emulator whose CPU carries the V386 virtualization extension.
+//!
+//! Where behaviour lives:
+//! - [`cpu`]: the processor — register file, decoder (`cpu::decode`, shared with the
+//!   disassembler view and the VMM's interpreters), executor, segmentation, paging/TLB,
+//!   interrupts, task switches. It reaches memory and ports only through [`bus::Bus`].
+//! - [`bus`]: the narrow trait between CPU and platform, and [`bus::FlatBus`] for tests.
+//! - [`addr`]: typed addresses (linear, physical, guest-physical).
+//! - [`machine`]: one [`machine::Machine`] owns all emulated state (CPU, RAM, devices).
+//! - [`devices`]: the devices of the PC, one file each.
+//! - `src/bin/v386.rs`: the native command-line runner (QEMU's option spelling).
+//!
+//! Without the `std` feature the crate is `no_std` + `alloc`.
+#![cfg_attr(not(feature = "std"), no_std)]
+#![forbid(unsafe_op_in_unsafe_fn)]
+
+extern crate alloc;
+
+pub mod addr;
+pub mod bus;
+pub mod cpu;
+pub mod devices;
+pub mod machine;
