@@ -133,6 +133,7 @@ impl Machine {
             return Err(MachineError::ImageTooLarge { addr, len: image.len() });
         }
         self.bus.ram[addr as usize..end].copy_from_slice(image);
+        self.cpu.icache.invalidate_all();
         Ok(())
     }
 

@@ -60,6 +60,7 @@ macro_rules! lin_priv {
                 if e.direct {
                     let a = ((e.phys_page as usize) << 12) | off;
                     bus.ram()[a..a + $n].copy_from_slice(&v.to_le_bytes());
+                    self.icache.note_write(e.phys_page);
                 } else {
                     bus.mmio_write(Phys((e.phys_page << 12) | off as u32), $size, v as u32);
                 }
@@ -266,13 +267,48 @@ impl Cpu {
 
     // ----- code fetch ------------------------------------------------------------------
 
-    /// Decode the instruction at CS:EIP.
-    pub(crate) fn fetch_decode<B: Bus>(&mut self, bus: &mut B) -> Res<Instr> {
+    /// Decode the instruction at CS:EIP: from the decoded-instruction cache when it holds
+    /// it, else from a slice of the RAM page, else byte by byte (page-straddling or
+    /// non-RAM code).
+    #[inline(always)]
+    pub(crate) fn fetch_decode<B: Bus>(&mut self, bus: &mut B, out: &mut Instr) -> Res<()> {
+        let cs = &self.segs[CS as usize];
+        let code32 = cs.big();
+        let off = if code32 { self.eip } else { self.eip & 0xffff };
+        let lin = cs.base.wrapping_add(off);
+        let user = self.cpl == 3;
+        let e = *self.tlb.lookup(lin >> 12);
+        if e.lin_page == lin >> 12 && e.allow & access_bit(user, false) != 0 && e.direct {
+            let phys = (e.phys_page << 12) | (lin & 0xfff);
+            if let Some(i) = self.icache.get(phys, code32) {
+                // The limit check still applies to the cached bytes (SDM Vol. 3A §5.3).
+                if off.wrapping_add(i.len as u32 - 1) <= cs.limit && off <= cs.limit {
+                    *out = *i;
+                    return Ok(());
+                }
+            }
+            *out = self.decode_slow(bus, Some(phys))?;
+            return Ok(());
+        }
+        *out = self.decode_slow(bus, None)?;
+        Ok(())
+    }
+
+    #[inline(never)]
+    fn decode_slow<B: Bus>(&mut self, bus: &mut B, phys: Option<u32>) -> Res<Instr> {
         let code32 = self.code32();
         let mut f = CodeFetch { cpu: self, bus, eip: 0 };
         f.eip = f.cpu.eip;
-        match decode::decode(&mut f, code32) {
-            Ok(i) => Ok(i),
+        let r = decode::decode(&mut f, code32);
+        match r {
+            Ok(i) => {
+                if let Some(p) = phys {
+                    if (p & 0xfff) + i.len as u32 <= 0x1000 {
+                        self.icache.insert(p, code32, i);
+                    }
+                }
+                Ok(i)
+            }
             Err(decode::DecodeError::Invalid) => Err(Exception::UD.into()),
             Err(decode::DecodeError::TooLong) => Err(Exception::GP(0).into()),
             Err(decode::DecodeError::Fetch(e)) => Err(e.into()),

@@ -18,6 +18,7 @@ pub mod decode;
 pub mod exception;
 mod exec;
 pub mod flags;
+pub mod icache;
 mod interrupt;
 mod mem;
 pub mod mmu;
@@ -151,6 +152,8 @@ pub struct Cpu {
     /// Interrupts are inhibited for one instruction (after STI, MOV SS, POP SS).
     pub(crate) inhibit_irq: bool,
     pub tlb: Tlb,
+    /// Decoded instructions by physical address.
+    pub icache: icache::ICache,
     /// EIP of the instruction being executed (faults report it).
     pub(crate) start_eip: u32,
     /// The current instruction did port I/O: check the bus for a stop request.
@@ -188,6 +191,7 @@ impl Cpu {
             halted: false,
             inhibit_irq: false,
             tlb: Tlb::new(),
+            icache: icache::ICache::new(),
             start_eip: 0,
             did_io: false,
         };
@@ -252,6 +256,8 @@ impl Cpu {
 
     /// Run until `budget` instructions have retired or something stops the processor.
     pub fn run<B: Bus>(&mut self, bus: &mut B, budget: u64) -> StopReason {
+        let ram_len = bus.ram().len();
+        self.icache.fit(ram_len);
         let end = self.icount.saturating_add(budget);
         let start = self.icount;
         let reason = loop {
@@ -297,13 +303,11 @@ impl Cpu {
     fn step<B: Bus>(&mut self, bus: &mut B) -> Res<()> {
         self.start_eip = self.eip;
         let trap_after = self.flags.bits & flags::TF != 0;
-        let instr = match self.fetch_decode(bus) {
-            Ok(i) => i,
-            Err(e) => {
-                self.eip = self.start_eip;
-                return Err(e);
-            }
-        };
+        let mut instr = decode::Instr::EMPTY;
+        if let Err(e) = self.fetch_decode(bus, &mut instr) {
+            self.eip = self.start_eip;
+            return Err(e);
+        }
         self.eip = self.eip.wrapping_add(instr.len as u32);
         if !self.code32() {
             self.eip &= 0xffff;
