@@ -2,11 +2,11 @@
 //! and is the API the command-line runner, the tests and (later) the wasm façade drive.
 //! No shared pointers: the CPU borrows the bus (RAM + devices) for each run slice.
 
+use crate::addr::Phys;
 use crate::bus::{Bus, IoSize};
 use crate::cpu::{Cpu, StopReason};
 use crate::devices::debugcon::{DebugCon, DEBUGCON_PORT};
 use crate::devices::debugexit::DebugExit;
-use crate::addr::Phys;
 use alloc::vec;
 use alloc::vec::Vec;
 use core::fmt;
@@ -145,7 +145,8 @@ impl Machine {
                 if entry >= 0x10_0000 {
                     return Err(MachineError::BadEntry(entry));
                 }
-                let (cs, ip) = if entry < 0x1_0000 { (0, entry) } else { ((entry >> 4) as u16 & 0xf000, entry & 0xffff) };
+                let (cs, ip) =
+                    if entry < 0x1_0000 { (0, entry) } else { ((entry >> 4) as u16 & 0xf000, entry & 0xffff) };
                 self.cpu.start_real(cs, ip as u16);
             }
             StartMode::Pm32 => self.cpu.start_flat32(entry, load_addr),

@@ -81,6 +81,12 @@ fn main() {
             retired = cpu.icount;
             best = best.min(dt);
         }
-        println!("{:<26} {:>8.1} M guest instructions/s ({} in {:.3} s)", l.name, retired as f64 / best / 1e6, retired, best);
+        println!(
+            "{:<26} {:>8.1} M guest instructions/s ({} in {:.3} s)",
+            l.name,
+            retired as f64 / best / 1e6,
+            retired,
+            best
+        );
     }
 }

@@ -9,7 +9,7 @@
 //! - `3`: triple fault (the processor shut down). Note that this equals the status of a
 //!   debug-exit write of 1: guests that need to tell them apart should not exit with 1.
 
-use std::ffi::{OsStr, OsString};
+use std::ffi::OsString;
 use std::fmt;
 use std::fs::File;
 use std::io::{self, Write};
@@ -257,7 +257,11 @@ fn parse_device(s: &str) -> Result<DebugExitOpt, CliError> {
             Some(("iosize", v)) => {
                 d.iosize = parse_u16("-device isa-debug-exit,iosize", v)?;
                 if !matches!(d.iosize, 1 | 2 | 4) {
-                    return Err(CliError::BadValue { opt: "-device isa-debug-exit,iosize", value: v.into(), expected: "1, 2 or 4" });
+                    return Err(CliError::BadValue {
+                        opt: "-device isa-debug-exit,iosize",
+                        value: v.into(),
+                        expected: "1, 2 or 4",
+                    });
                 }
             }
             _ => {
@@ -351,7 +355,11 @@ fn parse_args<I: IntoIterator<Item = OsString>>(args: I) -> Result<Command, CliE
             "display" => {
                 let v = str_value!("-display");
                 if v != "none" {
-                    return Err(CliError::BadValue { opt: "-display", value: v, expected: "none (v386 has no display yet)" });
+                    return Err(CliError::BadValue {
+                        opt: "-display",
+                        value: v,
+                        expected: "none (v386 has no display yet)",
+                    });
                 }
             }
             "nographic" | "no-reboot" => {}
@@ -519,15 +527,13 @@ fn main() -> ExitCode {
     }
 }
 
-// Keep `OsStr` in use for the tests' helper below without a warning in non-test builds.
-#[cfg(test)]
-fn os(args: &[&str]) -> Vec<OsString> {
-    args.iter().map(|a| OsStr::new(a).to_os_string()).collect()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn os(args: &[&str]) -> Vec<OsString> {
+        args.iter().map(OsString::from).collect()
+    }
 
     fn run_opts(args: &[&str]) -> Options {
         match parse_args(os(args)) {
@@ -557,7 +563,16 @@ mod tests {
 
     #[test]
     fn floppy_command_line() {
-        let o = run_opts(&["-fda", "a.img", "-debugcon", "stdio", "-device", "isa-debug-exit,iobase=0xf4,iosize=0x04", "-m", "16"]);
+        let o = run_opts(&[
+            "-fda",
+            "a.img",
+            "-debugcon",
+            "stdio",
+            "-device",
+            "isa-debug-exit,iobase=0xf4,iosize=0x04",
+            "-m",
+            "16",
+        ]);
         assert_eq!(o.boot, Boot::Floppy("a.img".into()));
         assert_eq!(o.debugcon, DebugconSink::Stdout);
         assert_eq!(o.debug_exit, Some(DebugExitOpt { iobase: 0xf4, iosize: 4 }));
@@ -567,8 +582,33 @@ mod tests {
 
     #[test]
     fn flat_command_line() {
-        let o = run_opts(&["--flat", "b.bin", "--load-addr", "0x100000", "--entry", "0x100000", "--mode", "pm32", "--max-instructions", "5000", "-display", "none", "-nographic", "-no-reboot", "-serial", "stdio"]);
-        assert_eq!(o.boot, Boot::Flat { path: "b.bin".into(), load_addr: Some(0x10_0000), entry: Some(0x10_0000), mode: StartMode::Pm32 });
+        let o = run_opts(&[
+            "--flat",
+            "b.bin",
+            "--load-addr",
+            "0x100000",
+            "--entry",
+            "0x100000",
+            "--mode",
+            "pm32",
+            "--max-instructions",
+            "5000",
+            "-display",
+            "none",
+            "-nographic",
+            "-no-reboot",
+            "-serial",
+            "stdio",
+        ]);
+        assert_eq!(
+            o.boot,
+            Boot::Flat {
+                path: "b.bin".into(),
+                load_addr: Some(0x10_0000),
+                entry: Some(0x10_0000),
+                mode: StartMode::Pm32
+            }
+        );
         assert_eq!(o.max_instructions, Some(5000));
         assert_eq!(o.serial.as_deref(), Some("stdio"));
         assert_eq!(o.debugcon, DebugconSink::Null);

@@ -128,7 +128,7 @@ impl Flags {
             }
             Op::Sub => (l.dst & mask(l.size)) < (l.src & mask(l.size)),
             Op::Sbb => {
-                let d = l.dst & mask(l.size) as u32;
+                let d = l.dst & mask(l.size);
                 let s = l.src & mask(l.size);
                 // res = d - s - cin; borrow when d < s + cin.
                 let cin = (d.wrapping_sub(s).wrapping_sub(l.res) & mask(l.size)) != 0;
@@ -333,7 +333,9 @@ mod tests {
     #[test]
     fn adc_sbb_with_carry() {
         // 0xff + 0xff + 1 = 0x1ff: CF set, result 0xff.
-        assert!(Flags { bits: 0, lazy: Lazy { op: Op::Adc, size: 8, dst: 0xff, src: 0xff, res: 0xff, carry: false } }.cf());
+        assert!(
+            Flags { bits: 0, lazy: Lazy { op: Op::Adc, size: 8, dst: 0xff, src: 0xff, res: 0xff, carry: false } }.cf()
+        );
         // 0 - 0 - 1 = 0xff: borrow.
         assert!(Flags { bits: 0, lazy: Lazy { op: Op::Sbb, size: 8, dst: 0, src: 0, res: 0xff, carry: false } }.cf());
         // 5 - 5 - 0 = 0: no borrow.

@@ -50,7 +50,10 @@ impl Cpu {
     /// shutdown as §6.15 prescribes. Returns `Some(Shutdown)` on a triple fault.
     pub(crate) fn raise<B: Bus>(&mut self, bus: &mut B, e: Exception) -> Option<StopReason> {
         let mut e = e;
-        loop {
+        // Benign exceptions raised while delivering one are handled serially (Table 6-5),
+        // and that can recur without end (an #AC on every push of a frame): give up after a
+        // few rounds; the run loop retries on its next step, which the budget bounds.
+        for _ in 0..8 {
             if let Exception::PF { addr, .. } = e {
                 self.cr2 = addr;
             }
@@ -70,6 +73,7 @@ impl Cpu {
                 Err(_) => return None,
             }
         }
+        None
     }
 
     /// Deliver an external interrupt the interrupt controller acknowledged.

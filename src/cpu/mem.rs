@@ -13,15 +13,27 @@ use super::{cr0, flags, Cpu, Res, CS, ESP, SS};
 use crate::addr::Phys;
 use crate::bus::{Bus, IoSize};
 
+/// An access of `n` bytes at `lin` is not naturally aligned.
+#[inline(always)]
+fn misaligned(lin: u32, n: u32) -> bool {
+    lin & (n - 1) != 0
+}
+
+/// An access of `n` bytes at page offset `off` stays inside the page.
+#[inline(always)]
+fn within_page(off: usize, n: usize) -> bool {
+    off + n <= 0x1000
+}
+
 macro_rules! lin_priv {
     ($read:ident, $write:ident, $ty:ty, $n:expr, $size:expr) => {
         #[inline(always)]
         pub(crate) fn $read<B: Bus>(&mut self, bus: &mut B, lin: u32, user: bool) -> Result<$ty, Exception> {
-            if $n > 1 && user && lin & ($n - 1) != 0 {
+            if user && misaligned(lin, $n) {
                 self.alignment_check()?;
             }
             let off = (lin & 0xfff) as usize;
-            if off <= 0x1000 - $n {
+            if within_page(off, $n) {
                 let e = *self.tlb.lookup(lin >> 12);
                 let e = if e.lin_page == lin >> 12 && e.allow & access_bit(user, false) != 0 {
                     e
@@ -46,11 +58,11 @@ macro_rules! lin_priv {
 
         #[inline(always)]
         pub(crate) fn $write<B: Bus>(&mut self, bus: &mut B, lin: u32, v: $ty, user: bool) -> Result<(), Exception> {
-            if $n > 1 && user && lin & ($n - 1) != 0 {
+            if user && misaligned(lin, $n) {
                 self.alignment_check()?;
             }
             let off = (lin & 0xfff) as usize;
-            if off <= 0x1000 - $n {
+            if within_page(off, $n) {
                 let e = *self.tlb.lookup(lin >> 12);
                 let e = if e.lin_page == lin >> 12 && e.allow & access_bit(user, true) != 0 {
                     e
@@ -83,7 +95,13 @@ impl Cpu {
     lin_priv!(read_lin_u32, write_lin_u32, u32, 4, IoSize::Dword);
 
     /// Translate without accessing (used to pre-check both halves of a straddling write).
-    pub(crate) fn translate<B: Bus>(&mut self, bus: &mut B, lin: u32, user: bool, write: bool) -> Result<u32, Exception> {
+    pub(crate) fn translate<B: Bus>(
+        &mut self,
+        bus: &mut B,
+        lin: u32,
+        user: bool,
+        write: bool,
+    ) -> Result<u32, Exception> {
         let e = *self.tlb.lookup(lin >> 12);
         let e = if e.lin_page == lin >> 12 && e.allow & access_bit(user, write) != 0 {
             e
@@ -123,7 +141,9 @@ impl Cpu {
     #[inline(always)]
     pub(crate) fn seg_lin(&self, seg: u8, off: u32, len: u32, write: bool) -> Result<u32, Exception> {
         let s = &self.segs[seg as usize];
-        let ok = s.valid && (if write { s.writable() || !self.pmode() } else { s.readable() || !self.pmode() }) && s.in_limit(off, len);
+        let ok = s.valid
+            && (if write { s.writable() || !self.pmode() } else { s.readable() || !self.pmode() })
+            && s.in_limit(off, len);
         if ok {
             Ok(s.base.wrapping_add(off))
         } else {

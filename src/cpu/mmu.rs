@@ -103,7 +103,13 @@ impl Cpu {
     /// tables on a TLB miss. Returns the filled TLB entry's physical page and whether it is
     /// direct RAM.
     #[inline(never)]
-    pub(crate) fn tlb_fill<B: Bus>(&mut self, bus: &mut B, lin: u32, user: bool, write: bool) -> Result<TlbEntry, Exception> {
+    pub(crate) fn tlb_fill<B: Bus>(
+        &mut self,
+        bus: &mut B,
+        lin: u32,
+        user: bool,
+        write: bool,
+    ) -> Result<TlbEntry, Exception> {
         let page = lin >> 12;
         let entry = if self.cr0 & cr0::PG == 0 {
             TlbEntry {

@@ -254,16 +254,20 @@ impl Cpu {
         self.segs[SS as usize].big()
     }
 
-    /// Run until `budget` instructions have retired or something stops the processor.
+    /// Run for at most `budget` steps (an instruction retired or an exception delivered)
+    /// or until something stops the processor.
     pub fn run<B: Bus>(&mut self, bus: &mut B, budget: u64) -> StopReason {
         let ram_len = bus.ram().len();
         self.icache.fit(ram_len);
-        let end = self.icount.saturating_add(budget);
         let start = self.icount;
+        // The budget counts retired instructions and delivered exceptions alike, so a
+        // guest whose handler faults forever still returns control to the host.
+        let mut remaining = budget;
         let reason = loop {
-            if self.icount >= end {
+            if remaining == 0 {
                 break StopReason::BudgetSpent;
             }
+            remaining -= 1;
             if self.halted {
                 if self.flags.if_() && bus.interrupt_pending() {
                     self.halted = false;

@@ -73,11 +73,7 @@ impl Seg {
             sel,
             base: 0,
             limit: 0xffff_ffff,
-            access: access::PRESENT
-                | access::S
-                | access::RW
-                | access::ACCESSED
-                | if code { access::CODE } else { 0 },
+            access: access::PRESENT | access::S | access::RW | access::ACCESSED | if code { access::CODE } else { 0 },
             flags: 0xc,
             valid: true,
         }

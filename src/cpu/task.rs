@@ -42,7 +42,11 @@ impl Cpu {
             matches!(ty, systype::TSS16_AVAIL | systype::TSS32_AVAIL)
         };
         if !nd.is_system() || !ok_type {
-            let e = if reason == Reason::Iret { Exception::TS(selector_error(sel)) } else { Exception::GP(selector_error(sel) | ext) };
+            let e = if reason == Reason::Iret {
+                Exception::TS(selector_error(sel))
+            } else {
+                Exception::GP(selector_error(sel) | ext)
+            };
             return Err(e.into());
         }
         if !nd.present() {
@@ -131,8 +135,8 @@ impl Cpu {
                 regs[r as usize] = 0xffff_0000 | self.read_sys16(bus, b + 0x12 + r * 2)? as u32;
             }
             let mut sels = [0u16; 6];
-            for i in 0..4 {
-                sels[i] = self.read_sys16(bus, b + 0x22 + i as u32 * 2)?;
+            for (i, s) in sels.iter_mut().take(4).enumerate() {
+                *s = self.read_sys16(bus, b + 0x22 + i as u32 * 2)?;
             }
             let fl = self.read_sys16(bus, b + 0x10)? as u32;
             (self.read_sys16(bus, b + 0x0e)? as u32, fl, regs, sels, self.read_sys16(bus, b + 0x2a)?, None)

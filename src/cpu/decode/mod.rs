@@ -252,10 +252,8 @@ pub fn decode<F: Fetch>(fetch: &mut F, code32: bool) -> Result<Instr, DecodeErro
                 i.disp = if i.ad32 { c.dword()? } else { c.word()? as u32 };
                 i.is_mem = true;
             }
-            Operand::M | Operand::Mp | Operand::Ma | Operand::Ms | Operand::Mq => {
-                if !i.is_mem {
-                    return Err(DecodeError::Invalid);
-                }
+            Operand::M | Operand::Mp | Operand::Ma | Operand::Ms | Operand::Mq if !i.is_mem => {
+                return Err(DecodeError::Invalid);
             }
             _ => {}
         }
@@ -355,13 +353,13 @@ mod tests {
             (&[0x90], true, 1),
             (&[0x66, 0xb8, 0x34, 0x12], true, 4),
             (&[0xb8, 1, 2, 3, 4], true, 5),
-            (&[0x8b, 0x44, 0x24, 0x08], true, 4),        // mov eax,[esp+8]
-            (&[0x8b, 0x05, 1, 2, 3, 4], true, 6),        // mov eax,[disp32]
-            (&[0x8b, 0x46, 0x02], false, 3),             // mov ax,[bp+2]
+            (&[0x8b, 0x44, 0x24, 0x08], true, 4),              // mov eax,[esp+8]
+            (&[0x8b, 0x05, 1, 2, 3, 4], true, 6),              // mov eax,[disp32]
+            (&[0x8b, 0x46, 0x02], false, 3),                   // mov ax,[bp+2]
             (&[0xf7, 0x05, 1, 2, 3, 4, 5, 6, 7, 8], true, 10), // test [disp32], imm32
-            (&[0xc8, 0x10, 0x00, 0x01], true, 4),        // enter 16,1
-            (&[0xea, 1, 2, 3, 4, 5, 6], true, 7),        // jmp far ptr16:32
-            (&[0x0f, 0xba, 0xe0, 0x05], true, 4),        // bt eax,5
+            (&[0xc8, 0x10, 0x00, 0x01], true, 4),              // enter 16,1
+            (&[0xea, 1, 2, 3, 4, 5, 6], true, 7),              // jmp far ptr16:32
+            (&[0x0f, 0xba, 0xe0, 0x05], true, 4),              // bt eax,5
         ];
         for (bytes, c32, len) in cases {
             let i = decode_slice(bytes, *c32).unwrap();

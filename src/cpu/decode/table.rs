@@ -185,8 +185,8 @@ const SETCC: [&str; 16] = [
     "setge", "setle", "setg",
 ];
 const CMOVCC: [&str; 16] = [
-    "cmovo", "cmovno", "cmovb", "cmovae", "cmove", "cmovne", "cmovbe", "cmova", "cmovs", "cmovns", "cmovp",
-    "cmovnp", "cmovl", "cmovge", "cmovle", "cmovg",
+    "cmovo", "cmovno", "cmovb", "cmovae", "cmove", "cmovne", "cmovbe", "cmova", "cmovs", "cmovns", "cmovp", "cmovnp",
+    "cmovl", "cmovge", "cmovle", "cmovg",
 ];
 
 const fn cc16(base: u16, names: &'static [&'static str; 16], ops: &'static [Operand], class: Class) -> [Form; 16] {

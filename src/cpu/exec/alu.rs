@@ -211,17 +211,25 @@ impl Cpu {
         // for SHRD; for 16-bit operands the window repeats dest so counts 17..31 behave as
         // the P6 does (dest:src:dest).
         let (r, cf) = if left {
-            let wide: u64 = if bits == 32 { ((d as u64) << 32) | s as u64 } else { ((d as u64) << 32) | ((s as u64) << 16) | d as u64 };
+            let wide: u64 = if bits == 32 {
+                ((d as u64) << 32) | s as u64
+            } else {
+                ((d as u64) << 32) | ((s as u64) << 16) | d as u64
+            };
             let r = ((wide << n) >> 32) as u32 & m;
-            let cf = (wide >> (64 - n)) & 1 != 0;
+            // The last bit shifted out of the destination: bit (32 + size - n) of the window.
+            let cf = (wide >> (32 + b - n)) & 1 != 0;
             (r, cf)
         } else {
-            let wide: u64 = if bits == 32 { ((s as u64) << 32) | d as u64 } else { ((d as u64) << 32) | ((s as u64) << 16) | d as u64 };
+            let wide: u64 = if bits == 32 {
+                ((s as u64) << 32) | d as u64
+            } else {
+                ((d as u64) << 32) | ((s as u64) << 16) | d as u64
+            };
             let r = (wide >> n) as u32 & m;
             let cf = (wide >> (n - 1)) & 1 != 0;
             (r, cf)
         };
-        let _ = b;
         let mut f = Flags::szp(r, bits) | if cf { CF } else { 0 };
         if msb(r, bits) != msb(d, bits) {
             f |= OF;
@@ -232,7 +240,11 @@ impl Cpu {
 
     /// Two- and three-operand IMUL: the truncated product, CF = OF = "it did not fit".
     pub(crate) fn imul2(&mut self, bits: u8, a: u32, b: u32) -> u32 {
-        let (a, b) = if bits == 32 { (a as i32 as i64, b as i32 as i64) } else { (a as u16 as i16 as i64, b as u16 as i16 as i64) };
+        let (a, b) = if bits == 32 {
+            (a as i32 as i64, b as i32 as i64)
+        } else {
+            (a as u16 as i16 as i64, b as u16 as i16 as i64)
+        };
         let p = a * b;
         let r = p as u32 & mask(bits);
         let fits = if bits == 32 { p == p as i32 as i64 } else { p == p as i16 as i64 };
@@ -373,7 +385,10 @@ impl Cpu {
                 let (n, v): (i64, i64) = if i.op32 {
                     ((((self.regs[EDX] as u64) << 32) | self.regs[EAX] as u64) as i64, v as i32 as i64)
                 } else {
-                    ((((self.regs[EDX] & 0xffff) << 16) | (self.regs[EAX] & 0xffff)) as i32 as i64, v as u16 as i16 as i64)
+                    (
+                        (((self.regs[EDX] & 0xffff) << 16) | (self.regs[EAX] & 0xffff)) as i32 as i64,
+                        v as u16 as i16 as i64,
+                    )
                 };
                 if v == 0 {
                     return Err(Exception::DE.into());
@@ -467,9 +482,8 @@ impl Cpu {
         let ax = self.regs[EAX] as u16;
         let adjust = ax & 0xf > 9 || self.flags.af();
         let r = if adjust {
-            let al = (ax as u8).wrapping_sub(6);
-            let ah = ((ax >> 8) as u8).wrapping_sub(1);
-            ((ah as u16) << 8) | al as u16
+            // AX ← AX − 6 (the borrow reaches AH), then AH ← AH − 1 (SDM Vol. 2A "AAS").
+            ax.wrapping_sub(6).wrapping_sub(0x100)
         } else {
             ax
         } & 0xff0f;

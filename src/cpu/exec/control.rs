@@ -210,7 +210,13 @@ impl Cpu {
         Ok(())
     }
 
-    fn through_call_gate<B: Bus>(&mut self, bus: &mut B, gate: super::super::seg::Descriptor, op32: bool, call: bool) -> Res<()> {
+    fn through_call_gate<B: Bus>(
+        &mut self,
+        bus: &mut B,
+        gate: super::super::seg::Descriptor,
+        op32: bool,
+        call: bool,
+    ) -> Res<()> {
         let _ = op32;
         let tsel = gate.gate_selector();
         if tsel & !3 == 0 {
@@ -413,7 +419,8 @@ impl Cpu {
             self.set_sp(self.sp_add(3 * n));
             let cur = self.flags.get();
             let keep = VM | IOPL | VIP | VIF;
-            let v = if op32 { (fl & !keep) | (cur & keep) } else { (cur & (0xffff_0000 | IOPL)) | (fl & 0xffff & !IOPL) };
+            let v =
+                if op32 { (fl & !keep) | (cur & keep) } else { (cur & (0xffff_0000 | IOPL)) | (fl & 0xffff & !IOPL) };
             self.flags.set(v);
             return Ok(());
         }
@@ -575,4 +582,3 @@ impl Cpu {
         Ok(())
     }
 }
-

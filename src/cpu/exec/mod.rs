@@ -119,15 +119,36 @@ impl Cpu {
         }
     }
 
+    /// The segment checks of a read-modify-write memory operand: its linear address.
+    #[inline(always)]
+    fn rmw_lin(&self, i: &Instr, n: u32) -> Res<u32> {
+        let off = self.ea(i);
+        Ok(self.seg_lin(i.mem_seg(), off, n, true)?)
+    }
+
+    /// After the read of a read-modify-write operand, check the write will succeed (page
+    /// writable, dirty bit set) before the operation computes flags: a fault must leave
+    /// them untouched. The read came first, so a not-present page faults as a read.
+    #[inline(always)]
+    fn rmw_prepare_write<B: Bus>(&mut self, bus: &mut B, lin: u32, n: u32) -> Res<()> {
+        let user = self.cpl == 3;
+        self.translate(bus, lin, user, true)?;
+        if (lin & 0xfff) + n > 0x1000 {
+            self.translate(bus, lin.wrapping_add(n - 1), user, true)?;
+        }
+        Ok(())
+    }
+
     /// Read-modify-write of a byte r/m operand.
     #[inline(always)]
     fn rmw8<B: Bus>(&mut self, bus: &mut B, i: &Instr, f: impl FnOnce(&mut Self, u32) -> Option<u32>) -> Res<()> {
         if i.is_mem {
-            let off = self.ea(i);
-            let seg = i.mem_seg();
-            let v = self.rd8(bus, seg, off)?;
+            let lin = self.rmw_lin(i, 1)?;
+            let user = self.cpl == 3;
+            let v = self.read_lin_u8(bus, lin, user)?;
+            self.rmw_prepare_write(bus, lin, 1)?;
             if let Some(r) = f(self, v as u32) {
-                self.wr8(bus, seg, off, r as u8)?;
+                self.write_lin_u8(bus, lin, r as u8, user)?;
             }
         } else {
             let v = self.reg8(i.rm());
@@ -142,11 +163,21 @@ impl Cpu {
     #[inline(always)]
     fn rmwv<B: Bus>(&mut self, bus: &mut B, i: &Instr, f: impl FnOnce(&mut Self, u32) -> Option<u32>) -> Res<()> {
         if i.is_mem {
-            let off = self.ea(i);
-            let seg = i.mem_seg();
-            let v = self.rdv(bus, seg, off, i.op32)?;
-            if let Some(r) = f(self, v) {
-                self.wrv(bus, seg, off, r, i.op32)?;
+            let user = self.cpl == 3;
+            if i.op32 {
+                let lin = self.rmw_lin(i, 4)?;
+                let v = self.read_lin_u32(bus, lin, user)?;
+                self.rmw_prepare_write(bus, lin, 4)?;
+                if let Some(r) = f(self, v) {
+                    self.write_lin_u32(bus, lin, r, user)?;
+                }
+            } else {
+                let lin = self.rmw_lin(i, 2)?;
+                let v = self.read_lin_u16(bus, lin, user)? as u32;
+                self.rmw_prepare_write(bus, lin, 2)?;
+                if let Some(r) = f(self, v) {
+                    self.write_lin_u16(bus, lin, r as u16, user)?;
+                }
             }
         } else {
             let v = self.regv(i.rm(), i.op32);
@@ -175,6 +206,18 @@ impl Cpu {
             0x00..=0x3f if op & 7 < 6 => {
                 let aop = AluOp::from_index((op >> 3) as u8);
                 match op & 7 {
+                    0 if aop == AluOp::Cmp => {
+                        let d = self.rm8(bus, i)? as u32;
+                        let src = self.reg8(i.reg()) as u32;
+                        self.alu(aop, 8, d, src);
+                        Ok(())
+                    }
+                    1 if aop == AluOp::Cmp => {
+                        let d = self.rmv(bus, i)?;
+                        let src = self.regv(i.reg(), i.op32);
+                        self.alu(aop, Self::vbits(i), d, src);
+                        Ok(())
+                    }
                     0 => {
                         let src = self.reg8(i.reg()) as u32;
                         self.rmw8(bus, i, |c, d| c.alu(aop, 8, d, src))
@@ -284,12 +327,22 @@ impl Cpu {
             0x80 | 0x82 => {
                 let aop = AluOp::from_index(i.reg());
                 let src = i.imm & 0xff;
+                if aop == AluOp::Cmp {
+                    let d = self.rm8(bus, i)? as u32;
+                    self.alu(aop, 8, d, src);
+                    return Ok(());
+                }
                 self.rmw8(bus, i, |c, d| c.alu(aop, 8, d, src))
             }
             0x81 | 0x83 => {
                 let aop = AluOp::from_index(i.reg());
                 let bits = Self::vbits(i);
                 let src = i.imm;
+                if aop == AluOp::Cmp {
+                    let d = self.rmv(bus, i)?;
+                    self.alu(aop, bits, d, src);
+                    return Ok(());
+                }
                 self.rmwv(bus, i, |c, d| c.alu(aop, bits, d, src))
             }
             0x84 => {
@@ -534,7 +587,13 @@ impl Cpu {
             0xe0..=0xe3 => self.loop_jcxz(i),
             0xe4 | 0xe5 | 0xec | 0xed => {
                 let port = if op & 8 != 0 { self.regs[EDX] as u16 } else { i.imm as u8 as u16 };
-                let size = if op & 1 == 0 { 1 } else if i.op32 { 4 } else { 2 };
+                let size = if op & 1 == 0 {
+                    1
+                } else if i.op32 {
+                    4
+                } else {
+                    2
+                };
                 let v = self.port_in(bus, port, size)?;
                 match size {
                     1 => self.set_reg8(0, v as u8),
@@ -545,7 +604,13 @@ impl Cpu {
             }
             0xe6 | 0xe7 | 0xee | 0xef => {
                 let port = if op & 8 != 0 { self.regs[EDX] as u16 } else { i.imm as u8 as u16 };
-                let size = if op & 1 == 0 { 1 } else if i.op32 { 4 } else { 2 };
+                let size = if op & 1 == 0 {
+                    1
+                } else if i.op32 {
+                    4
+                } else {
+                    2
+                };
                 let v = self.regs[EAX];
                 self.port_out(bus, port, size, v)
             }
@@ -697,8 +762,17 @@ impl Cpu {
                 Ok(())
             }
             0x1bc | 0x1bd => self.bsf_bsr(bus, i, op == 0x1bc),
+            // XADD (SDM Vol. 2B "XADD"): TEMP = SRC + DEST; SRC = DEST; DEST = TEMP — the
+            // destination is written last, which matters when both name one register.
             0x1c0 => {
                 let r = self.reg8(i.reg()) as u32;
+                if !i.is_mem {
+                    let d = self.reg8(i.rm()) as u32;
+                    let sum = self.alu(AluOp::Add, 8, d, r).unwrap_or(0);
+                    self.set_reg8(i.reg(), d as u8);
+                    self.set_reg8(i.rm(), sum as u8);
+                    return Ok(());
+                }
                 let mut old = 0;
                 self.rmw8(bus, i, |c, d| {
                     old = d;
@@ -710,6 +784,13 @@ impl Cpu {
             0x1c1 => {
                 let r = self.regv(i.reg(), i.op32);
                 let bits = Self::vbits(i);
+                if !i.is_mem {
+                    let d = self.regv(i.rm(), i.op32);
+                    let sum = self.alu(AluOp::Add, bits, d, r).unwrap_or(0);
+                    self.set_regv(i.reg(), d, i.op32);
+                    self.set_regv(i.rm(), sum, i.op32);
+                    return Ok(());
+                }
                 let mut old = 0;
                 self.rmwv(bus, i, |c, d| {
                     old = d;
@@ -796,7 +877,9 @@ impl Cpu {
         let r = (|| -> Res<()> {
             let bp = self.regv(ebp, op32);
             self.push(bus, bp, op32)?;
-            let frame = self.sp();
+            // frame-ptr := eSP, the whole register (80386 manual "ENTER"; QEMU agrees): with
+            // a 16-bit stack and 32-bit operands EBP keeps ESP's upper half.
+            let frame = self.regs[ESP];
             let mut bp_off = if self.stack32() { self.regs[super::EBP] } else { self.regs[super::EBP] & 0xffff };
             for _ in 1..level {
                 bp_off = bp_off.wrapping_sub(n);

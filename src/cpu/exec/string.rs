@@ -7,7 +7,7 @@
 //! loop can take interrupts and honour its budget during a long copy.
 
 use super::super::decode::{Instr, Rep, DS, ES, SEG_DEFAULT};
-use super::super::{Cpu, Res, ECX, EDI, ESI, EAX};
+use super::super::{Cpu, Res, EAX, ECX, EDI, ESI};
 use super::AluOp;
 use crate::bus::Bus;
 

@@ -177,13 +177,14 @@ impl Cpu {
             }
         };
         if i.is_mem {
+            // A read-modify-write cycle: the operand is written back even when unchanged,
+            // so a read-only page faults and a clean one becomes dirty either way.
             let off = self.ea(i);
             let seg = i.mem_seg();
             let d = self.rd16(bus, seg, off)? as u32;
-            if let Some(r) = write(d) {
-                self.wr16(bus, seg, off, r as u16)?;
-                adjusted = true;
-            }
+            let r = write(d);
+            adjusted = r.is_some();
+            self.wr16(bus, seg, off, r.unwrap_or(d) as u16)?;
         } else {
             let d = self.regs[i.rm() as usize] & 0xffff;
             if let Some(r) = write(d) {
@@ -489,4 +490,3 @@ impl Cpu {
         Ok(())
     }
 }
-

@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# scripts/test.sh — THE test command (CI runs it through .ci/run).
+#
+#   1. scripts/setup.sh            tools (nasm, QEMU, Bochs, Rust targets and components)
+#   2. cargo fmt --check           formatting
+#   3. cargo clippy                lints on every target, warnings are errors
+#   4. no_std build                the core builds for x86_64-unknown-none without `std`
+#   5. cargo test --all-targets    unit, CLI, guest and differential (against QEMU) tests;
+#                                  V386_REQUIRE_QEMU=1 makes a missing QEMU a failure
+#                                  instead of a skip
+# Stops at the first failing step.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+step_no=0
+step() {
+    step_no=$((step_no + 1))
+    printf '\n\033[1m==== [%d/5] %s ====\033[0m\n' "$step_no" "$*"
+}
+trap 'rc=$?; [ $rc -ne 0 ] && printf "\n\033[1;31m==== FAILED at step %d (status %d) ====\033[0m\n" "$step_no" "$rc"; exit $rc' EXIT
+
+step "setup (scripts/setup.sh)"
+bash scripts/setup.sh
+if ! command -v cargo >/dev/null 2>&1 && [ -f "$HOME/.cargo/env" ]; then
+    # shellcheck disable=SC1091
+    . "$HOME/.cargo/env"
+fi
+
+step "format: cargo fmt --check"
+cargo fmt --check
+
+step "lint: cargo clippy --all-targets -- -D warnings"
+cargo clippy --all-targets -- -D warnings
+
+step "no_std build: cargo build --lib --no-default-features --target x86_64-unknown-none"
+cargo build --lib --no-default-features --target x86_64-unknown-none
+
+step "tests: V386_REQUIRE_QEMU=1 cargo test --all-targets"
+V386_REQUIRE_QEMU=1 cargo test --all-targets
+
+printf '\n\033[1;32m==== all %d steps passed ====\033[0m\n' "$step_no"

@@ -1,0 +1,201 @@
+//! The `v386` command line: runs the built binary on tiny images written by the tests and
+//! checks its output and exit statuses (see the exit-status table in src/bin/v386.rs).
+
+use std::path::PathBuf;
+use std::process::{Command, Output};
+
+/// Write `bytes` to a file named `name` in Cargo's per-test temporary directory.
+fn image(name: &str, bytes: &[u8]) -> PathBuf {
+    let path = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("cli-{name}.bin"));
+    std::fs::write(&path, bytes).unwrap();
+    path
+}
+
+fn v386(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_v386")).args(args).output().expect("run v386")
+}
+
+fn status(o: &Output) -> i32 {
+    o.status.code().expect("v386 was killed by a signal")
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// Run a real-mode flat image at 0x7c00 with debugcon on stdout and debug-exit at 0xf4.
+fn run_real(name: &str, code: &[u8], extra: &[&str]) -> Output {
+    let img = image(name, code);
+    let mut args = vec![
+        "--flat",
+        img.to_str().unwrap(),
+        "--load-addr",
+        "0x7c00",
+        "--entry",
+        "0x7c00",
+        "--mode",
+        "real",
+        "-debugcon",
+        "stdio",
+        "-device",
+        "isa-debug-exit,iobase=0xf4",
+    ];
+    args.extend_from_slice(extra);
+    v386(&args)
+}
+
+/// mov al,'H'; out 0xe9,al; mov al,0; out 0xf4,al
+const HELLO: &[u8] = &[0xb0, 0x48, 0xe6, 0xe9, 0xb0, 0x00, 0xe6, 0xf4];
+
+#[test]
+fn flat_real_mode_hello_exits_with_status_1() {
+    let o = run_real("hello", HELLO, &[]);
+    assert_eq!(o.stdout, b"H", "stderr: {}", stderr(&o));
+    assert_eq!(status(&o), 1, "(0 << 1) | 1; stderr: {}", stderr(&o));
+    assert!(stderr(&o).contains("debug-exit"), "{}", stderr(&o));
+}
+
+#[test]
+fn debug_exit_value_5_gives_status_11() {
+    // mov al,5; out 0xf4,al
+    let o = run_real("exit5", &[0xb0, 0x05, 0xe6, 0xf4], &[]);
+    assert_eq!(status(&o), 11, "(5 << 1) | 1; stderr: {}", stderr(&o));
+}
+
+#[test]
+fn debug_exit_at_another_port() {
+    // mov al,2; out 0x80,al; with the default load address and entry (0x7c00)
+    let img = image("exit-port80", &[0xb0, 0x02, 0xe6, 0x80]);
+    let o = v386(&["--flat", img.to_str().unwrap(), "-device", "isa-debug-exit,iobase=0x80,iosize=1"]);
+    assert_eq!(status(&o), 5, "stderr: {}", stderr(&o));
+}
+
+#[test]
+fn halt_exits_with_status_0() {
+    // cli; hlt
+    let o = run_real("halt", &[0xfa, 0xf4], &[]);
+    assert_eq!(status(&o), 0, "stderr: {}", stderr(&o));
+    assert!(stderr(&o).contains("halted"), "{}", stderr(&o));
+}
+
+#[test]
+fn instruction_budget_exits_with_status_0() {
+    // jmp $
+    let o = run_real("spin", &[0xeb, 0xfe], &["--max-instructions", "2500000"]);
+    assert_eq!(status(&o), 0, "stderr: {}", stderr(&o));
+    assert!(stderr(&o).contains("after 2500000 instructions"), "{}", stderr(&o));
+}
+
+#[test]
+fn triple_fault_exits_with_status_3() {
+    // lidt [0x7c06] (limit 0); int3 -> #GP -> #DF -> shutdown
+    let code = [0x0f, 0x01, 0x1e, 0x06, 0x7c, 0xcc, 0, 0, 0, 0, 0, 0];
+    let o = run_real("triple", &code, &[]);
+    assert_eq!(status(&o), 3, "stderr: {}", stderr(&o));
+    assert!(stderr(&o).contains("triple fault"), "{}", stderr(&o));
+}
+
+#[test]
+fn flat_pm32() {
+    // mov al,'P'; out 0xe9,al; mov eax,7; out 0xf4,eax
+    let code = [0xb0, 0x50, 0xe6, 0xe9, 0xb8, 0x07, 0x00, 0x00, 0x00, 0xe7, 0xf4];
+    let img = image("pm32", &code);
+    let o = v386(&[
+        "--flat",
+        img.to_str().unwrap(),
+        "--load-addr",
+        "0x100000",
+        "--entry",
+        "0x100000",
+        "--mode",
+        "pm32",
+        "-debugcon",
+        "stdio",
+        "-device",
+        "isa-debug-exit,iobase=0xf4,iosize=4",
+    ]);
+    assert_eq!(o.stdout, b"P", "stderr: {}", stderr(&o));
+    assert_eq!(status(&o), 15, "stderr: {}", stderr(&o));
+}
+
+#[test]
+fn floppy_boot_sector() {
+    let mut sector = HELLO.to_vec();
+    sector.resize(510, 0);
+    sector.extend_from_slice(&[0x55, 0xaa]);
+    let img = image("floppy", &sector);
+    let o = v386(&[
+        "-fda",
+        img.to_str().unwrap(),
+        "-debugcon",
+        "stdio",
+        "-device",
+        "isa-debug-exit,iobase=0xf4",
+        "-display",
+        "none",
+        "-no-reboot",
+    ]);
+    assert_eq!(o.stdout, b"H", "stderr: {}", stderr(&o));
+    assert_eq!(status(&o), 1, "stderr: {}", stderr(&o));
+}
+
+#[test]
+fn debugcon_to_file_and_null() {
+    let img = image("hello-file", HELLO);
+    let out = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("cli-debugcon.txt");
+    let file_arg = format!("file:{}", out.display());
+    let dev = "isa-debug-exit,iobase=0xf4";
+    let o = v386(&["--flat", img.to_str().unwrap(), "-debugcon", &file_arg, "-device", dev]);
+    assert_eq!(status(&o), 1, "stderr: {}", stderr(&o));
+    assert!(o.stdout.is_empty());
+    assert_eq!(std::fs::read(&out).unwrap(), b"H");
+
+    let o = v386(&["--flat", img.to_str().unwrap(), "-debugcon", "null", "-device", dev]);
+    assert_eq!(status(&o), 1, "stderr: {}", stderr(&o));
+    assert!(o.stdout.is_empty());
+}
+
+#[test]
+fn usage_errors_exit_with_status_2() {
+    for args in [
+        &["--frobnicate"][..],
+        &[],
+        &["-fda"],
+        &["--flat", "x.bin", "--mode", "long"],
+        &["--flat", "x.bin", "--entry", "zz"],
+        &["-fda", "a.img", "--flat", "b.bin"],
+        &["-fda", "a.img", "-device", "e1000"],
+    ] {
+        let o = v386(args);
+        assert_eq!(status(&o), 2, "{args:?}: stderr: {}", stderr(&o));
+        assert!(stderr(&o).contains("error"), "{args:?}: {}", stderr(&o));
+    }
+}
+
+#[test]
+fn bios_options_are_refused_until_the_bios_exists() {
+    for opt in ["-hda", "-bios"] {
+        let o = v386(&[opt, "whatever.img"]);
+        assert_eq!(status(&o), 2, "stderr: {}", stderr(&o));
+        assert!(stderr(&o).contains("not yet supported: needs the BIOS"), "{}", stderr(&o));
+    }
+}
+
+#[test]
+fn missing_image_is_an_error() {
+    let o = v386(&["-fda", "/nonexistent/v386-floppy.img"]);
+    assert_eq!(status(&o), 2);
+    assert!(stderr(&o).contains("cannot read"), "{}", stderr(&o));
+}
+
+#[test]
+fn help_and_version() {
+    let o = v386(&["--help"]);
+    assert_eq!(status(&o), 0);
+    assert!(String::from_utf8_lossy(&o.stdout).contains("-fda FILE"));
+    let o = v386(&["-h"]);
+    assert_eq!(status(&o), 0);
+    let o = v386(&["--version"]);
+    assert_eq!(status(&o), 0);
+    assert!(String::from_utf8_lossy(&o.stdout).starts_with("v386 "));
+}

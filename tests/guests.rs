@@ -1,0 +1,178 @@
+//! Guest-program tests: assemble a self-checking guest from `tests/guests/` with nasm, run
+//! it on v386 in-process and on QEMU, and require that it passes on v386 and that both
+//! emulators print exactly the same thing on the debug console (port 0xE9).
+//!
+//! nasm and qemu-system-i386 are external tools. When one is missing the test prints why
+//! and passes, unless the environment variable `V386_REQUIRE_QEMU` is set, in which case a
+//! missing tool is a failure (CI sets it).
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use v386::cpu::StopReason;
+use v386::machine::{Machine, MachineConfig, StartMode};
+
+/// The isa-debug-exit port the guests write their result to.
+const DEBUG_EXIT_PORT: u16 = 0xf4;
+/// Instructions v386 may spend on one guest.
+const BUDGET: u64 = 50_000_000;
+/// A 1.44 MB floppy, what QEMU boots the image from.
+const FLOPPY_SIZE: usize = 1_474_560;
+/// Wall-clock limit for one QEMU run.
+const QEMU_TIMEOUT: Duration = Duration::from_secs(60);
+
+fn guests_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests").join("guests")
+}
+
+/// A scratch directory for this test binary's outputs, under target/ (CARGO_TARGET_TMPDIR).
+fn out_dir() -> PathBuf {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("guests");
+    std::fs::create_dir_all(&dir).expect("create the output directory");
+    dir
+}
+
+/// Whether a missing external tool fails the test instead of skipping it.
+fn tools_required() -> bool {
+    std::env::var_os("V386_REQUIRE_QEMU").is_some()
+}
+
+/// Skip (or, with `V386_REQUIRE_QEMU`, fail) because something is unavailable.
+fn skip(why: &str) {
+    if tools_required() {
+        panic!("{why} (V386_REQUIRE_QEMU is set)");
+    }
+    eprintln!("SKIPPED: {why}; set V386_REQUIRE_QEMU=1 to make this a failure");
+}
+
+fn tool_available(program: &str, arg: &str) -> bool {
+    Command::new(program)
+        .arg(arg)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false)
+}
+
+/// Assemble `tests/guests/<name>.asm` into a flat image; None when nasm is not installed.
+fn assemble(name: &str) -> Option<Vec<u8>> {
+    if !tool_available("nasm", "-v") {
+        return None;
+    }
+    let src = guests_dir().join(format!("{name}.asm"));
+    let img = out_dir().join(format!("{name}.img"));
+    // nasm wants the include directory with a trailing separator.
+    let include = format!("{}{}", guests_dir().display(), std::path::MAIN_SEPARATOR);
+    let out = Command::new("nasm")
+        .args(["-f", "bin", "-I"])
+        .arg(&include)
+        .arg(&src)
+        .arg("-o")
+        .arg(&img)
+        .output()
+        .expect("run nasm");
+    assert!(out.status.success(), "nasm failed on {}:\n{}", src.display(), String::from_utf8_lossy(&out.stderr));
+    Some(std::fs::read(&img).expect("read the assembled image"))
+}
+
+/// Run an image on v386 the way `--flat IMG --load-addr 0x7c00 --entry 0x7e00 --mode real`
+/// does: what it printed on port 0xE9 and why it stopped.
+fn run_v386(img: &[u8]) -> (Vec<u8>, StopReason) {
+    let mut m = Machine::new(&MachineConfig { mem_mb: 32, debug_exit_port: Some(DEBUG_EXIT_PORT) })
+        .expect("create the machine");
+    m.load_flat(img, 0x7c00, 0x7e00, StartMode::Real).expect("load the image");
+    let stop = m.run(BUDGET);
+    (m.take_debugcon(), stop)
+}
+
+/// Boot an image on QEMU from a floppy (SeaBIOS loads the boot sector, whose loader reads
+/// the rest): the debug-console output and QEMU's exit status. None when QEMU is missing.
+fn run_qemu(name: &str, img: &[u8]) -> Option<(Vec<u8>, Option<i32>)> {
+    if !tool_available("qemu-system-i386", "--version") {
+        return None;
+    }
+    let dir = out_dir();
+    let floppy = dir.join(format!("{name}.qemu.img"));
+    let log = dir.join(format!("{name}.qemu.log"));
+    let mut padded = img.to_vec();
+    assert!(padded.len() <= FLOPPY_SIZE, "the image does not fit on a floppy");
+    padded.resize(FLOPPY_SIZE, 0);
+    std::fs::write(&floppy, &padded).expect("write the floppy image");
+    let _ = std::fs::remove_file(&log);
+
+    let mut child = Command::new("qemu-system-i386")
+        .args(["-cpu", "pentium2", "-display", "none", "-nodefaults", "-drive"])
+        .arg(format!("file={},if=floppy,format=raw", floppy.display()))
+        .args(["-boot", "a", "-debugcon"])
+        .arg(format!("file:{}", log.display()))
+        .args(["-device", &format!("isa-debug-exit,iobase={DEBUG_EXIT_PORT:#x},iosize=4")])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start qemu-system-i386");
+    let start = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait for QEMU") {
+            break Some(status);
+        }
+        if start.elapsed() > QEMU_TIMEOUT {
+            let _ = child.kill();
+            let _ = child.wait();
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let code = match status {
+        Some(s) => {
+            // isa-debug-exit makes QEMU exit with (V << 1) | 1; anything else is QEMU's own.
+            if s.code().map_or(true, |c| c & 1 == 0) {
+                let mut err = String::new();
+                if let Some(mut e) = child.stderr.take() {
+                    use std::io::Read;
+                    let _ = e.read_to_string(&mut err);
+                }
+                eprintln!("QEMU exited with {s}: {err}");
+            }
+            s.code()
+        }
+        None => {
+            eprintln!("QEMU timed out after {QEMU_TIMEOUT:?}");
+            None
+        }
+    };
+    Some((std::fs::read(&log).unwrap_or_default(), code))
+}
+
+/// The whole check for one guest.
+fn check_guest(name: &str) {
+    let Some(img) = assemble(name) else {
+        skip("nasm is not installed");
+        return;
+    };
+
+    let (v386_out, stop) = run_v386(&img);
+    let v386_text = String::from_utf8_lossy(&v386_out).into_owned();
+    eprintln!("--- v386 output ({stop:?}) ---\n{v386_text}--- end ---");
+    assert!(
+        v386_text.ends_with("PASS\n") && stop == StopReason::DebugExit(0),
+        "{name} did not pass on v386: stopped with {stop:?}, output:\n{v386_text}"
+    );
+
+    let Some((qemu_out, qemu_code)) = run_qemu(name, &img) else {
+        skip("qemu-system-i386 is not installed");
+        return;
+    };
+    let qemu_text = String::from_utf8_lossy(&qemu_out).into_owned();
+    assert_eq!(qemu_code, Some(1), "{name} on QEMU: expected exit status 1 (debug-exit value 0), output:\n{qemu_text}");
+    assert_eq!(v386_text, qemu_text, "{name}: v386 (left) and QEMU (right) printed different things");
+}
+
+/// Protected mode, paging, #PF and #GP handling, a V86 monitor and hardware task switches
+/// (tests/guests/selftest.asm).
+#[test]
+fn selftest_guest() {
+    check_guest("selftest");
+}
