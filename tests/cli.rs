@@ -87,11 +87,11 @@ fn instruction_budget_exits_with_status_0() {
 }
 
 #[test]
-fn triple_fault_exits_with_status_3() {
+fn triple_fault_exits_with_status_4() {
     // lidt [0x7c06] (limit 0); int3 -> #GP -> #DF -> shutdown
     let code = [0x0f, 0x01, 0x1e, 0x06, 0x7c, 0xcc, 0, 0, 0, 0, 0, 0];
     let o = run_real("triple", &code, &[]);
-    assert_eq!(status(&o), 3, "stderr: {}", stderr(&o));
+    assert_eq!(status(&o), 4, "stderr: {}", stderr(&o));
     assert!(stderr(&o).contains("triple fault"), "{}", stderr(&o));
 }
 

@@ -6,8 +6,8 @@
 //! - `(V << 1) | 1`: the guest wrote V to the isa-debug-exit port (as QEMU does; the OS
 //!   keeps the low 8 bits);
 //! - `2`: usage error, unreadable image or a host-side error (bad memory size, ...);
-//! - `3`: triple fault (the processor shut down). Note that this equals the status of a
-//!   debug-exit write of 1: guests that need to tell them apart should not exit with 1.
+//! - `4`: triple fault (the processor shut down). Even, so it never equals a debug-exit
+//!   status, which is always odd.
 
 use std::ffi::OsString;
 use std::fmt;
@@ -31,7 +31,7 @@ const DEFAULT_MEM_MB: u32 = 32;
 /// Exit status for usage and host errors.
 const EXIT_USAGE: u8 = 2;
 /// Exit status for a triple fault.
-const EXIT_SHUTDOWN: u8 = 3;
+const EXIT_SHUTDOWN: u8 = 4;
 
 const HELP: &str = "\
 v386 — an x86 PC emulator (P6-class i386 CPU) with QEMU-style options
@@ -75,7 +75,7 @@ EXIT STATUS:
     0                         the guest halted, or --max-instructions ran out
     (V << 1) | 1              the guest wrote V to the isa-debug-exit port
     2                         usage error or host error (unreadable image, bad -m, ...)
-    3                         triple fault (processor shutdown)
+    4                         triple fault (processor shutdown)
 ";
 
 /// Where debug-console output goes.
