@@ -335,7 +335,7 @@ pm32:   mov ax, 0x10
         mov dword [0x2100], 0x0000FFFF
         mov dword [0x2104], 0x00CF9200
         mov dword [0x2108], 0x0000FFFF
-        mov dword [0x210C], 0x00CF9A00
+        mov dword [0x210C], 0x00CF9B00
         xor eax, eax
         mov edi, 0x2000
         mov ecx, 26
@@ -449,21 +449,23 @@ stubs:
 
 const COMMON_TAIL: &str = r#"
         align 8
+; code descriptors have the accessed bit set: QEMU's TCG does not set it on CS loads
+; (README "QEMU vs SDM")
 gdt:    dq 0                            ; 0x00
-        dd 0x0000FFFF, 0x00CF9A00       ; 0x08 code32 flat
+        dd 0x0000FFFF, 0x00CF9B00       ; 0x08 code32 flat
         dd 0x0000FFFF, 0x00CF9200       ; 0x10 data flat
         dd 0x0000FFFF, 0x00CF9200       ; 0x18 data flat (alias)
-        dd 0x0000FFFF, 0x00CF9A00       ; 0x20 code32 flat (alias)
-        dd 0x0000FFFF, 0x00009A00       ; 0x28 code16, limit 64K
+        dd 0x0000FFFF, 0x00CF9B00       ; 0x20 code32 flat (alias)
+        dd 0x0000FFFF, 0x00009B00       ; 0x28 code16, limit 64K
         dd 0x0000FFFF, 0x00CFF200       ; 0x30 data flat, DPL 3
         dd 0x0000FFFF, 0x00CF1200       ; 0x38 data, not present
         dd 0x20000067, 0x00008900       ; 0x40 TSS32 available at 0x2000
         dd 0x2100000F, 0x00008200       ; 0x48 LDT at 0x2100
         dd 0x00000FFF, 0x00409600       ; 0x50 data expand-down, limit 0xFFF
-        dd 0x0000FFFF, 0x00CF9E00       ; 0x58 code32 conforming
-        dd 0x0000FFFF, 0x00CFFA00       ; 0x60 code32 DPL 3
+        dd 0x0000FFFF, 0x00CF9F00       ; 0x58 code32 conforming
+        dd 0x0000FFFF, 0x00CFFB00       ; 0x60 code32 DPL 3
         dd 0x0000FFFF, 0x00CF9000       ; 0x68 data read-only
-        dd 0x0000FFFF, 0x00CF9800       ; 0x70 code32 execute-only
+        dd 0x0000FFFF, 0x00CF9900       ; 0x70 code32 execute-only
 gdt_end:
 base_gdtr: dw gdt_end - gdt - 1
         dd 0x1800

@@ -383,69 +383,60 @@ impl<'r> B<'r> {
             } else {
                 let f = self.fixed;
                 let isfixed = |r: usize| f & (1 << r) != 0;
-                if let Some(i) = index {
-                    if !isfixed(i) && Some(i) != base {
-                        // leave random unless we need it
-                    }
-                }
                 let bv = |s: &Self, r: Option<usize>| r.map(|r| s.c.regs[r]).unwrap_or(0);
-                if base.is_some() && base == index {
-                    let r = base.unwrap();
-                    if isfixed(r) {
-                        let v = self.c.regs[r];
-                        let d = target.wrapping_sub(v.wrapping_add(v << scale));
-                        if disp_free {
-                            disp = d;
-                        } else if md == 1 && (d as i32) >= -128 && (d as i32) < 128 {
-                            disp = d;
-                        } else if md == 0 && d == 0 {
+                match (base, index) {
+                    (Some(r), Some(i)) if r == i => {
+                        if isfixed(r) {
+                            let v = self.c.regs[r];
+                            let d = target.wrapping_sub(v.wrapping_add(v << scale));
+                            if disp_free || (md == 1 && (d as i32) >= -128 && (d as i32) < 128) {
+                                disp = d;
+                            } else if !(md == 0 && d == 0) {
+                                return Err(());
+                            }
+                        } else if disp_free {
+                            let v = self.rng.below(0x800);
+                            self.c.regs[r] = v;
+                            disp = target.wrapping_sub(v.wrapping_add(v << scale));
                         } else {
                             return Err(());
                         }
-                    } else if disp_free {
-                        let v = self.rng.below(0x800);
-                        self.c.regs[r] = v;
-                        disp = target.wrapping_sub(v.wrapping_add(v << scale));
-                    } else {
-                        return Err(());
+                        self.fixed |= 1 << r;
                     }
-                    self.fixed |= 1 << r;
-                } else if base.is_some() && !isfixed(base.unwrap()) {
-                    let b = base.unwrap();
-                    if let Some(i) = index {
-                        self.fixed |= 1 << i;
-                    }
-                    let iv = bv(self, index) << scale;
-                    self.c.regs[b] = target.wrapping_sub(iv).wrapping_sub(disp);
-                    self.fixed |= 1 << b;
-                } else if index.is_some() && !isfixed(index.unwrap()) {
-                    let i = index.unwrap();
-                    let b = bv(self, base);
-                    if disp_free {
-                        let iv = self.rng.below(0x400);
-                        self.c.regs[i] = iv;
-                        disp = target.wrapping_sub(b).wrapping_sub(iv << scale);
-                    } else {
-                        let rem = target.wrapping_sub(b).wrapping_sub(disp);
-                        if rem & ((1 << scale) - 1) != 0 {
-                            return Err(());
+                    (Some(b), _) if !isfixed(b) => {
+                        if let Some(i) = index {
+                            self.fixed |= 1 << i;
                         }
-                        self.c.regs[i] = rem >> scale;
-                    }
-                    self.fixed |= 1 << i;
-                    if let Some(b) = base {
+                        let iv = bv(self, index) << scale;
+                        self.c.regs[b] = target.wrapping_sub(iv).wrapping_sub(disp);
                         self.fixed |= 1 << b;
                     }
-                } else {
-                    let ea0 = bv(self, base).wrapping_add(bv(self, index) << scale);
-                    let d = target.wrapping_sub(ea0);
-                    if disp_free {
-                        disp = d;
-                    } else if md == 1 && (d as i32) >= -128 && (d as i32) < 128 {
-                        disp = d;
-                    } else if md == 0 && d == 0 {
-                    } else {
-                        return Err(());
+                    (_, Some(i)) if !isfixed(i) => {
+                        let b = bv(self, base);
+                        if disp_free {
+                            let iv = self.rng.below(0x400);
+                            self.c.regs[i] = iv;
+                            disp = target.wrapping_sub(b).wrapping_sub(iv << scale);
+                        } else {
+                            let rem = target.wrapping_sub(b).wrapping_sub(disp);
+                            if rem & ((1 << scale) - 1) != 0 {
+                                return Err(());
+                            }
+                            self.c.regs[i] = rem >> scale;
+                        }
+                        self.fixed |= 1 << i;
+                        if let Some(b) = base {
+                            self.fixed |= 1 << b;
+                        }
+                    }
+                    _ => {
+                        let ea0 = bv(self, base).wrapping_add(bv(self, index) << scale);
+                        let d = target.wrapping_sub(ea0);
+                        if disp_free || (md == 1 && (d as i32) >= -128 && (d as i32) < 128) {
+                            disp = d;
+                        } else if !(md == 0 && d == 0) {
+                            return Err(());
+                        }
                     }
                 }
             }
@@ -485,29 +476,30 @@ impl<'r> B<'r> {
                 let f = self.fixed;
                 let isfixed = |r: usize| f & (1 << r) != 0;
                 let lo = |s: &Self, r: Option<usize>| r.map(|r| s.c.regs[r] & 0xffff).unwrap_or(0);
-                if b.is_some() && !isfixed(b.unwrap()) {
-                    let br = b.unwrap();
-                    if let Some(i) = i {
-                        self.fixed |= 1 << i;
+                match (b, i) {
+                    (Some(br), _) if !isfixed(br) => {
+                        if let Some(i) = i {
+                            self.fixed |= 1 << i;
+                        }
+                        let v = target.wrapping_sub(lo(self, i)).wrapping_sub(disp) & 0xffff;
+                        self.c.regs[br] = (self.c.regs[br] & 0xffff_0000) | v;
+                        self.fixed |= 1 << br;
                     }
-                    let v = target.wrapping_sub(lo(self, i)).wrapping_sub(disp) & 0xffff;
-                    self.c.regs[br] = (self.c.regs[br] & 0xffff_0000) | v;
-                    self.fixed |= 1 << br;
-                } else if i.is_some() && !isfixed(i.unwrap()) {
-                    let ir = i.unwrap();
-                    let v = target.wrapping_sub(lo(self, b)).wrapping_sub(disp) & 0xffff;
-                    self.c.regs[ir] = (self.c.regs[ir] & 0xffff_0000) | v;
-                    self.fixed |= 1 << ir;
-                    self.fixed |= 1 << b.unwrap();
-                } else {
-                    let d = target.wrapping_sub(lo(self, b)).wrapping_sub(lo(self, i)) & 0xffff;
-                    if disp_free {
-                        disp = d;
-                    } else if md == 1 && ((d as u16) as i16) >= -128 && ((d as u16) as i16) < 128 {
-                        disp = d;
-                    } else if md == 0 && d == 0 {
-                    } else {
-                        return Err(());
+                    (_, Some(ir)) if !isfixed(ir) => {
+                        let v = target.wrapping_sub(lo(self, b)).wrapping_sub(disp) & 0xffff;
+                        self.c.regs[ir] = (self.c.regs[ir] & 0xffff_0000) | v;
+                        self.fixed |= 1 << ir;
+                        // 16-bit forms with an index always have a base
+                        self.fixed |= 1 << b.expect("16-bit index without base");
+                    }
+                    _ => {
+                        let d = target.wrapping_sub(lo(self, b)).wrapping_sub(lo(self, i)) & 0xffff;
+                        let d16 = (d as u16) as i16;
+                        if disp_free || (md == 1 && (-128..128).contains(&d16)) {
+                            disp = d;
+                        } else if !(md == 0 && d == 0) {
+                            return Err(());
+                        }
                     }
                 }
             }
@@ -734,6 +726,17 @@ fn try_gen(form_idx: usize, mode: Mode, base: u32, id: u16, rng: &mut Rng) -> R<
     }
     b.npre = p66 as u32 + p67 as u32 + b.seg.is_some() as u32 + b.rep.is_some() as u32;
     setup(&mut b)?;
+    // LOCK: a third of the time on the forms the SDM allows it for with a memory destination;
+    // illegal (register destination, or a non-lockable instruction: #UD) now and then.
+    // (Drawn from a side stream: the other cases are the ones generated before LOCK was.)
+    let mut lrng = b.rng.side(0x10c6);
+    let lock = match lock_rule(form) {
+        Lock::Rmw if b.is_mem => lrng.pct(33),
+        Lock::Rmw => lrng.pct(15),
+        Lock::Never => lrng.pct(10),
+        Lock::NotTried => false,
+    };
+    b.npre += lock as u32;
     // assemble
     let mut bytes = Vec::new();
     let mut pre: Vec<u8> = Vec::new();
@@ -748,6 +751,9 @@ fn try_gen(form_idx: usize, mode: Mode, base: u32, id: u16, rng: &mut Rng) -> R<
     }
     if let Some(r) = b.rep {
         pre.push(r);
+    }
+    if lock {
+        pre.push(0xf0);
     }
     // shuffle prefixes
     for i in (1..pre.len()).rev() {
@@ -773,7 +779,15 @@ fn try_gen(form_idx: usize, mode: Mode, base: u32, id: u16, rng: &mut Rng) -> R<
             bytes[imm_off + off + k] = (rel >> (8 * k)) as u8;
         }
     }
-    if matches!(form.opcode, 0xf6 | 0xf7) && form.group_reg == Some(1) {
+    let lock_ud = lock && !(lock_rule(form) == Lock::Rmw && b.is_mem);
+    if lock_ud {
+        // An illegal LOCK is #UD (SDM Vol. 2A "LOCK"); QEMU 7.2 ignores it on MOV TEST LEA and
+        // register XCHG and aborts on a register BTS/BTR/BTC: QEMU runs UD2 padded with NOPs to
+        // the same length, which raises #UD with the same saved EIP (README "QEMU vs SDM").
+        let mut q = vec![0x90; bytes.len()];
+        q[..2].copy_from_slice(&[0x0f, 0x0b]);
+        b.c.qemu_insn = Some(q);
+    } else if matches!(form.opcode, 0xf6 | 0xf7) && form.group_reg == Some(1) {
         // F6/F7 /1 is TEST (hardware, Bochs); QEMU 7.2 raises #UD: QEMU runs the /0 twin.
         let mut q = bytes.clone();
         let at = b.npre as usize + 1;
@@ -781,8 +795,66 @@ fn try_gen(form_idx: usize, mode: Mode, base: u32, id: u16, rng: &mut Rng) -> R<
         b.c.qemu_insn = Some(q);
     }
     b.c.insn = bytes;
-    b.c.mask = masks::mask_for(&b.c, b.op32, b.is_mem, b.ea, b.modrm, &b.imm);
+    b.c.mask = if lock_ud {
+        // #UD before anything happens: nothing to mask
+        Mask::default()
+    } else {
+        masks::mask_for(&b.c, b.op32, b.is_mem, b.ea, b.modrm, &b.imm)
+    };
     Ok(b.c)
+}
+
+/// How a form takes a LOCK prefix.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Lock {
+    /// SDM Vol. 2A "LOCK": ADD ADC AND BTC BTR BTS CMPXCHG CMPXCHG8B DEC INC NEG NOT OR SBB
+    /// SUB XOR XADD XCHG, legal with a memory destination, #UD with a register one.
+    Rmw,
+    /// Not in the list: LOCK raises #UD (tried on a few common forms).
+    Never,
+    /// Not generated with LOCK.
+    NotTried,
+}
+
+fn lock_rule(form: &Form) -> Lock {
+    let g = form.group_reg;
+    match form.opcode {
+        // ADD OR ADC SBB AND SUB XOR Eb/Ev, Gb/Gv
+        0x00 | 0x01 | 0x08 | 0x09 | 0x10 | 0x11 | 0x18 | 0x19 | 0x20 | 0x21 | 0x28 | 0x29 | 0x30 | 0x31 => Lock::Rmw,
+        // group 1 with an immediate: /7 is CMP
+        0x80..=0x83 => {
+            if g == Some(7) {
+                Lock::Never
+            } else {
+                Lock::Rmw
+            }
+        }
+        // XCHG Eb/Ev, Gb/Gv
+        0x86 | 0x87 => Lock::Rmw,
+        // group 3: NOT NEG; TEST (/0) is not lockable (/1, the TEST alias, is left alone)
+        0xf6 | 0xf7 => match g {
+            Some(2 | 3) => Lock::Rmw,
+            Some(0) => Lock::Never,
+            _ => Lock::NotTried,
+        },
+        // INC DEC Eb; INC DEC Ev (FF /2../6 are branches and PUSH)
+        0xfe | 0xff if matches!(g, Some(0 | 1)) => Lock::Rmw,
+        // BTS BTR BTC Ev,Gv; CMPXCHG; XADD
+        0x1ab | 0x1b3 | 0x1bb | 0x1b0 | 0x1b1 | 0x1c0 | 0x1c1 => Lock::Rmw,
+        // group 8: BTS BTR BTC Ev,Ib; BT (/4) is not lockable
+        0x1ba => {
+            if g == Some(4) {
+                Lock::Never
+            } else {
+                Lock::Rmw
+            }
+        }
+        // CMPXCHG8B
+        0x1c7 if g == Some(1) => Lock::Rmw,
+        // MOV, CMP, TEST, BT, NOP, LEA: not lockable
+        0x88..=0x8b | 0x38..=0x3b | 0x84 | 0x85 | 0x1a3 | 0x90 | 0x8d => Lock::Never,
+        _ => Lock::NotTried,
+    }
 }
 
 fn msize_of(op: &Operand, opsize: u32) -> Option<u32> {
@@ -903,45 +975,43 @@ fn specific(b: &mut B) -> R {
     let pm = b.mode != Mode::Real;
     match (op, g) {
         // DIV/IDIV: half the time operands that do not overflow.
-        (0xf6 | 0xf7, Some(6 | 7)) => {
-            if b.rng.pct(60) {
-                let sz = if op == 0xf6 { 1 } else { opsz };
-                let mut d = b.rm_val(sz);
+        (0xf6 | 0xf7, Some(6 | 7)) if b.rng.pct(60) => {
+            let sz = if op == 0xf6 { 1 } else { opsz };
+            let mut d = b.rm_val(sz);
+            if d == 0 {
+                d = 1 + b.rng.below(200);
+                b.set_rm(sz, d)?;
+                d = b.rm_val(sz);
                 if d == 0 {
-                    d = 1 + b.rng.below(200);
-                    b.set_rm(sz, d)?;
-                    d = b.rm_val(sz);
-                    if d == 0 {
-                        return Err(());
-                    }
-                }
-                // dividend high part = 0 (DIV) or the sign of the low part (IDIV)
-                let idiv = g == Some(7);
-                match sz {
-                    1 => {
-                        let al = b.reg_sized(EAX, 1);
-                        let ah = if idiv {
-                            if al & 0x80 != 0 {
-                                0xff
-                            } else {
-                                0
-                            }
-                        } else {
-                            0
-                        };
-                        b.set_reg_sized(4, 1, ah)?; // AH
-                    }
-                    _ => {
-                        let lo = b.reg_sized(EAX, sz);
-                        let neg = lo & (1 << (8 * sz - 1)) != 0;
-                        let hi = if idiv && neg { 0xffff_ffff } else { 0 };
-                        b.set_reg_sized(EDX, sz, hi)?;
-                    }
-                }
-                // the divisor must still be what we think (it may be AH/DX itself)
-                if b.rm_val(sz) == 0 {
                     return Err(());
                 }
+            }
+            // dividend high part = 0 (DIV) or the sign of the low part (IDIV)
+            let idiv = g == Some(7);
+            match sz {
+                1 => {
+                    let al = b.reg_sized(EAX, 1);
+                    let ah = if idiv {
+                        if al & 0x80 != 0 {
+                            0xff
+                        } else {
+                            0
+                        }
+                    } else {
+                        0
+                    };
+                    b.set_reg_sized(4, 1, ah)?; // AH
+                }
+                _ => {
+                    let lo = b.reg_sized(EAX, sz);
+                    let neg = lo & (1 << (8 * sz - 1)) != 0;
+                    let hi = if idiv && neg { 0xffff_ffff } else { 0 };
+                    b.set_reg_sized(EDX, sz, hi)?;
+                }
+            }
+            // the divisor must still be what we think (it may be AH/DX itself)
+            if b.rm_val(sz) == 0 {
+                return Err(());
             }
         }
         // BT family with a register bit offset on memory: keep the access in the scratch area.
@@ -962,16 +1032,14 @@ fn specific(b: &mut B) -> R {
             b.fixed |= 1 << r;
         }
         // BOUND: bounds in memory, index half the time inside.
-        (0x62, None) if b.is_mem => {
-            if b.in_region(b.ea, 2 * opsz) {
-                let r = b.reg_field();
-                let idx = b.reg_sized(r, opsz);
-                if b.rng.pct(50) {
-                    let lo = idx.wrapping_sub(b.rng.below(100));
-                    let hi = idx.wrapping_add(b.rng.below(100));
-                    b.write_mem(b.ea, opsz, lo)?;
-                    b.write_mem(b.ea + opsz, opsz, hi)?;
-                }
+        (0x62, None) if b.is_mem && b.in_region(b.ea, 2 * opsz) => {
+            let r = b.reg_field();
+            let idx = b.reg_sized(r, opsz);
+            if b.rng.pct(50) {
+                let lo = idx.wrapping_sub(b.rng.below(100));
+                let hi = idx.wrapping_add(b.rng.below(100));
+                b.write_mem(b.ea, opsz, lo)?;
+                b.write_mem(b.ea + opsz, opsz, hi)?;
             }
         }
         // XLAT: EBX + AL lands in the scratch area.
@@ -987,23 +1055,19 @@ fn specific(b: &mut B) -> R {
             }
         }
         // CMPXCHG: half the time accumulator equal to the destination.
-        (0x1b0 | 0x1b1, None) => {
-            if b.rng.pct(50) {
-                let sz = if op == 0x1b0 { 1 } else { opsz };
-                let v = b.rm_val(sz);
-                b.set_reg_sized(EAX, sz, v)?;
-                if b.rm_val(sz) != v {
-                    return Err(());
-                }
+        (0x1b0 | 0x1b1, None) if b.rng.pct(50) => {
+            let sz = if op == 0x1b0 { 1 } else { opsz };
+            let v = b.rm_val(sz);
+            b.set_reg_sized(EAX, sz, v)?;
+            if b.rm_val(sz) != v {
+                return Err(());
             }
         }
-        (0x1c7, Some(1)) if b.is_mem => {
-            if b.rng.pct(50) && b.in_region(b.ea, 8) {
-                let lo = b.read_mem(b.ea, 4);
-                let hi = b.read_mem(b.ea + 4, 4);
-                b.set_reg(EAX, lo)?;
-                b.set_reg(EDX, hi)?;
-            }
+        (0x1c7, Some(1)) if b.is_mem && b.rng.pct(50) && b.in_region(b.ea, 8) => {
+            let lo = b.read_mem(b.ea, 4);
+            let hi = b.read_mem(b.ea + 4, 4);
+            b.set_reg(EAX, lo)?;
+            b.set_reg(EDX, hi)?;
         }
         // AAM/AAD: the base is usually 10, sometimes 0 (#DE for AAM).
         (0xd4 | 0xd5, None) => {
@@ -1095,12 +1159,10 @@ fn specific(b: &mut B) -> R {
             b.set_imm(0, opsz as usize, off);
             b.set_imm(opsz as usize, 2, sel as u32);
         }
-        (0xff, Some(3 | 5)) => {
-            if b.is_mem && b.in_region(b.ea, opsz + 2) {
-                let (sel, off) = far_ptr(b);
-                b.write_mem(b.ea, opsz, off)?;
-                b.write_mem(b.ea + opsz, 2, sel as u32)?;
-            }
+        (0xff, Some(3 | 5)) if b.is_mem && b.in_region(b.ea, opsz + 2) => {
+            let (sel, off) = far_ptr(b);
+            b.write_mem(b.ea, opsz, off)?;
+            b.write_mem(b.ea + opsz, 2, sel as u32)?;
         }
         (0xca | 0xcb | 0xcf, None) => {
             let (sel, off) = far_ptr_ret(b);
@@ -1119,19 +1181,17 @@ fn specific(b: &mut B) -> R {
                 b.set_imm(0, 2, n);
             }
         }
-        (0xcd, None) => {
-            // any vector: every IDT/IVT entry leads to a stub
-            if b.rng.pct(30) {
-                let v = b.rng.below(32);
-                b.set_imm(0, 1, v);
-            }
+        // INT n: any vector (every IDT/IVT entry leads to a stub), sometimes an exception one
+        (0xcd, None) if b.rng.pct(30) => {
+            let v = b.rng.below(32);
+            b.set_imm(0, 1, v);
         }
         // ---- I/O
-        (0xe4 | 0xe5 | 0xe6 | 0xe7, None) => {
+        (0xe4..=0xe7, None) => {
             let p = b.rng.pick(&PORTS);
             b.set_imm(0, 1, p as u32);
         }
-        (0xec | 0xed | 0xee | 0xef, None) => {
+        (0xec..=0xef, None) => {
             let p = b.rng.pick(&PORTS);
             b.set_reg_sized(EDX, 2, p as u32)?;
             b.fixed |= 1 << EDX;
@@ -1173,25 +1233,20 @@ fn specific(b: &mut B) -> R {
                 Some(3) => b.rng.pick(&[0x40, 0x40, 0x43, 0x48, 0x10, 0x80, 0x04, 0x28]),
                 _ => (b.rng.below(0x80 / 8 + 1) * 8) as u16 | b.rng.below(4) as u16 | if b.rng.pct(10) { 4 } else { 0 },
             };
-            if op == 0x100 {
-                b.set_rm(2, v as u32)?;
-            } else {
-                // LAR/LSL source is Ew
-                b.set_rm(2, v as u32)?;
-            }
-            if g == Some(3) && b.mode != Mode::Real {
-                // LTR leaves TR loaded; later cases see it via STR
-            }
+            // LLDT/LTR/VERR/VERW and LAR/LSL: the source is Ew (LTR leaves TR loaded; later
+            // cases see it via STR)
+            b.set_rm(2, v as u32)?;
         }
-        (0x101, Some(2 | 3)) if b.is_mem => {
-            // LGDT/LIDT: in protected mode the harness's own table, possibly with a larger
-            // limit; in real mode anything (post restores both before they are used).
-            if b.in_region(b.ea, 6) && pm {
-                let (base, limit) = if g == Some(2) { (0x1800u32, 0x77u32) } else { (0x1000, 0x7ff) };
-                let lim = limit + b.rng.below(0x100);
-                b.write_mem(b.ea, 2, lim)?;
-                b.write_mem(b.ea + 2, 4, base)?;
-            }
+        // LGDT/LIDT in protected mode from the read-only page, which reads as zeros: a null
+        // GDT/IDT would break the harness (the not-present page is fine: #PF).
+        (0x101, Some(2 | 3)) if b.is_mem && pm && (RO_PAGE..RO_PAGE + 0x1000).contains(&b.ea) => return Err(()),
+        // LGDT/LIDT: in protected mode the harness's own table, possibly with a larger limit; in
+        // real mode anything (post restores both before they are used).
+        (0x101, Some(2 | 3)) if b.is_mem && b.in_region(b.ea, 6) && pm => {
+            let (base, limit) = if g == Some(2) { (0x1800u32, 0x77u32) } else { (0x1000, 0x7ff) };
+            let lim = limit + b.rng.below(0x100);
+            b.write_mem(b.ea, 2, lim)?;
+            b.write_mem(b.ea + 2, 4, base)?;
         }
         (0x101, Some(6)) => {
             let mut v = b.rm_val(2) & !1;
@@ -1261,7 +1316,7 @@ fn specific(b: &mut B) -> R {
 
 fn pick_sel(b: &mut B, sreg: u8) -> u16 {
     if b.mode == Mode::Real {
-        return if sreg == 2 || sreg == 3 { b.rng.u32() as u16 } else { b.rng.u32() as u16 };
+        return b.rng.u32() as u16;
     }
     let (ok, bad) = sel_choices(sreg);
     if b.rng.pct(75) {
@@ -1330,8 +1385,8 @@ fn far_ptr_ret(b: &mut B) -> (u16, u32) {
 
 fn le(b: &[u8], n: usize) -> u32 {
     let mut v = 0;
-    for k in 0..n {
-        v |= (b[k] as u32) << (8 * k);
+    for (k, &x) in b[..n].iter().enumerate() {
+        v |= (x as u32) << (8 * k);
     }
     v
 }

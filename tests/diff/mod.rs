@@ -117,13 +117,14 @@ pub fn describe(c: &Case) -> String {
 fn disasm(c: &Case) -> String {
     match v386::cpu::decode::decode_slice(&c.insn, c.mode.code32()) {
         Ok(i) => format!(
-            "{} (len {}, o{} a{}, seg {}, rep {:?}, modrm {:02x}, mem {}, disp {:#x}, imm {:#x})",
+            "{} (len {}, o{} a{}, seg {}, rep {:?}, lock {}, modrm {:02x}, mem {}, disp {:#x}, imm {:#x})",
             i.form().mnemonic,
             i.len,
             if i.op32 { 32 } else { 16 },
             if i.ad32 { 32 } else { 16 },
             i.seg,
             i.rep,
+            i.lock,
             i.modrm,
             i.is_mem,
             i.disp,
@@ -185,10 +186,10 @@ pub fn compare(c: &Case, exp: &Dump, got: &Dump) -> Option<String> {
         let v = |x: u8| if x == 0xff { "none".to_string() } else { format!("#{x}") };
         let _ = writeln!(s, "    exception/vector: expected {} got {}", v(exp.vector), v(got.vector));
     }
-    for r in 0..8 {
+    for (r, name) in REGN.iter().enumerate() {
         let keep = !m.regs[r];
         if exp.regs[r] & keep != got.regs[r] & keep {
-            let _ = writeln!(s, "    {}: expected {:08x} got {:08x}", REGN[r], exp.regs[r], got.regs[r]);
+            let _ = writeln!(s, "    {name}: expected {:08x} got {:08x}", exp.regs[r], got.regs[r]);
         }
     }
     let keep = !m.flags;
@@ -202,9 +203,9 @@ pub fn compare(c: &Case, exp: &Dump, got: &Dump) -> Option<String> {
             m.flags
         );
     }
-    for k in 0..6 {
+    for (k, name) in SEGN.iter().enumerate() {
         if exp.segs[k] != got.segs[k] {
-            let _ = writeln!(s, "    {}: expected {:04x} got {:04x}", SEGN[k], exp.segs[k], got.segs[k]);
+            let _ = writeln!(s, "    {name}: expected {:04x} got {:04x}", exp.segs[k], got.segs[k]);
         }
     }
     for (k, n) in [(0usize, 0), (1, 2), (2, 3), (3, 4)] {
@@ -259,8 +260,8 @@ fn case_header(c: &Case, img: usize) -> String {
     let _ = writeln!(s, "  [{}] image {img} case {}: {}", c.mode.name(), c.id, describe(c));
     let _ = writeln!(s, "    bytes {}  at {:#x}  = {}", hex(&c.insn), c.entry, disasm(c));
     let _ = write!(s, "    in:");
-    for r in 0..8 {
-        let _ = write!(s, " {}={:08x}", REGN[r], c.regs[r]);
+    for (name, v) in REGN.iter().zip(c.regs) {
+        let _ = write!(s, " {name}={v:08x}");
     }
     let _ = writeln!(s, " eflags={:08x} cr0={:08x} es/ds/fs/gs/ss={:04x?}", c.eflags, c.cr0, c.segs);
     if !c.mask.rules.is_empty() {

@@ -6,6 +6,11 @@ impl Rng {
     pub fn new(seed: u64) -> Self {
         Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ 0xD1B5_4A32_D192_ED03 | 1)
     }
+    /// A second stream derived from the current state without advancing this one (decisions
+    /// added later draw from it, so the rest of the generated cases stay as they were).
+    pub fn side(&self, salt: u64) -> Rng {
+        Rng::new(self.0 ^ salt)
+    }
     pub fn next_u64(&mut self) -> u64 {
         let mut x = self.0;
         x ^= x >> 12;
