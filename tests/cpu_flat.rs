@@ -126,3 +126,29 @@ fn triple_fault_shuts_down() {
     cpu.idtr.limit = 0;
     assert_eq!(cpu.run(&mut bus, 100), StopReason::Shutdown);
 }
+
+#[test]
+fn self_modifying_code_inside_a_block_takes_effect() {
+    // mov byte [0x1010], 0x40 (INC EAX) overwrites a NOP later in the same basic block,
+    // which was decoded before the write: the new instruction must run.
+    let mut code = vec![0xc6, 0x05, 0x10, 0x10, 0, 0, 0x40];
+    code.resize(0x10, 0x90);
+    code.push(0x90);
+    let (c, _) = run32(&code, |c| c.regs[EAX] = 0);
+    assert_eq!(c.regs[EAX], 1);
+}
+
+#[test]
+fn fault_in_the_middle_of_a_block_restarts_there() {
+    // inc ebx; xor ecx,ecx; div ecx (#DE) — with an IVT-less PM machine the fault
+    // escalates to shutdown, but EIP and the retired count must point at the DIV.
+    let mut bus = FlatBus::new(1 << 20);
+    bus.mem[0x1000..0x1005].copy_from_slice(&[0x43, 0x31, 0xc9, 0xf7, 0xf1]);
+    let mut cpu = Cpu::new();
+    cpu.start_flat32(0x1000, 0x8000);
+    cpu.idtr.limit = 0;
+    assert_eq!(cpu.run(&mut bus, 100), StopReason::Shutdown);
+    assert_eq!(cpu.eip, 0x1003);
+    assert_eq!(cpu.icount, 2);
+    assert_eq!(cpu.regs[EBX], 1);
+}

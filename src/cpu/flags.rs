@@ -116,7 +116,7 @@ impl Flags {
         self.lazy.carry = carry;
     }
 
-    #[inline]
+    #[inline(always)]
     pub fn cf(&self) -> bool {
         let l = &self.lazy;
         match l.op {
@@ -145,7 +145,7 @@ impl Flags {
         (l.dst.wrapping_add(l.src) & mask(l.size)) != l.res
     }
 
-    #[inline]
+    #[inline(always)]
     pub fn zf(&self) -> bool {
         if self.lazy.op == Op::None {
             self.bits & ZF != 0
@@ -154,7 +154,7 @@ impl Flags {
         }
     }
 
-    #[inline]
+    #[inline(always)]
     pub fn sf(&self) -> bool {
         if self.lazy.op == Op::None {
             self.bits & SF != 0
@@ -163,7 +163,7 @@ impl Flags {
         }
     }
 
-    #[inline]
+    #[inline(always)]
     pub fn pf(&self) -> bool {
         if self.lazy.op == Op::None {
             self.bits & PF != 0
@@ -183,7 +183,7 @@ impl Flags {
         }
     }
 
-    #[inline]
+    #[inline(always)]
     pub fn of(&self) -> bool {
         let l = &self.lazy;
         let sb = sign_bit(l.size);
@@ -279,7 +279,7 @@ impl Flags {
     }
 
     /// Evaluate condition code `cc` (the low nibble of Jcc/SETcc/CMOVcc, SDM Vol. 1 Table B-1).
-    #[inline]
+    #[inline(always)]
     pub fn cond(&self, cc: u8) -> bool {
         let r = match cc >> 1 {
             0 => self.of(),

@@ -34,6 +34,8 @@ pub struct ICache {
     entries: Box<[Entry]>,
     /// Per physical RAM page: generation, low bit set while it holds cached code.
     pub(crate) page_gen: Vec<u32>,
+    /// Basic blocks by physical address of their first instruction.
+    pub(crate) blocks: Box<[Block]>,
 }
 
 impl Default for ICache {
@@ -44,7 +46,12 @@ impl Default for ICache {
 
 impl ICache {
     pub fn new() -> Self {
-        ICache { entries: vec![EMPTY; ENTRIES].into_boxed_slice(), page_gen: Vec::new() }
+        let empty = Block { phys: u32::MAX, gen: 0, code32: false, bytes: 0, instrs: Vec::new() };
+        ICache {
+            entries: vec![EMPTY; ENTRIES].into_boxed_slice(),
+            page_gen: Vec::new(),
+            blocks: vec![empty; BLOCKS].into_boxed_slice(),
+        }
     }
 
     /// Size the page table for `ram_len` bytes of RAM (done when the run starts).
@@ -54,6 +61,9 @@ impl ICache {
         if self.page_gen.len() != pages {
             self.page_gen = vec![0; pages];
             self.entries.fill(EMPTY);
+            for b in self.blocks.iter_mut() {
+                b.phys = u32::MAX;
+            }
         }
     }
 
@@ -81,14 +91,17 @@ impl ICache {
         self.entries[phys as usize & (ENTRIES - 1)] = Entry { phys, gen: *g, code32, instr };
     }
 
-    /// A write hit physical page `page`: stale its cached instructions, if any.
+    /// A write hit physical page `page`: stale its cached instructions, if any. Returns
+    /// whether the page held cached code (the running block must then stop).
     #[inline(always)]
-    pub fn note_write(&mut self, page: u32) {
+    pub fn note_write(&mut self, page: u32) -> bool {
         if let Some(g) = self.page_gen.get_mut(page as usize) {
             if *g & 1 != 0 {
                 *g = g.wrapping_add(1);
+                return true;
             }
         }
+        false
     }
 
     /// Forget everything (RAM was rewritten from outside the CPU).
@@ -98,5 +111,58 @@ impl ICache {
                 *g = g.wrapping_add(1);
             }
         }
+    }
+}
+
+/// Number of basic-block slots (a power of two).
+const BLOCKS: usize = 4096;
+/// Most instructions in one block: long enough to amortise the block look-up, short enough
+/// that a block rebuilt after a self-modifying write costs little.
+pub const MAX_BLOCK: usize = 32;
+
+/// A run of decoded instructions that lie in one direct RAM page and execute in sequence:
+/// every instruction but the last is "simple" (cannot branch, change CS, mode, IF or TF,
+/// do port I/O or inhibit interrupts), so the run loop checks for interrupts, TF, the
+/// budget and code-page changes once per block instead of once per instruction.
+#[derive(Clone)]
+pub struct Block {
+    /// Physical address of the first byte, `u32::MAX` when empty.
+    pub phys: u32,
+    /// Generation of its page when decoded.
+    pub gen: u32,
+    pub code32: bool,
+    /// Total length in bytes.
+    pub bytes: u32,
+    pub instrs: Vec<Instr>,
+}
+
+impl ICache {
+    /// The slot a block starting at `phys` lives in.
+    #[inline(always)]
+    pub fn block_slot(phys: u32) -> usize {
+        (phys ^ (phys >> 12)) as usize & (BLOCKS - 1)
+    }
+
+    /// The slot of a still-valid block at `phys`, if one is cached.
+    #[inline(always)]
+    pub fn block_get(&self, phys: u32, code32: bool) -> Option<usize> {
+        let slot = Self::block_slot(phys);
+        let b = &self.blocks[slot];
+        if b.phys == phys && b.code32 == code32 && self.page_gen.get((phys >> 12) as usize) == Some(&b.gen) {
+            Some(slot)
+        } else {
+            None
+        }
+    }
+
+    /// Mark `phys`'s page as holding cached code and return its generation (None when the
+    /// page is outside RAM).
+    #[inline]
+    pub fn code_page_gen(&mut self, phys: u32) -> Option<u32> {
+        let g = self.page_gen.get_mut((phys >> 12) as usize)?;
+        if *g & 1 == 0 {
+            *g = g.wrapping_add(1);
+        }
+        Some(*g)
     }
 }

@@ -9,6 +9,7 @@
 use super::decode::{self, Fetch, Instr, NO_REG};
 use super::exception::Exception;
 use super::mmu::access_bit;
+use super::seg::access;
 use super::{cr0, flags, Cpu, Res, CS, ESP, SS};
 use crate::addr::Phys;
 use crate::bus::{Bus, IoSize};
@@ -47,6 +48,8 @@ macro_rules! lin_priv {
                     b.copy_from_slice(&r[a..a + $n]);
                     return Ok(<$ty>::from_le_bytes(b));
                 }
+                // MMIO may change device state (an interrupt line): end the running block.
+                self.break_block = true;
                 return Ok(bus.mmio_read(Phys((e.phys_page << 12) | off as u32), $size) as $ty);
             }
             let mut v: u64 = 0;
@@ -72,8 +75,12 @@ macro_rules! lin_priv {
                 if e.direct {
                     let a = ((e.phys_page as usize) << 12) | off;
                     bus.ram()[a..a + $n].copy_from_slice(&v.to_le_bytes());
-                    self.icache.note_write(e.phys_page);
+                    if self.icache.note_write(e.phys_page) {
+                        // Self-modifying code: the running block may hold stale bytes.
+                        self.break_block = true;
+                    }
                 } else {
+                    self.break_block = true;
                     bus.mmio_write(Phys((e.phys_page << 12) | off as u32), $size, v as u32);
                 }
                 return Ok(());
@@ -140,6 +147,21 @@ impl Cpu {
     /// address (SDM Vol. 3A §5.3 limit checks, §5.4.1 type checks).
     #[inline(always)]
     pub(crate) fn seg_lin(&self, seg: u8, off: u32, len: u32, write: bool) -> Result<u32, Exception> {
+        // Fast path: a writable expand-up data segment (what flat and real-mode code use)
+        // passes every type check for reads and writes alike, so only the limit is left.
+        // measured (callgrind, paged memory loop, two accesses per seven instructions):
+        // ~119 → 112 host instructions per guest instruction (the full check called
+        // `in_limit` out of line).
+        let s = &self.segs[seg as usize];
+        let kind = access::S | access::CODE | access::DC | access::RW;
+        if s.valid && s.access & kind == access::S | access::RW && off as u64 + (len as u64 - 1) <= s.limit as u64 {
+            return Ok(s.base.wrapping_add(off));
+        }
+        self.seg_lin_slow(seg, off, len, write)
+    }
+
+    #[inline(never)]
+    fn seg_lin_slow(&self, seg: u8, off: u32, len: u32, write: bool) -> Result<u32, Exception> {
         let s = &self.segs[seg as usize];
         let ok = s.valid
             && (if write { s.writable() || !self.pmode() } else { s.readable() || !self.pmode() })

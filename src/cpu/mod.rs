@@ -13,6 +13,7 @@
 //! The CPU reaches memory and ports only through [`Bus`]; it is generic over it so the
 //! compiler inlines the PC's bus (or the tests' flat RAM) into the interpreter loop.
 
+mod block;
 pub mod cpuid;
 pub mod decode;
 pub mod exception;
@@ -158,6 +159,9 @@ pub struct Cpu {
     pub(crate) start_eip: u32,
     /// The current instruction did port I/O: check the bus for a stop request.
     pub(crate) did_io: bool,
+    /// Set by a write to a page holding cached code and by MMIO: the block being run
+    /// must stop after the current instruction.
+    pub(crate) break_block: bool,
 }
 
 impl Default for Cpu {
@@ -194,6 +198,7 @@ impl Cpu {
             icache: icache::ICache::new(),
             start_eip: 0,
             did_io: false,
+            break_block: false,
         };
         c.segs[CS as usize] = Seg::real(0xf000);
         c.segs[CS as usize].base = 0xffff_0000;
@@ -283,7 +288,20 @@ impl Cpu {
                 }
             }
             self.inhibit_irq = false;
-            match self.step(bus) {
+            // The fast path: a whole block when no single-step trap is due and the budget
+            // covers it (see block.rs for why checking once per block is exact).
+            // measured (callgrind, host instructions per guest instruction, register /
+            // paged memory loop): 204 / 230 per-instruction → 106 / 131 with blocks.
+            let block = if self.flags.bits & flags::TF == 0 { self.block_at(bus) } else { None };
+            let r = match block {
+                Some(slot) if self.icache.blocks[slot].instrs.len() as u64 <= remaining + 1 => {
+                    let (n, r) = self.run_block(bus, slot);
+                    remaining -= n - 1;
+                    r
+                }
+                _ => self.step(bus),
+            };
+            match r {
                 Ok(()) => {}
                 Err(Fault::Exc(e)) => {
                     if let Some(r) = self.raise(bus, e) {

@@ -23,22 +23,6 @@ pub(crate) enum AluOp {
     Cmp,
 }
 
-impl AluOp {
-    #[inline(always)]
-    pub(crate) fn from_index(n: u8) -> AluOp {
-        match n & 7 {
-            0 => AluOp::Add,
-            1 => AluOp::Or,
-            2 => AluOp::Adc,
-            3 => AluOp::Sbb,
-            4 => AluOp::And,
-            5 => AluOp::Sub,
-            6 => AluOp::Xor,
-            _ => AluOp::Cmp,
-        }
-    }
-}
-
 #[inline(always)]
 fn mask(bits: u8) -> u32 {
     if bits == 32 {
