@@ -205,7 +205,7 @@ impl Cpu {
                 return Err(e);
             }
             if from_v86 {
-                let null = Seg { sel: 0, valid: false, access: 0, ..Seg::real(0) };
+                let null = Seg::null(0);
                 for s in [GS, FS, DS, ES] {
                     self.segs[s as usize] = null;
                 }

@@ -67,6 +67,11 @@ impl Seg {
         }
     }
 
+    /// A null selector loaded in protected mode: the register is unusable until reloaded.
+    pub const fn null(sel: u16) -> Seg {
+        Seg { sel, base: 0, limit: 0xffff, access: 0, flags: 0, valid: false }
+    }
+
     /// A flat 4 GiB ring-0 segment, 32-bit, code or data.
     pub const fn flat32(sel: u16, code: bool) -> Seg {
         Seg {
@@ -285,7 +290,7 @@ impl Cpu {
         }
         if sel & !3 == 0 {
             // A null selector may be loaded into a data segment register; using it faults.
-            self.segs[reg as usize] = Seg { sel, valid: false, access: 0, ..Seg::real(0) };
+            self.segs[reg as usize] = Seg::null(sel);
             return Ok(());
         }
         let mut d = self.descriptor_or_gp(bus, sel)?;
@@ -313,7 +318,7 @@ impl Cpu {
                 continue;
             }
             if (s.is_data() || !s.conforming()) && s.dpl() < self.cpl {
-                self.segs[r as usize] = Seg { sel: 0, valid: false, access: 0, ..Seg::real(0) };
+                self.segs[r as usize] = Seg::null(0);
             }
         }
     }

@@ -203,7 +203,7 @@ impl Cpu {
         for (i, r) in [(0usize, ES), (3, DS), (4, FS), (5, GS)] {
             let s = sels[i];
             if s & !3 == 0 {
-                self.segs[r as usize] = Seg { sel: s, valid: false, access: 0, ..Seg::real(0) };
+                self.segs[r as usize] = Seg::null(s);
                 continue;
             }
             let d = self.read_descriptor(bus, s).map_err(|e| e.unwrap_or(Exception::TS(selector_error(s))))?;
@@ -222,7 +222,7 @@ impl Cpu {
     /// LDTR from a new task's TSS: null, or an LDT descriptor in the GDT (§7.3 step 12).
     fn load_ldt_checked<B: Bus>(&mut self, bus: &mut B, sel: u16) -> Res<()> {
         if sel & !3 == 0 {
-            self.ldtr = Seg { sel, valid: false, access: 0, ..Seg::real(0) };
+            self.ldtr = Seg::null(sel);
             return Ok(());
         }
         if sel & 4 != 0 {

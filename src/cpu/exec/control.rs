@@ -91,6 +91,20 @@ impl Cpu {
         Ok(())
     }
 
+    /// Push a far return address (CS, then EIP) for a far CALL, checking that both fit
+    /// before writing either, and leaving ESP as it was if a push faults.
+    fn push_far_return<B: Bus>(&mut self, bus: &mut B, cs: u32, eip: u32, op32: bool) -> Res<()> {
+        let n: u32 = if op32 { 4 } else { 2 };
+        let lo = self.sp_add((2 * n).wrapping_neg());
+        self.seg_lin(SS, lo, 2 * n, true)?;
+        let esp = self.regs[ESP];
+        let r = self.push(bus, cs, op32).and_then(|()| self.push(bus, eip, op32));
+        if r.is_err() {
+            self.regs[ESP] = esp;
+        }
+        r
+    }
+
     pub(crate) fn jmp_far<B: Bus>(&mut self, bus: &mut B, sel: u16, off: u32, op32: bool) -> Res<()> {
         if !self.pmode() {
             return self.load_cs_real(sel, off, op32);
@@ -100,20 +114,12 @@ impl Cpu {
 
     pub(crate) fn call_far<B: Bus>(&mut self, bus: &mut B, sel: u16, off: u32, op32: bool) -> Res<()> {
         if !self.pmode() {
-            let n: u32 = if op32 { 4 } else { 2 };
-            // Both pushes must fit before anything changes.
-            let lo = self.sp_add((2 * n).wrapping_neg());
-            self.seg_lin(SS, lo, 2 * n, true)?;
             let target = if op32 { off } else { off & 0xffff };
             if target > self.segs[CS as usize].limit && !self.v86() {
                 return Err(Exception::GP(0).into());
             }
             let (cs, eip, esp) = (self.segs[CS as usize].sel as u32, self.eip, self.regs[ESP]);
-            self.push(bus, cs, op32)?;
-            if let Err(e) = self.push(bus, eip, op32) {
-                self.regs[ESP] = esp;
-                return Err(e);
-            }
+            self.push_far_return(bus, cs, eip, op32)?;
             if let Err(e) = self.load_cs_real(sel, off, op32) {
                 self.regs[ESP] = esp;
                 return Err(e);
@@ -151,15 +157,8 @@ impl Cpu {
                 return Err(Exception::GP(0).into());
             }
             if call {
-                let n: u32 = if op32 { 4 } else { 2 };
-                let lo = self.sp_add((2 * n).wrapping_neg());
-                self.seg_lin(SS, lo, 2 * n, true)?;
-                let (cs, eip, esp) = (self.segs[CS as usize].sel as u32, self.eip, self.regs[ESP]);
-                self.push(bus, cs, op32)?;
-                if let Err(e) = self.push(bus, eip, op32) {
-                    self.regs[ESP] = esp;
-                    return Err(e);
-                }
+                let (cs, eip) = (self.segs[CS as usize].sel as u32, self.eip);
+                self.push_far_return(bus, cs, eip, op32)?;
             }
             let mut dd = d;
             self.set_accessed(bus, sel, &mut dd)?;
@@ -285,15 +284,7 @@ impl Cpu {
             return Ok(());
         }
         if call {
-            let n: u32 = if gate32 { 4 } else { 2 };
-            let lo = self.sp_add((2 * n).wrapping_neg());
-            self.seg_lin(SS, lo, 2 * n, true)?;
-            let esp = self.regs[ESP];
-            self.push(bus, old_cs, gate32)?;
-            if let Err(e) = self.push(bus, old_eip, gate32) {
-                self.regs[ESP] = esp;
-                return Err(e);
-            }
+            self.push_far_return(bus, old_cs, old_eip, gate32)?;
         }
         self.set_accessed(bus, tsel, &mut td)?;
         let cpl = self.cpl;

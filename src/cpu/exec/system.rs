@@ -61,7 +61,7 @@ impl Cpu {
                 self.require_cpl0()?;
                 let sel = self.rm16(bus, i)?;
                 if sel & !3 == 0 {
-                    self.ldtr = Seg { sel, valid: false, access: 0, ..Seg::real(0) };
+                    self.ldtr = Seg::null(sel);
                     return Ok(());
                 }
                 if sel & 4 != 0 {
