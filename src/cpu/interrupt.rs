@@ -278,7 +278,7 @@ impl Cpu {
 
     /// The stack for ring `dpl` from the current TSS (SDM Vol. 3A §7.2.1, Figures 7-2, 7-11).
     pub(crate) fn tss_stack<B: Bus>(&mut self, bus: &mut B, dpl: u8, ext: u16) -> Res<(u16, u32)> {
-        let tss32 = matches!(self.tr.sys_type(), systype::TSS32_AVAIL | systype::TSS32_BUSY);
+        let tss32 = self.tr.is_tss32();
         let tr_err = Exception::TS(selector_error(self.tr.sel) | ext);
         if tss32 {
             let off = 4 + dpl as u32 * 8;

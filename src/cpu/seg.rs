@@ -141,6 +141,11 @@ impl Seg {
     pub fn expand_down(&self) -> bool {
         self.is_data() && self.access & access::DC != 0
     }
+    /// A 32-bit TSS, available or busy (SDM Vol. 3A Table 3-2), as TR holds.
+    #[inline]
+    pub fn is_tss32(&self) -> bool {
+        matches!(self.sys_type(), systype::TSS32_AVAIL | systype::TSS32_BUSY)
+    }
     /// System-descriptor type (S = 0).
     #[inline]
     pub fn sys_type(&self) -> u8 {

@@ -60,7 +60,7 @@ impl Cpu {
 
         // Save the outgoing task's dynamic state in its TSS (§7.3 step 8).
         let old = self.tr;
-        let old32 = matches!(old.sys_type(), systype::TSS32_AVAIL | systype::TSS32_BUSY);
+        let old32 = old.is_tss32();
         let mut eflags = self.flags.get();
         if reason == Reason::Iret {
             eflags &= !NT;

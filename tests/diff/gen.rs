@@ -26,14 +26,8 @@ pub const RO_PAGE: u32 = 0x81000;
 /// four bytes all read 0xFF are used.)
 pub const PORTS: [u16; 4] = [0xe0, 0xe4, 0x44, 0x58];
 
-pub const EAX: usize = 0;
-pub const ECX: usize = 1;
-pub const EDX: usize = 2;
-pub const EBX: usize = 3;
-pub const ESP: usize = 4;
-pub const EBP: usize = 5;
-pub const ESI: usize = 6;
-pub const EDI: usize = 7;
+/// Register numbers: the CPU's own (SDM Vol. 2A Table 2-1 order).
+pub use v386::cpu::{EAX, EBP, EBX, ECX, EDI, EDX, ESI, ESP};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Mode {

@@ -447,7 +447,7 @@ impl Cpu {
         if !self.protected() || (!self.v86() && self.cpl <= self.flags.iopl()) {
             return Ok(());
         }
-        let tss32 = matches!(self.tr.sys_type(), systype::TSS32_AVAIL | systype::TSS32_BUSY);
+        let tss32 = self.tr.is_tss32();
         if !self.tr.valid || !tss32 || self.tr.limit < 0x67 {
             return Err(Exception::GP(0).into());
         }
