@@ -152,3 +152,67 @@ fn fault_in_the_middle_of_a_block_restarts_there() {
     assert_eq!(cpu.icount, 2);
     assert_eq!(cpu.regs[EBX], 1);
 }
+
+#[test]
+fn a_loop_that_rewrites_its_own_body_sees_the_new_bytes() {
+    // A block that jumps back to its own start (the chained self-loop path) and patches
+    // its `add eax, 1` into `add eax, 2` on the first pass:
+    //   l: add eax, 1            ; 83 C0 01  at 0x1000
+    //      mov byte [0x1002], 2  ; C6 05 02 10 00 00 02
+    //      dec ecx               ; 49
+    //      jnz l                 ; 75 F3
+    let code = [0x83, 0xc0, 0x01, 0xc6, 0x05, 0x02, 0x10, 0, 0, 0x02, 0x49, 0x75, 0xf3];
+    let (c, _) = run32(&code, |c| c.regs[ECX] = 3);
+    assert_eq!(c.regs[EAX], 1 + 2 + 2);
+}
+
+#[test]
+fn call_beyond_the_cs_limit_faults_before_pushing() {
+    // SDM Vol. 2A "CALL": the #GP(0) limit test precedes the push. A flat CS limited to
+    // 0x1fff, a CALL to 0x3000, and a #GP handler that records ESP and halts.
+    let mut bus = FlatBus::new(1 << 20);
+    // call rel32 to 0x3000 at 0x1000 (next EIP 0x1005).
+    bus.mem[0x1000..0x1005].copy_from_slice(&[0xe8, 0xfb, 0x1f, 0, 0]);
+    // #GP handler at 0x1800: mov ebx, esp; hlt.
+    bus.mem[0x1800..0x1803].copy_from_slice(&[0x89, 0xe3, 0xf4]);
+    // IDT at 0x500: vector 13 → 0008:1800, 32-bit interrupt gate.
+    let gate = |off: u32| -> [u8; 8] {
+        let mut g = [0u8; 8];
+        g[0..2].copy_from_slice(&(off as u16).to_le_bytes());
+        g[2..4].copy_from_slice(&8u16.to_le_bytes());
+        g[5] = 0x8e;
+        g[6..8].copy_from_slice(&((off >> 16) as u16).to_le_bytes());
+        g
+    };
+    bus.mem[0x500 + 13 * 8..0x500 + 14 * 8].copy_from_slice(&gate(0x1800));
+    // GDT at 0x600: null, flat 32-bit ring-0 code (0x08) and data (0x10).
+    bus.mem[0x608..0x610].copy_from_slice(&0x00cf_9a00_0000_ffffu64.to_le_bytes());
+    bus.mem[0x610..0x618].copy_from_slice(&0x00cf_9200_0000_ffffu64.to_le_bytes());
+    let mut cpu = Cpu::new();
+    cpu.start_flat32(0x1000, 0x8000);
+    cpu.gdtr.base = 0x600;
+    cpu.gdtr.limit = 0x17;
+    cpu.idtr.base = 0x500;
+    cpu.idtr.limit = 0x7ff;
+    cpu.segs[v386::cpu::CS as usize].limit = 0x1fff;
+    assert_eq!(cpu.run(&mut bus, 100), StopReason::Halted);
+    // The handler's frame (error code, EIP, CS, EFLAGS) is all that was pushed.
+    assert_eq!(cpu.regs[EBX], 0x8000 - 16);
+    // The pushed EIP is the CALL's own address.
+    assert_eq!(u32::from_le_bytes(bus.mem[0x8000 - 12..0x8000 - 8].try_into().unwrap()), 0x1000);
+}
+
+#[test]
+fn the_budget_is_exact_inside_chained_blocks() {
+    // A two-instruction loop (inc eax; jmp l) runs exactly the budget, whatever its size.
+    for budget in [1u64, 2, 3, 7, 64, 1001] {
+        let mut bus = FlatBus::new(1 << 20);
+        bus.mem[0x1000..0x1003].copy_from_slice(&[0x40, 0xeb, 0xfd]);
+        let mut cpu = Cpu::new();
+        cpu.start_flat32(0x1000, 0x8000);
+        assert_eq!(cpu.run(&mut bus, budget), StopReason::BudgetSpent);
+        assert_eq!(cpu.icount, budget);
+        assert_eq!(cpu.regs[EAX] as u64, budget.div_ceil(2));
+        assert_eq!(cpu.eip, if budget % 2 == 1 { 0x1001 } else { 0x1000 });
+    }
+}

@@ -56,12 +56,15 @@ fn build_page_tables(mem: &mut [u8]) -> u32 {
 
 fn main() {
     let budget: u64 = std::env::args().nth(1).and_then(|s| s.parse().ok()).unwrap_or(300_000_000);
+    // An optional second argument picks loops by name ("register", "memory"), so a profiler
+    // run (callgrind) sees one loop only.
+    let only = std::env::args().nth(2).unwrap_or_default();
     let loops = [
         Loop { name: "register loop", code: register_loop(), paging: false },
         Loop { name: "memory loop, paging on", code: memory_loop(), paging: true },
     ];
     println!("v386-bench: {budget} guest instructions per loop, best of 3");
-    for l in &loops {
+    for l in loops.iter().filter(|l| l.name.contains(only.as_str())) {
         let mut best = f64::MAX;
         let mut retired = 0;
         for _ in 0..3 {

@@ -63,7 +63,7 @@ pub struct Lazy {
 /// EFLAGS, with the arithmetic flags possibly pending in `lazy`.
 #[derive(Clone, Copy, Debug)]
 pub struct Flags {
-    /// Every bit except, while `lazy.op != Op::None`, the six arithmetic flags.
+    /// Every bit; while `lazy.op != Op::None` the six arithmetic ones are stale.
     pub bits: u32,
     pub lazy: Lazy,
 }
@@ -99,13 +99,17 @@ static PARITY: [bool; 256] = {
 };
 
 impl Flags {
-    /// Record an operation whose flags are computed lazily.
+    /// Record an operation whose flags are computed lazily. The arithmetic bits left in
+    /// `bits` are stale from here on and nothing reads them until [`Flags::materialize`]
+    /// rewrites them, so they are not cleared (one load and branch less per ALU op).
     #[inline(always)]
     pub fn set_lazy(&mut self, op: Op, size: u8, dst: u32, src: u32, res: u32) {
-        if self.lazy.op == Op::None {
-            self.bits &= !ARITH;
-        }
-        self.lazy = Lazy { op, size, dst, src, res: res & mask(size), carry: false };
+        // `carry` is left alone: only INC/DEC read it, and they set it.
+        self.lazy.op = op;
+        self.lazy.size = size;
+        self.lazy.dst = dst;
+        self.lazy.src = src;
+        self.lazy.res = res & mask(size);
     }
 
     /// INC/DEC: like [`Flags::set_lazy`] but CF keeps its value.

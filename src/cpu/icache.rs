@@ -9,6 +9,7 @@
 //! Only instructions that lie wholly inside one direct RAM page are cached.
 
 use super::decode::Instr;
+use super::fast::Op;
 use alloc::boxed::Box;
 use alloc::vec;
 use alloc::vec::Vec;
@@ -46,7 +47,7 @@ impl Default for ICache {
 
 impl ICache {
     pub fn new() -> Self {
-        let empty = Block { phys: u32::MAX, gen: 0, code32: false, bytes: 0, instrs: Vec::new() };
+        let empty = Block { phys: u32::MAX, gen: 0, code32: false, chain: false, bytes: 0, ops: Vec::new() };
         ICache {
             entries: vec![EMPTY; ENTRIES].into_boxed_slice(),
             page_gen: Vec::new(),
@@ -131,9 +132,13 @@ pub struct Block {
     /// Generation of its page when decoded.
     pub gen: u32,
     pub code32: bool,
+    /// The last instruction cannot change CS, the mode, IF or TF, do port I/O or inhibit
+    /// interrupts (a jump, a call, a return or a simple instruction), so the next block in
+    /// the same page may follow without a trip through the run loop.
+    pub chain: bool,
     /// Total length in bytes.
     pub bytes: u32,
-    pub instrs: Vec<Instr>,
+    pub ops: Vec<Op>,
 }
 
 impl ICache {
@@ -143,11 +148,12 @@ impl ICache {
         (phys ^ (phys >> 12)) as usize & (BLOCKS - 1)
     }
 
-    /// The slot of a still-valid block at `phys`, if one is cached.
+    /// The slot of a still-valid block at `phys` in `blocks` (the run loop holds the
+    /// blocks while it runs), if one is cached.
     #[inline(always)]
-    pub fn block_get(&self, phys: u32, code32: bool) -> Option<usize> {
+    pub fn block_get(&self, blocks: &[Block], phys: u32, code32: bool) -> Option<usize> {
         let slot = Self::block_slot(phys);
-        let b = &self.blocks[slot];
+        let b = &blocks[slot];
         if b.phys == phys && b.code32 == code32 && self.page_gen.get((phys >> 12) as usize) == Some(&b.gen) {
             Some(slot)
         } else {

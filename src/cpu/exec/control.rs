@@ -29,6 +29,22 @@ impl Cpu {
         self.jump_abs(t, i.op32)
     }
 
+    /// CALL rel: the target is checked against the CS limit before anything is pushed
+    /// (SDM Vol. 2A "CALL", Operation: the #GP(0) test precedes the push).
+    #[inline(always)]
+    pub(crate) fn call_rel<B: Bus>(&mut self, bus: &mut B, i: &Instr) -> Res<()> {
+        let ret = self.eip;
+        let t = ret.wrapping_add(i.imm);
+        let t = if i.op32 { t } else { t & 0xffff };
+        if t > self.segs[CS as usize].limit {
+            return Err(Exception::GP(0).into());
+        }
+        self.push(bus, ret, i.op32)?;
+        self.eip = t;
+        Ok(())
+    }
+
+    #[inline(always)]
     pub(crate) fn ret_near<B: Bus>(&mut self, bus: &mut B, i: &Instr) -> Res<()> {
         let t = self.peek(bus, 0, i.op32)?;
         let t = if i.op32 { t } else { t & 0xffff };

@@ -319,6 +319,13 @@ impl Cpu {
         self.rmwv(bus, i, |c, d| c.alu(aop, bits, d, src))
     }
 
+    /// [`Cpu::execute`] as a call, for the block loop: its specialised handlers are
+    /// inlined there, the general executor is not (one copy, not one per call site).
+    #[inline(never)]
+    pub(crate) fn execute_outlined<B: Bus>(&mut self, bus: &mut B, i: &Instr) -> Res<()> {
+        self.execute(bus, i)
+    }
+
     /// Execute one decoded instruction. EIP already points past it.
     #[inline(always)]
     pub(crate) fn execute<B: Bus>(&mut self, bus: &mut B, i: &Instr) -> Res<()> {
@@ -724,11 +731,7 @@ impl Cpu {
                 let v = self.regs[EAX];
                 self.port_out(bus, port, size, v)
             }
-            0xe8 => {
-                let ret = self.eip;
-                self.push(bus, ret, i.op32)?;
-                self.jump_rel(i)
-            }
+            0xe8 => self.call_rel(bus, i),
             0xe9 | 0xeb => self.jump_rel(i),
             0xea => self.jmp_far(bus, i.imm2, i.imm, i.op32),
             0xf1 => self.int_n(bus, 1, super::interrupt::Kind::Icebp),
