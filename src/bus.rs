@@ -15,6 +15,15 @@ pub enum IoSize {
     Dword = 4,
 }
 
+/// Why a device asks the CPU to stop running.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StopRequest {
+    /// isa-debug-exit: the guest wrote this value.
+    DebugExit(u32),
+    /// The platform's reset line (8042 command 0xFE, port 0x92 fast reset).
+    Reset,
+}
+
 /// Everything the CPU needs from its platform.
 pub trait Bus {
     /// Plain RAM that the CPU may read and write directly, starting at physical address 0.
@@ -31,10 +40,13 @@ pub trait Bus {
     fn io_in(&mut self, port: u16, size: IoSize) -> u32;
     /// `OUT` to a port.
     fn io_out(&mut self, port: u16, size: IoSize, value: u32);
-    /// A device asked the run loop to stop (isa-debug-exit): the value it reports.
-    fn take_stop_request(&mut self) -> Option<u32> {
+    /// A device asked the run loop to stop (checked after each port I/O instruction).
+    fn take_stop_request(&mut self) -> Option<StopRequest> {
         None
     }
+    /// The CPU's retired-instruction count, given before each port or MMIO access so
+    /// clocked devices answer for exactly that moment.
+    fn sync(&mut self, _icount: u64) {}
     /// Whether the interrupt controller has an interrupt for the CPU (INTR line).
     fn interrupt_pending(&self) -> bool {
         false
@@ -88,7 +100,7 @@ impl Bus for FlatBus {
             self.stop = Some(value);
         }
     }
-    fn take_stop_request(&mut self) -> Option<u32> {
-        self.stop.take()
+    fn take_stop_request(&mut self) -> Option<StopRequest> {
+        self.stop.take().map(StopRequest::DebugExit)
     }
 }

@@ -173,12 +173,22 @@ fn usage_errors_exit_with_status_2() {
 }
 
 #[test]
-fn bios_options_are_refused_until_the_bios_exists() {
-    for opt in ["-hda", "-bios"] {
-        let o = v386(&[opt, "whatever.img"]);
-        assert_eq!(status(&o), 2, "stderr: {}", stderr(&o));
-        assert!(stderr(&o).contains("not yet supported: needs the BIOS"), "{}", stderr(&o));
-    }
+fn hard_disks_are_refused_until_the_disk_controller_exists() {
+    let o = v386(&["-hda", "whatever.img"]);
+    assert_eq!(status(&o), 2, "stderr: {}", stderr(&o));
+    assert!(stderr(&o).contains("not yet supported"), "{}", stderr(&o));
+}
+
+#[test]
+fn a_bad_bios_image_is_a_clear_error() {
+    let dir = std::env::temp_dir().join(format!("v386-cli-bios-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let bios = dir.join("short.bin");
+    std::fs::write(&bios, [0u8; 1000]).unwrap();
+    let o = v386(&["-bios", bios.to_str().unwrap()]);
+    assert_eq!(status(&o), 2, "stderr: {}", stderr(&o));
+    assert!(stderr(&o).contains("multiple of 64 KiB"), "{}", stderr(&o));
+    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]

@@ -80,8 +80,9 @@ fn assemble(name: &str) -> Option<Vec<u8>> {
 /// Run an image on v386 the way `--flat IMG --load-addr 0x7c00 --entry 0x7e00 --mode real`
 /// does: what it printed on port 0xE9 and why it stopped.
 fn run_v386(img: &[u8]) -> (Vec<u8>, StopReason) {
-    let mut m = Machine::new(&MachineConfig { mem_mb: 32, debug_exit_port: Some(DEBUG_EXIT_PORT) })
-        .expect("create the machine");
+    let mut m =
+        Machine::new(&MachineConfig { mem_mb: 32, debug_exit_port: Some(DEBUG_EXIT_PORT), ..Default::default() })
+            .expect("create the machine");
     m.load_flat(img, 0x7c00, 0x7e00, StartMode::Real).expect("load the image");
     let stop = m.run(BUDGET);
     (m.take_debugcon(), stop)

@@ -17,7 +17,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use v386::cpu::StopReason;
-use v386::machine::{Machine, MachineConfig, MachineError, StartMode};
+use v386::machine::{ClockMode, Machine, MachineConfig, MachineError, StartMode};
 
 /// Instructions per run slice: debug-console output is flushed after each.
 const SLICE: u64 = 1_000_000;
@@ -51,14 +51,23 @@ BOOT (exactly one):
                               mode: CS = 0, IP = A when A < 64 KiB, else CS = (A >> 4) & 0xF000.
       --mode real|pm32        real (default), or 32-bit protected mode with flat segments
                               (code 0x08, data 0x10) and ESP = load address.
-    -hda FILE, -bios FILE     Not yet supported: they need the BIOS (next issue).
+    -hda FILE                 Not yet supported: needs the disk controller.
 
 OPTIONS:
     -m MB                     Guest RAM in MiB (suffix M or G accepted; default 32).
     -debugcon stdio|file:PATH|null
                               Where guest writes to port 0xE9 go (default: discarded,
                               as in QEMU).
-    -serial DEV               Accepted and stored; the serial port is not emulated yet.
+    -serial stdio|file:PATH|null
+                              Where the first serial port (COM1, a 16550A) goes; stdio
+                              also feeds standard input to it (default: null).
+    -bios FILE                Boot this BIOS image (SeaBIOS's bios.bin); its VGA BIOS,
+                              vgabios-stdvga.bin, is read from the same directory.
+                              Set V386_FIRMWARE_LOG=PATH to keep the BIOS's debug log
+                              (port 0x402).
+    --clock deterministic|wall
+                              Timers follow retired instructions (default: the same run
+                              gives the same output) or the host's clock.
     -device isa-debug-exit[,iobase=P][,iosize=N]
                               A guest write of V to port P ends the run with exit status
                               (V << 1) | 1. Defaults as in QEMU: iobase=0x501, iosize=2.
@@ -86,11 +95,31 @@ enum DebugconSink {
     Null,
 }
 
+/// Where the first serial port is connected.
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum SerialSink {
+    /// Output to standard output, input from standard input.
+    Stdio,
+    File(PathBuf),
+    Null,
+}
+
 /// What to boot.
 #[derive(Clone, Debug, PartialEq, Eq)]
 enum Boot {
+    /// The BIOS image given with `-bios` (its VGA BIOS, `vgabios-stdvga.bin`, is read from
+    /// the same directory when present), with an optional floppy image.
+    Bios {
+        bios: PathBuf,
+        fda: Option<PathBuf>,
+    },
     Floppy(PathBuf),
-    Flat { path: PathBuf, load_addr: Option<u32>, entry: Option<u32>, mode: StartMode },
+    Flat {
+        path: PathBuf,
+        load_addr: Option<u32>,
+        entry: Option<u32>,
+        mode: StartMode,
+    },
 }
 
 /// The `-device isa-debug-exit` settings.
@@ -106,8 +135,9 @@ struct Options {
     boot: Boot,
     mem_mb: u32,
     debugcon: DebugconSink,
-    /// `-serial` as given: stored for the serial device of a later issue.
-    serial: Option<String>,
+    /// Where COM1's output goes (and, for stdio, where its input comes from).
+    serial: SerialSink,
+    clock: ClockMode,
     debug_exit: Option<DebugExitOpt>,
     max_instructions: Option<u64>,
 }
@@ -175,7 +205,7 @@ impl fmt::Display for CliError {
             CliError::Conflict(a, b) => write!(f, "'{a}' and '{b}' cannot be used together"),
             CliError::FlatOptionWithoutFlat(o) => write!(f, "'{o}' only applies with '--flat FILE'"),
             CliError::NoImage => write!(f, "nothing to run: give -fda FILE or --flat FILE"),
-            CliError::NeedsBios(o) => write!(f, "'{o}' is not yet supported: needs the BIOS (next issue)"),
+            CliError::NeedsBios(o) => write!(f, "'{o}' is not yet supported: needs the disk controller"),
             CliError::EmptyImage(p) => write!(f, "{}: the image is empty", p.display()),
             CliError::Read { path, err } => write!(f, "cannot read {}: {err}", path.display()),
             CliError::OpenDebugcon { path, err } => {
@@ -276,6 +306,23 @@ fn parse_device(s: &str) -> Result<DebugExitOpt, CliError> {
     Ok(d)
 }
 
+fn parse_serial(v: &str) -> Result<SerialSink, CliError> {
+    Ok(match v {
+        "stdio" => SerialSink::Stdio,
+        "null" | "none" => SerialSink::Null,
+        _ => match v.strip_prefix("file:") {
+            Some(p) if !p.is_empty() => SerialSink::File(PathBuf::from(p)),
+            _ => {
+                return Err(CliError::BadValue {
+                    opt: "-serial",
+                    value: v.into(),
+                    expected: "stdio, file:PATH, null or none",
+                })
+            }
+        },
+    })
+}
+
 /// Parse the arguments after the program name.
 fn parse_args<I: IntoIterator<Item = OsString>>(args: I) -> Result<Command, CliError> {
     let mut args = args.into_iter();
@@ -286,7 +333,9 @@ fn parse_args<I: IntoIterator<Item = OsString>>(args: I) -> Result<Command, CliE
     let mut mode: Option<StartMode> = None;
     let mut mem_mb: Option<u32> = None;
     let mut debugcon: Option<DebugconSink> = None;
-    let mut serial: Option<String> = None;
+    let mut serial: Option<SerialSink> = None;
+    let mut clock: Option<ClockMode> = None;
+    let mut bios: Option<PathBuf> = None;
     let mut debug_exit: Option<DebugExitOpt> = None;
     let mut max_instructions: Option<u64> = None;
     let mut needs_bios: Option<&'static str> = None;
@@ -327,9 +376,17 @@ fn parse_args<I: IntoIterator<Item = OsString>>(args: I) -> Result<Command, CliE
                 value!("-hda");
                 needs_bios.get_or_insert("-hda");
             }
-            "bios" => {
-                value!("-bios");
-                needs_bios.get_or_insert("-bios");
+            "bios" => set(&mut bios, PathBuf::from(value!("-bios")), "-bios")?,
+            "clock" => {
+                let v = str_value!("--clock");
+                let c = match v.as_str() {
+                    "deterministic" => ClockMode::Deterministic,
+                    "wall" => ClockMode::Wall,
+                    _ => {
+                        return Err(CliError::BadValue { opt: "--clock", value: v, expected: "deterministic or wall" })
+                    }
+                };
+                set(&mut clock, c, "--clock")?;
             }
             "flat" => set(&mut flat, PathBuf::from(value!("--flat")), "--flat")?,
             "load-addr" => set(&mut load_addr, parse_u32("--load-addr", &str_value!("--load-addr"))?, "--load-addr")?,
@@ -345,7 +402,7 @@ fn parse_args<I: IntoIterator<Item = OsString>>(args: I) -> Result<Command, CliE
             }
             "m" => set(&mut mem_mb, parse_mem(&str_value!("-m"))?, "-m")?,
             "debugcon" => set(&mut debugcon, parse_debugcon(&str_value!("-debugcon"))?, "-debugcon")?,
-            "serial" => set(&mut serial, str_value!("-serial"), "-serial")?,
+            "serial" => set(&mut serial, parse_serial(&str_value!("-serial"))?, "-serial")?,
             "device" => set(&mut debug_exit, parse_device(&str_value!("-device"))?, "-device isa-debug-exit")?,
             "max-instructions" => {
                 let v = str_value!("--max-instructions");
@@ -367,9 +424,16 @@ fn parse_args<I: IntoIterator<Item = OsString>>(args: I) -> Result<Command, CliE
         }
     }
 
-    let boot = match (fda, flat) {
-        (Some(_), Some(_)) => return Err(CliError::Conflict("-fda", "--flat")),
-        (fda, flat) => {
+    let boot = match (fda, flat, bios) {
+        (Some(_), Some(_), _) => return Err(CliError::Conflict("-fda", "--flat")),
+        (_, Some(_), Some(_)) => return Err(CliError::Conflict("-bios", "--flat")),
+        (fda, None, Some(bios)) => {
+            if let Some(opt) = needs_bios {
+                return Err(CliError::NeedsBios(opt));
+            }
+            Boot::Bios { bios, fda }
+        }
+        (fda, flat, None) => {
             if let Some(opt) = needs_bios {
                 return Err(CliError::NeedsBios(opt));
             }
@@ -394,7 +458,8 @@ fn parse_args<I: IntoIterator<Item = OsString>>(args: I) -> Result<Command, CliE
         boot,
         mem_mb: mem_mb.unwrap_or(DEFAULT_MEM_MB),
         debugcon: debugcon.unwrap_or(DebugconSink::Null),
-        serial,
+        serial: serial.unwrap_or(SerialSink::Null),
+        clock: clock.unwrap_or_default(),
         debug_exit,
         max_instructions,
     }))
@@ -444,14 +509,23 @@ impl Sink {
 
 /// Build the machine, run it, and give the process exit status.
 fn run(opts: &Options) -> Result<u8, CliError> {
-    if let Some(s) = &opts.serial {
-        if s != "none" && s != "null" {
-            eprintln!("v386: note: -serial {s} accepted, but the serial port is not emulated yet (later issue)");
-        }
-    }
-    let cfg = MachineConfig { mem_mb: opts.mem_mb, debug_exit_port: opts.debug_exit.map(|d| d.iobase) };
+    let cfg = MachineConfig {
+        mem_mb: opts.mem_mb,
+        debug_exit_port: opts.debug_exit.map(|d| d.iobase),
+        clock: opts.clock,
+        ..MachineConfig::default()
+    };
     let mut m = Machine::new(&cfg)?;
     match &opts.boot {
+        Boot::Bios { bios, fda } => {
+            let img = read_image(bios)?;
+            let vga_path = bios.with_file_name("vgabios-stdvga.bin");
+            let vga = if vga_path.exists() { Some(read_image(&vga_path)?) } else { None };
+            m.load_bios(&img, vga.as_deref())?;
+            if let Some(f) = fda {
+                eprintln!("v386: note: {}: the floppy controller is not attached yet; ignored", f.display());
+            }
+        }
         Boot::Floppy(path) => {
             let img = read_image(path)?;
             if img.len() < 512 || img[510] != 0x55 || img[511] != 0xaa {
@@ -470,15 +544,45 @@ fn run(opts: &Options) -> Result<u8, CliError> {
     }
 
     let mut sink = Sink::open(&opts.debugcon)?;
+    let mut fw_log = match std::env::var_os("V386_FIRMWARE_LOG") {
+        Some(p) => Some(Sink::open(&DebugconSink::File(PathBuf::from(p)))?),
+        None => None,
+    };
+    let mut serial = match &opts.serial {
+        SerialSink::Stdio => Sink::Stdout(io::stdout()),
+        SerialSink::File(p) => {
+            Sink::File(File::create(p).map_err(|err| CliError::OpenDebugcon { path: p.clone(), err })?)
+        }
+        SerialSink::Null => Sink::Null,
+    };
+    let input = (opts.serial == SerialSink::Stdio).then(stdin_reader);
+    let started = std::time::Instant::now();
     let mut left = opts.max_instructions;
     let reason = loop {
         let n = left.map_or(SLICE, |l| l.min(SLICE));
+        if let Some(rx) = &input {
+            while let Ok(bytes) = rx.try_recv() {
+                m.serial_input(&bytes);
+            }
+        }
+        if opts.clock == ClockMode::Wall {
+            m.set_host_time(started.elapsed().as_nanos() as u64);
+        }
+        let before = m.cpu.icount;
         let r = m.run(n);
         sink.write(&m.take_debugcon()).map_err(CliError::Output)?;
+        if let Some(f) = &mut fw_log {
+            f.write(&m.take_firmware_log()).map_err(CliError::Output)?;
+        }
+        serial.write(&m.take_serial()).map_err(CliError::Output)?;
         match r {
             StopReason::BudgetSpent => {
+                if opts.clock == ClockMode::Wall && m.is_idle() {
+                    // Halted waiting for a timer that real time must reach.
+                    std::thread::sleep(std::time::Duration::from_millis(1));
+                }
                 if let Some(l) = &mut left {
-                    *l -= n;
+                    *l = l.saturating_sub((m.cpu.icount - before).max(1));
                     if *l == 0 {
                         break r;
                     }
@@ -493,6 +597,8 @@ fn run(opts: &Options) -> Result<u8, CliError> {
         StopReason::BudgetSpent => ("instruction limit reached (--max-instructions)".to_string(), 0),
         StopReason::Halted => ("halted (HLT with no interrupt to wake the CPU)".to_string(), 0),
         StopReason::Shutdown => ("shutdown (triple fault)".to_string(), EXIT_SHUTDOWN),
+        // The machine resets itself; `run` does not return this.
+        StopReason::Reset => ("reset".to_string(), 0),
         StopReason::DebugExit(v) => {
             let status = (v << 1) | 1;
             (format!("debug-exit value {v:#x} (status {status})"), status as u8)
@@ -500,6 +606,25 @@ fn run(opts: &Options) -> Result<u8, CliError> {
     };
     eprintln!("v386: {what} after {icount} instructions");
     Ok(status)
+}
+
+/// Standard input, read on a thread and handed over in chunks (the guest's serial line).
+fn stdin_reader() -> std::sync::mpsc::Receiver<Vec<u8>> {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 256];
+        loop {
+            match std::io::Read::read(&mut io::stdin(), &mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => {
+                    if tx.send(buf[..n].to_vec()).is_err() {
+                        break;
+                    }
+                }
+            }
+        }
+    });
+    rx
 }
 
 fn main() -> ExitCode {
@@ -610,7 +735,7 @@ mod tests {
             }
         );
         assert_eq!(o.max_instructions, Some(5000));
-        assert_eq!(o.serial.as_deref(), Some("stdio"));
+        assert_eq!(o.serial, SerialSink::Stdio);
         assert_eq!(o.debugcon, DebugconSink::Null);
         assert_eq!(o.mem_mb, DEFAULT_MEM_MB);
     }
@@ -641,7 +766,7 @@ mod tests {
         assert!(matches!(err(&["--flat", "a", "--mode", "long"]), CliError::BadValue { .. }));
         assert!(matches!(err(&["--flat", "a", "--entry", "zz"]), CliError::BadNumber { .. }));
         assert!(matches!(err(&["-hda", "disk.img"]), CliError::NeedsBios("-hda")));
-        assert!(matches!(err(&["-bios", "bios.bin", "-fda", "a"]), CliError::NeedsBios("-bios")));
+        assert!(matches!(err(&["-bios", "bios.bin", "--flat", "a"]), CliError::Conflict("-bios", "--flat")));
         assert!(matches!(err(&["-fda", "a", "-device", "e1000"]), CliError::BadValue { .. }));
         assert!(matches!(err(&["-fda", "a", "-device", "isa-debug-exit,iosize=3"]), CliError::BadValue { .. }));
         assert!(matches!(err(&["-fda", "a", "-debugcon", "vc"]), CliError::BadValue { .. }));

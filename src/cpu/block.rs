@@ -177,8 +177,9 @@ impl Cpu {
             let op = &ops[last];
             self.start_eip = base.wrapping_add(op.start as u32) & eip_mask;
             self.eip = base.wrapping_add(b.bytes) & eip_mask;
+            // Counted before it runs, so port and MMIO accesses see the exact count.
+            self.icount += last as u64;
             if let Err(e) = self.run_op(bus, op) {
-                self.icount += last as u64;
                 match e {
                     Fault::Exc(x) if x.is_trap() => self.icount += 1,
                     // A faulting instruction is a step of the budget, not retired.
@@ -191,7 +192,7 @@ impl Cpu {
                 }
                 return (steps + last as u64 + 1, Err(e));
             }
-            self.icount += ops.len() as u64;
+            self.icount += 1;
             steps += ops.len() as u64;
             if self.did_io {
                 self.did_io = false;

@@ -50,6 +50,7 @@ macro_rules! lin_priv {
                 }
                 // MMIO may change device state (an interrupt line): end the running block.
                 self.break_block = true;
+                bus.sync(self.icount);
                 return Ok(bus.mmio_read(Phys((e.phys_page << 12) | off as u32), $size) as $ty);
             }
             let mut v: u64 = 0;
@@ -81,6 +82,7 @@ macro_rules! lin_priv {
                     }
                 } else {
                     self.break_block = true;
+                    bus.sync(self.icount);
                     bus.mmio_write(Phys((e.phys_page << 12) | off as u32), $size, v as u32);
                 }
                 return Ok(());

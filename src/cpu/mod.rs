@@ -28,7 +28,7 @@ pub mod msr;
 pub mod seg;
 mod task;
 
-use crate::bus::Bus;
+use crate::bus::{Bus, StopRequest};
 pub use exception::Exception;
 use flags::Flags;
 use mmu::Tlb;
@@ -87,6 +87,8 @@ pub enum StopReason {
     Shutdown,
     /// A device asked to stop (isa-debug-exit), with the value the guest wrote.
     DebugExit(u32),
+    /// A device pulsed the reset line (8042 command 0xFE, port 0x92): the machine resets.
+    Reset,
 }
 
 /// A descriptor-table register (GDTR, IDTR: SDM Vol. 3A §2.4).
@@ -112,7 +114,7 @@ pub(crate) enum Fault {
     /// HLT executed.
     Halt,
     /// A device requested a stop during an I/O instruction.
-    Stop(u32),
+    Stop(StopRequest),
     /// Only inside a block ([`Cpu::run_op`]): the instruction completed, but it wrote to
     /// a page holding cached code or touched MMIO, so the block must end after it.
     Break,
@@ -318,8 +320,11 @@ impl Cpu {
                 Err(Fault::Halt) => {
                     self.halted = true;
                 }
-                Err(Fault::Stop(v)) => {
+                Err(Fault::Stop(StopRequest::DebugExit(v))) => {
                     break StopReason::DebugExit(v);
+                }
+                Err(Fault::Stop(StopRequest::Reset)) => {
+                    break StopReason::Reset;
                 }
                 Err(Fault::Break) => {}
             }

@@ -125,7 +125,8 @@ pub fn v386(img: &[u8], first: usize, budget: u64) -> (Vec<u8>, String) {
     let fb = (BLOB_BASE as usize + first * super::gen::BLOB_SZ) as u32;
     img[0x208..0x20c].copy_from_slice(&fb.to_le_bytes());
     let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        let mut m = Machine::new(&MachineConfig { mem_mb: 32, debug_exit_port: Some(0xf4) }).unwrap();
+        let mut m =
+            Machine::new(&MachineConfig { mem_mb: 32, debug_exit_port: Some(0xf4), ..Default::default() }).unwrap();
         m.load_flat(&img, 0x7c00, 0x7e00, StartMode::Real).unwrap();
         let stop = m.run(budget);
         (m.take_debugcon(), format!("{stop:?}"))

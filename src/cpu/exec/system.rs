@@ -466,11 +466,13 @@ impl Cpu {
 
     pub(crate) fn io_read_raw<B: Bus>(&mut self, bus: &mut B, port: u16, size: u32) -> u32 {
         self.did_io = true;
+        bus.sync(self.icount);
         bus.io_in(port, io_size(size))
     }
 
     pub(crate) fn io_write_raw<B: Bus>(&mut self, bus: &mut B, port: u16, size: u32, v: u32) {
         self.did_io = true;
+        bus.sync(self.icount);
         let v = match size {
             1 => v & 0xff,
             2 => v & 0xffff,

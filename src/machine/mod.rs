@@ -1,0 +1,284 @@
+//! The machine: one [`Machine`] owns all emulated state — the CPU, RAM and the devices —
+//! and is the API the command-line runner, the tests and the wasm façade drive.
+//! No shared pointers: the CPU borrows the bus (RAM + devices) for each run slice.
+//!
+//! Where behaviour lives:
+//! - this file: configuration, loading images and firmware, reset, and the run loop that
+//!   slices CPU time between device events;
+//! - `pcbus.rs`: the memory map, the port map and interrupt routing ([`PcBus`]);
+//! - `clock.rs`: virtual time, deterministic or following the host ([`Clock`]).
+
+mod clock;
+mod pcbus;
+
+pub use clock::{Clock, ClockMode, NS_PER_INSTRUCTION};
+pub use pcbus::PcBus;
+
+use crate::cpu::{Cpu, StopReason};
+use crate::devices::vga::TextScreen;
+use alloc::vec::Vec;
+use core::fmt;
+
+/// The longest run slice, in instructions: how long a guest may run before the machine
+/// looks at devices again when no timer is due sooner (serial output latency, host input).
+const MAX_SLICE: u64 = 200_000;
+
+/// How a raw (`--flat`) image is started.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StartMode {
+    /// Real mode: CS = 0 and IP = entry when entry < 64 KiB, else CS = entry >> 4.
+    Real,
+    /// 32-bit protected mode, paging off, flat 4 GiB code (selector 0x08) and data (0x10)
+    /// segments loaded into the descriptor caches (no GDT in memory), ESP = load address.
+    Pm32,
+}
+
+/// What the machine is built with.
+#[derive(Clone, Debug)]
+pub struct MachineConfig {
+    /// Guest RAM in MiB.
+    pub mem_mb: u32,
+    /// Port of the isa-debug-exit device, if one is attached.
+    pub debug_exit_port: Option<u16>,
+    /// Where time comes from.
+    pub clock: ClockMode,
+    /// The RTC's date and time at power-on, in Unix seconds (deterministic runs use a
+    /// fixed one).
+    pub rtc_start: u64,
+}
+
+/// 2026-01-01T00:00:00Z: the RTC's power-on time unless the configuration says otherwise.
+pub const DEFAULT_RTC_START: u64 = 1_767_225_600;
+
+impl Default for MachineConfig {
+    fn default() -> Self {
+        Self { mem_mb: 32, debug_exit_port: None, clock: ClockMode::Deterministic, rtc_start: DEFAULT_RTC_START }
+    }
+}
+
+/// Host errors: bad configuration or images. Never caused by what a guest does.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum MachineError {
+    /// RAM size outside 1..=3072 MiB.
+    BadMemorySize(u32),
+    /// The image does not fit in RAM at the load address.
+    ImageTooLarge { addr: u32, len: usize },
+    /// A real-mode entry point above 1 MiB.
+    BadEntry(u32),
+    /// A BIOS image whose size is not a multiple of 64 KiB up to 1 MiB.
+    BadBiosSize(usize),
+    /// An option ROM (VGA BIOS) without the 55 AA signature or larger than 128 KiB.
+    BadOptionRom(usize),
+}
+
+impl fmt::Display for MachineError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            MachineError::BadMemorySize(m) => write!(f, "memory size {m} MiB is outside 1..=3072"),
+            MachineError::ImageTooLarge { addr, len } => {
+                write!(f, "an image of {len} bytes at {addr:#x} does not fit in RAM")
+            }
+            MachineError::BadEntry(e) => write!(f, "real-mode entry point {e:#x} is above 1 MiB"),
+            MachineError::BadBiosSize(n) => {
+                write!(f, "a BIOS image of {n} bytes: it must be a multiple of 64 KiB, at most 1 MiB")
+            }
+            MachineError::BadOptionRom(n) => {
+                write!(f, "an option ROM of {n} bytes without the 55 AA signature or larger than 128 KiB")
+            }
+        }
+    }
+}
+
+/// The whole emulated PC.
+pub struct Machine {
+    pub cpu: Cpu,
+    pub bus: PcBus,
+}
+
+impl Machine {
+    pub fn new(cfg: &MachineConfig) -> Result<Self, MachineError> {
+        if cfg.mem_mb == 0 || cfg.mem_mb > 3072 {
+            return Err(MachineError::BadMemorySize(cfg.mem_mb));
+        }
+        let bus =
+            PcBus::new(cfg.mem_mb as usize * 1024 * 1024, Clock::new(cfg.clock), cfg.debug_exit_port, cfg.rtc_start);
+        let mut m = Self { cpu: Cpu::new(), bus };
+        m.write_cmos_config();
+        Ok(m)
+    }
+
+    /// Copy `image` into RAM at physical `addr`.
+    pub fn load(&mut self, image: &[u8], addr: u32) -> Result<(), MachineError> {
+        let end = addr as usize + image.len();
+        if end > self.bus.ram.len() {
+            return Err(MachineError::ImageTooLarge { addr, len: image.len() });
+        }
+        self.bus.ram[addr as usize..end].copy_from_slice(image);
+        self.cpu.icache.invalidate_all();
+        Ok(())
+    }
+
+    /// Load a raw binary and point the CPU at its entry, as `--flat` does.
+    pub fn load_flat(&mut self, image: &[u8], load_addr: u32, entry: u32, mode: StartMode) -> Result<(), MachineError> {
+        self.load(image, load_addr)?;
+        match mode {
+            StartMode::Real => {
+                if entry >= 0x10_0000 {
+                    return Err(MachineError::BadEntry(entry));
+                }
+                let (cs, ip) =
+                    if entry < 0x1_0000 { (0, entry) } else { ((entry >> 4) as u16 & 0xf000, entry & 0xffff) };
+                self.cpu.start_real(cs, ip as u16);
+            }
+            StartMode::Pm32 => self.cpu.start_flat32(entry, load_addr),
+        }
+        Ok(())
+    }
+
+    /// Until the BIOS exists: load a floppy's boot sector at 0000:7C00 and start it in real
+    /// mode with DL = 0, as a BIOS would.
+    pub fn boot_floppy(&mut self, image: &[u8]) -> Result<(), MachineError> {
+        let n = image.len().min(512);
+        self.load(&image[..n], 0x7c00)?;
+        self.cpu.start_real(0, 0x7c00);
+        self.cpu.regs[crate::cpu::EDX] = 0;
+        Ok(())
+    }
+
+    /// Load the system BIOS (mapped at the top of the 4 GiB space and, its last 128 KiB,
+    /// below 1 MiB) and an optional VGA BIOS (at 0xC0000), and reset the CPU so it starts
+    /// in the BIOS. The image must be a multiple of 64 KiB and at most 1 MiB.
+    pub fn load_bios(&mut self, bios: &[u8], vga_bios: Option<&[u8]>) -> Result<(), MachineError> {
+        if bios.is_empty() || bios.len() % 0x1_0000 != 0 || bios.len() > 0x10_0000 {
+            return Err(MachineError::BadBiosSize(bios.len()));
+        }
+        if let Some(v) = vga_bios {
+            if v.len() < 3 || v[0] != 0x55 || v[1] != 0xaa || v.len() > 0x2_0000 {
+                return Err(MachineError::BadOptionRom(v.len()));
+            }
+            self.bus.option_roms = alloc::vec![(0xc_0000, v.to_vec())];
+        }
+        self.bus.bios = bios.to_vec();
+        self.cpu.icache.invalidate_all();
+        self.reset();
+        Ok(())
+    }
+
+    /// The reset line: the CPU restarts at F000:FFF0 (SDM Vol. 3A §9.1.1); RAM and the
+    /// devices keep their state, as on a PC whose keyboard controller pulses RESET.
+    pub fn reset(&mut self) {
+        let icount = self.cpu.icount;
+        self.cpu = Cpu::new();
+        self.cpu.icount = icount;
+        self.cpu.icache.invalidate_all();
+    }
+
+    /// The CMOS bytes a BIOS reads for its configuration (IBM PC/AT Technical Reference,
+    /// "CMOS RAM Address Map"): base and extended memory, the same above 16 MiB in 64 KiB
+    /// units (0x34/0x35, as SeaBIOS and Bochs BIOSes read it), the equipment byte.
+    fn write_cmos_config(&mut self) {
+        let ram = self.bus.ram.len() as u64;
+        let rtc = &mut self.bus.rtc;
+        // Base memory: 640 KiB.
+        rtc.set_cmos(0x15, (640 & 0xff) as u8);
+        rtc.set_cmos(0x16, (640 >> 8) as u8);
+        // Extended memory above 1 MiB in KiB, capped at 0xFFFF (0x17/0x18 and 0x30/0x31).
+        let ext_kib = (ram.saturating_sub(0x10_0000) / 1024).min(0xffff) as u16;
+        for (lo, hi) in [(0x17, 0x18), (0x30, 0x31)] {
+            rtc.set_cmos(lo, ext_kib as u8);
+            rtc.set_cmos(hi, (ext_kib >> 8) as u8);
+        }
+        // Memory above 16 MiB in 64 KiB blocks.
+        let above16 = (ram.saturating_sub(0x100_0000) / 0x1_0000).min(0xffff) as u16;
+        rtc.set_cmos(0x34, above16 as u8);
+        rtc.set_cmos(0x35, (above16 >> 8) as u8);
+        // Equipment: VGA (bits 5-4 = 00: EGA/VGA), a math coprocessor (bit 1) only once the
+        // FPU is there; no floppy drives until one is inserted.
+        rtc.set_cmos(0x14, 0x00);
+    }
+
+    /// Run until `max_instructions` more have retired or something stops the CPU. The CPU
+    /// runs in slices that end when a device needs attention (a timer edge), so interrupts
+    /// arrive on time; a halted CPU lets virtual time pass to the next device event.
+    pub fn run(&mut self, max_instructions: u64) -> StopReason {
+        // Time spent halted counts against the budget as the instructions that would have
+        // run meanwhile, so a guest halted with a timer it never unmasks still returns.
+        let mut idle_steps = 0u64;
+        let end = self.cpu.icount.saturating_add(max_instructions);
+        loop {
+            let left = end.saturating_sub(self.cpu.icount).saturating_sub(idle_steps);
+            if left == 0 {
+                return StopReason::BudgetSpent;
+            }
+            self.bus.set_icount(self.cpu.icount);
+            self.bus.update();
+            let now = self.bus.now();
+            let slice = match self.bus.next_event() {
+                Some(t) if t > now => ((t - now) / NS_PER_INSTRUCTION).max(1),
+                Some(_) => 1,
+                None => MAX_SLICE,
+            }
+            .min(MAX_SLICE)
+            .min(left);
+            let r = self.cpu.run(&mut self.bus, slice);
+            self.bus.set_icount(self.cpu.icount);
+            match r {
+                StopReason::BudgetSpent => {}
+                StopReason::Halted => {
+                    self.bus.update();
+                    if !self.cpu.flags.if_() {
+                        return StopReason::Halted;
+                    }
+                    if self.bus.pic.intr() {
+                        continue;
+                    }
+                    let Some(t) = self.bus.next_event() else { return StopReason::Halted };
+                    if self.bus.clock.mode() == ClockMode::Wall {
+                        // Real time must pass: give the host its thread back.
+                        return StopReason::BudgetSpent;
+                    }
+                    let now = self.bus.now();
+                    idle_steps += (t.saturating_sub(now) / NS_PER_INSTRUCTION).max(1);
+                    self.bus.clock.idle_until(t.max(now + 1), self.cpu.icount);
+                }
+                StopReason::Reset => self.reset(),
+                other => return other,
+            }
+        }
+    }
+
+    /// Wall-clock mode: the host's monotonic time now, in nanoseconds (call before `run`).
+    pub fn set_host_time(&mut self, ns: u64) {
+        self.bus.clock.set_host_time(ns, self.cpu.icount);
+    }
+
+    /// The CPU is halted waiting for an interrupt (a host may sleep until the next event).
+    pub fn is_idle(&self) -> bool {
+        self.cpu.halted
+    }
+
+    /// Bytes the guest wrote to the debug console (port 0xE9) since the last call.
+    pub fn take_debugcon(&mut self) -> Vec<u8> {
+        core::mem::take(&mut self.bus.debugcon.out)
+    }
+
+    /// What the firmware (SeaBIOS) logged on its debug port since the last call.
+    pub fn take_firmware_log(&mut self) -> Vec<u8> {
+        core::mem::take(&mut self.bus.firmware_log.out)
+    }
+
+    /// Bytes the guest sent on the first serial port (COM1) since the last call.
+    pub fn take_serial(&mut self) -> Vec<u8> {
+        self.bus.com1.take_output()
+    }
+
+    /// Bytes typed on the first serial port's line, for the guest to receive.
+    pub fn serial_input(&mut self, bytes: &[u8]) {
+        self.bus.com1.receive(bytes);
+    }
+
+    /// What the VGA shows, as text (characters and attributes).
+    pub fn vga_text(&self) -> TextScreen {
+        self.bus.vga.text_snapshot()
+    }
+}
