@@ -15,6 +15,8 @@
 pub mod debugcon;
 pub mod debugexit;
 pub mod i8042;
+pub mod ioapic;
+pub mod lapic;
 pub mod pic;
 pub mod pit;
 pub mod port92;
