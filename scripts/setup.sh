@@ -99,4 +99,7 @@ done
 # wasm-bindgen-cli (its version must equal the wasm-bindgen in Cargo.lock) and chromium for
 # the headless browser tests are installed here by the wasm issue.
 
+# --- Guest images: SeaBIOS, memtest86+, Debian's i386 kernel + busybox, linux.iso/.img ------
+bash "$(dirname "${BASH_SOURCE[0]}")/images.sh"   # builds .cache/images/ (see that script)
+
 log "ok"

@@ -14,6 +14,8 @@
 
 pub mod debugcon;
 pub mod debugexit;
+pub mod dma;
+pub mod fdc;
 pub mod i8042;
 pub mod ioapic;
 pub mod lapic;
