@@ -17,6 +17,7 @@ pub mod debugexit;
 pub mod dma;
 pub mod fdc;
 pub mod i8042;
+pub mod ide;
 pub mod ioapic;
 pub mod lapic;
 pub mod pic;
