@@ -22,6 +22,8 @@ pub enum StopRequest {
     DebugExit(u32),
     /// The platform's reset line (8042 command 0xFE, port 0x92 fast reset).
     Reset,
+    /// ACPI soft-off (the guest powered the machine down).
+    PowerOff,
 }
 
 /// Everything the CPU needs from its platform.
@@ -32,6 +34,12 @@ pub trait Bus {
     /// Whether the 4 KiB physical page `page` is plain RAM inside [`Bus::ram`]: the CPU
     /// caches the answer in its TLB, so it must not change without a TLB flush.
     fn is_direct(&self, page: u32) -> bool;
+    /// Whether reads of page `page` may come straight from [`Bus::ram`] even though writes
+    /// may not (shadow RAM made read-only by the chipset: writes go to `mmio_write`).
+    /// Cached by the TLB like [`Bus::is_direct`].
+    fn is_direct_read(&self, page: u32) -> bool {
+        self.is_direct(page)
+    }
     /// Memory-mapped read of a page that is not direct (ROM, MMIO, unmapped).
     fn mmio_read(&mut self, addr: Phys, size: IoSize) -> u32;
     /// Memory-mapped write of a page that is not direct.
@@ -55,6 +63,24 @@ pub trait Bus {
     fn acknowledge_interrupt(&mut self) -> Option<u8> {
         None
     }
+    /// A model-specific register the platform owns (the local APIC's base, IA32_APIC_BASE):
+    /// its value, or None when the platform has no such MSR (the CPU raises #GP).
+    fn rdmsr(&mut self, _index: u32) -> Option<u64> {
+        None
+    }
+    /// Write a platform MSR: None when there is no such MSR, Some(false) when the value
+    /// sets reserved bits (both raise #GP).
+    fn wrmsr(&mut self, _index: u32, _value: u64) -> Option<bool> {
+        None
+    }
+    /// The memory map changed (which pages are direct RAM): the CPU flushes its TLB and
+    /// cached code. Called after port I/O.
+    fn take_memory_map_change(&mut self) -> bool {
+        false
+    }
+    /// Pages of RAM that changed behind the CPU's back (DMA) since the last call: the CPU
+    /// drops the code it cached from them. Called after port I/O.
+    fn for_each_dirty_page(&mut self, _f: &mut dyn FnMut(u32)) {}
     /// Called by the CPU after each slice of instructions so clocked devices catch up.
     fn tick(&mut self, _instructions: u64) {}
 }

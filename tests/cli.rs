@@ -173,10 +173,13 @@ fn usage_errors_exit_with_status_2() {
 }
 
 #[test]
-fn hard_disks_are_refused_until_the_disk_controller_exists() {
-    let o = v386(&["-hda", "whatever.img"]);
+fn a_hard_disk_without_a_bios_to_boot_it_is_a_clear_error() {
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_v386"))
+        .args(["-hda", "whatever.img", "-L", "/nonexistent-firmware-dir"])
+        .output()
+        .unwrap();
     assert_eq!(status(&o), 2, "stderr: {}", stderr(&o));
-    assert!(stderr(&o).contains("not yet supported"), "{}", stderr(&o));
+    assert!(stderr(&o).contains("no BIOS found"), "{}", stderr(&o));
 }
 
 #[test]

@@ -51,7 +51,15 @@ BOOT (exactly one):
                               mode: CS = 0, IP = A when A < 64 KiB, else CS = (A >> 4) & 0xF000.
       --mode real|pm32        real (default), or 32-bit protected mode with flat segments
                               (code 0x08, data 0x10) and ESP = load address.
-    -hda FILE                 Not yet supported: needs the disk controller.
+    -hda FILE                 Hard-disk image (IDE primary master); boots through the BIOS.
+    -cdrom FILE               CD image, ISO 9660 (IDE secondary master); boots through
+                              the BIOS (El Torito).
+    -boot ORDER               BIOS boot order, letters a (floppy), c (disk), d (CD);
+                              order= and once= prefixes accepted (default: a, c, d).
+    -L DIR                    Where to find bios.bin and vgabios-stdvga.bin when -bios is
+                              not given (default: $V386_FIRMWARE_DIR, .cache/images,
+                              /usr/share/seabios). With -bios, -L, -hda, -cdrom or -boot,
+                              -fda is a floppy in drive A: of a BIOS boot.
 
 OPTIONS:
     -m MB                     Guest RAM in MiB (suffix M or G accepted; default 32).
@@ -107,11 +115,14 @@ enum SerialSink {
 /// What to boot.
 #[derive(Clone, Debug, PartialEq, Eq)]
 enum Boot {
-    /// The BIOS image given with `-bios` (its VGA BIOS, `vgabios-stdvga.bin`, is read from
-    /// the same directory when present), with an optional floppy image.
+    /// A BIOS boot: the BIOS image (its VGA BIOS, `vgabios-stdvga.bin`, is read from the
+    /// same directory when present) and the drives.
     Bios {
         bios: PathBuf,
         fda: Option<PathBuf>,
+        hda: Option<PathBuf>,
+        cdrom: Option<PathBuf>,
+        order: Option<String>,
     },
     Floppy(PathBuf),
     Flat {
@@ -157,18 +168,36 @@ enum CliError {
     UnexpectedArgument(OsString),
     MissingValue(&'static str),
     NotUtf8(&'static str),
-    BadNumber { opt: &'static str, value: String },
-    BadValue { opt: &'static str, value: String, expected: &'static str },
+    BadNumber {
+        opt: &'static str,
+        value: String,
+    },
+    BadValue {
+        opt: &'static str,
+        value: String,
+        expected: &'static str,
+    },
     Repeated(&'static str),
     Conflict(&'static str, &'static str),
     FlatOptionWithoutFlat(&'static str),
     NoImage,
-    NeedsBios(&'static str),
+    NoBios,
     EmptyImage(PathBuf),
-    Read { path: PathBuf, err: io::Error },
-    OpenDebugcon { path: PathBuf, err: io::Error },
+    Read {
+        path: PathBuf,
+        err: io::Error,
+    },
+    OpenDebugcon {
+        path: PathBuf,
+        err: io::Error,
+    },
     Output(io::Error),
     Machine(MachineError),
+    /// An image the machine refused (wrong size, wrong kind), with the file it came from.
+    Image {
+        path: PathBuf,
+        err: MachineError,
+    },
 }
 
 impl CliError {
@@ -181,7 +210,7 @@ impl CliError {
                 | CliError::Output(_)
                 | CliError::Machine(_)
                 | CliError::EmptyImage(_)
-                | CliError::NeedsBios(_)
+                | CliError::NoBios
         )
     }
 }
@@ -205,7 +234,12 @@ impl fmt::Display for CliError {
             CliError::Conflict(a, b) => write!(f, "'{a}' and '{b}' cannot be used together"),
             CliError::FlatOptionWithoutFlat(o) => write!(f, "'{o}' only applies with '--flat FILE'"),
             CliError::NoImage => write!(f, "nothing to run: give -fda FILE or --flat FILE"),
-            CliError::NeedsBios(o) => write!(f, "'{o}' is not yet supported: needs the disk controller"),
+            CliError::Image { path, err } => write!(f, "{}: {err}", path.display()),
+            CliError::NoBios => write!(
+                f,
+                "no BIOS found: give -bios FILE or -L DIR (looked for bios.bin in $V386_FIRMWARE_DIR, \
+                 .cache/images and /usr/share/seabios)"
+            ),
             CliError::EmptyImage(p) => write!(f, "{}: the image is empty", p.display()),
             CliError::Read { path, err } => write!(f, "cannot read {}: {err}", path.display()),
             CliError::OpenDebugcon { path, err } => {
@@ -323,6 +357,23 @@ fn parse_serial(v: &str) -> Result<SerialSink, CliError> {
     })
 }
 
+/// Where SeaBIOS's `bios.bin` is when `-bios` is not given: `-L DIR`, then
+/// `$V386_FIRMWARE_DIR`, then `.cache/images` (what scripts/images.sh builds), then
+/// Debian's `seabios` package.
+fn find_bios(dir: Option<&std::path::Path>) -> Option<PathBuf> {
+    let mut dirs: Vec<PathBuf> = Vec::new();
+    if let Some(d) = dir {
+        dirs.push(d.to_path_buf());
+    } else {
+        if let Some(d) = std::env::var_os("V386_FIRMWARE_DIR") {
+            dirs.push(PathBuf::from(d));
+        }
+        dirs.push(PathBuf::from(".cache/images"));
+        dirs.push(PathBuf::from("/usr/share/seabios"));
+    }
+    dirs.into_iter().map(|d| d.join("bios.bin")).find(|p| p.exists())
+}
+
 /// Parse the arguments after the program name.
 fn parse_args<I: IntoIterator<Item = OsString>>(args: I) -> Result<Command, CliError> {
     let mut args = args.into_iter();
@@ -338,7 +389,10 @@ fn parse_args<I: IntoIterator<Item = OsString>>(args: I) -> Result<Command, CliE
     let mut bios: Option<PathBuf> = None;
     let mut debug_exit: Option<DebugExitOpt> = None;
     let mut max_instructions: Option<u64> = None;
-    let mut needs_bios: Option<&'static str> = None;
+    let mut hda: Option<PathBuf> = None;
+    let mut cdrom: Option<PathBuf> = None;
+    let mut order: Option<String> = None;
+    let mut firmware_dir: Option<PathBuf> = None;
 
     fn set<T>(slot: &mut Option<T>, v: T, opt: &'static str) -> Result<(), CliError> {
         if slot.is_some() {
@@ -372,10 +426,15 @@ fn parse_args<I: IntoIterator<Item = OsString>>(args: I) -> Result<Command, CliE
             "h" | "help" => return Ok(Command::Help),
             "version" => return Ok(Command::Version),
             "fda" => set(&mut fda, PathBuf::from(value!("-fda")), "-fda")?,
-            "hda" => {
-                value!("-hda");
-                needs_bios.get_or_insert("-hda");
+            "hda" => set(&mut hda, PathBuf::from(value!("-hda")), "-hda")?,
+            "cdrom" => set(&mut cdrom, PathBuf::from(value!("-cdrom")), "-cdrom")?,
+            "boot" => {
+                let v = str_value!("-boot");
+                // QEMU also accepts "order=dc" and "once=d".
+                let letters = v.strip_prefix("order=").or_else(|| v.strip_prefix("once=")).unwrap_or(&v).to_string();
+                set(&mut order, letters, "-boot")?;
             }
+            "L" => set(&mut firmware_dir, PathBuf::from(value!("-L")), "-L")?,
             "bios" => set(&mut bios, PathBuf::from(value!("-bios")), "-bios")?,
             "clock" => {
                 let v = str_value!("--clock");
@@ -424,34 +483,31 @@ fn parse_args<I: IntoIterator<Item = OsString>>(args: I) -> Result<Command, CliE
         }
     }
 
+    let wants_bios = bios.is_some() || hda.is_some() || cdrom.is_some() || firmware_dir.is_some() || order.is_some();
     let boot = match (fda, flat, bios) {
         (Some(_), Some(_), _) => return Err(CliError::Conflict("-fda", "--flat")),
-        (_, Some(_), Some(_)) => return Err(CliError::Conflict("-bios", "--flat")),
-        (fda, None, Some(bios)) => {
-            if let Some(opt) = needs_bios {
-                return Err(CliError::NeedsBios(opt));
-            }
-            Boot::Bios { bios, fda }
+        (_, Some(_), _) if wants_bios => return Err(CliError::Conflict("--flat", "-bios/-hda/-cdrom/-boot")),
+        (fda, None, bios) if wants_bios => {
+            let bios = match bios {
+                Some(b) => b,
+                None => find_bios(firmware_dir.as_deref()).ok_or(CliError::NoBios)?,
+            };
+            Boot::Bios { bios, fda, hda, cdrom, order }
         }
-        (fda, flat, None) => {
-            if let Some(opt) = needs_bios {
-                return Err(CliError::NeedsBios(opt));
-            }
-            match (fda, flat) {
-                (Some(path), None) => {
-                    for (opt, given) in
-                        [("--load-addr", load_addr.is_some()), ("--entry", entry.is_some()), ("--mode", mode.is_some())]
-                    {
-                        if given {
-                            return Err(CliError::FlatOptionWithoutFlat(opt));
-                        }
+        (fda, flat, _) => match (fda, flat) {
+            (Some(path), None) => {
+                for (opt, given) in
+                    [("--load-addr", load_addr.is_some()), ("--entry", entry.is_some()), ("--mode", mode.is_some())]
+                {
+                    if given {
+                        return Err(CliError::FlatOptionWithoutFlat(opt));
                     }
-                    Boot::Floppy(path)
                 }
-                (None, Some(path)) => Boot::Flat { path, load_addr, entry, mode: mode.unwrap_or(StartMode::Real) },
-                _ => return Err(CliError::NoImage),
+                Boot::Floppy(path)
             }
-        }
+            (None, Some(path)) => Boot::Flat { path, load_addr, entry, mode: mode.unwrap_or(StartMode::Real) },
+            _ => return Err(CliError::NoImage),
+        },
     };
 
     Ok(Command::Run(Options {
@@ -517,14 +573,22 @@ fn run(opts: &Options) -> Result<u8, CliError> {
     };
     let mut m = Machine::new(&cfg)?;
     match &opts.boot {
-        Boot::Bios { bios, fda } => {
+        Boot::Bios { bios, fda, hda, cdrom, order } => {
             let img = read_image(bios)?;
             let vga_path = bios.with_file_name("vgabios-stdvga.bin");
             let vga = if vga_path.exists() { Some(read_image(&vga_path)?) } else { None };
             m.load_bios(&img, vga.as_deref())?;
-            if let Some(f) = fda {
-                eprintln!("v386: note: {}: the floppy controller is not attached yet; ignored", f.display());
+            if let Some(p) = fda {
+                m.insert_floppy(0, read_image(p)?).map_err(|e| CliError::Image { path: p.clone(), err: e })?;
             }
+            if let Some(p) = hda {
+                m.attach_disk(0, read_image(p)?).map_err(|e| CliError::Image { path: p.clone(), err: e })?;
+            }
+            if let Some(p) = cdrom {
+                m.attach_cdrom(read_image(p)?).map_err(|e| CliError::Image { path: p.clone(), err: e })?;
+            }
+            // QEMU's default: floppy, then hard disk, then CD, unless -boot says otherwise.
+            m.set_boot_order(order.as_deref().unwrap_or(if fda.is_some() { "acd" } else { "cda" }))?;
         }
         Boot::Floppy(path) => {
             let img = read_image(path)?;
@@ -599,12 +663,28 @@ fn run(opts: &Options) -> Result<u8, CliError> {
         StopReason::Shutdown => ("shutdown (triple fault)".to_string(), EXIT_SHUTDOWN),
         // The machine resets itself; `run` does not return this.
         StopReason::Reset => ("reset".to_string(), 0),
+        StopReason::PowerOff => ("powered off (ACPI soft-off)".to_string(), 0),
         StopReason::DebugExit(v) => {
             let status = (v << 1) | 1;
             (format!("debug-exit value {v:#x} (status {status})"), status as u8)
         }
     };
     eprintln!("v386: {what} after {icount} instructions");
+    if std::env::var_os("V386_DUMP_SCREEN").is_some() {
+        let c = &m.cpu;
+        eprintln!(
+            "v386: cs:eip {:04x}:{:08x} cr0 {:08x} eflags {:08x}",
+            c.segs[v386::cpu::CS as usize].sel,
+            c.eip,
+            c.cr0,
+            c.flags.get()
+        );
+        let lin = c.segs[v386::cpu::CS as usize].base.wrapping_add(c.eip) as usize;
+        let bytes = m.bus.ram.get(lin.saturating_sub(16)..lin + 16).unwrap_or(&[]);
+        eprintln!("v386: bytes around cs:eip (from -16): {bytes:02x?}");
+        eprintln!("v386: regs {:08x?}", c.regs);
+        eprintln!("{}", m.vga_text().to_text());
+    }
     Ok(status)
 }
 
@@ -765,14 +845,14 @@ mod tests {
         assert!(matches!(err(&["-fda", "a", "--mode", "pm32"]), CliError::FlatOptionWithoutFlat("--mode")));
         assert!(matches!(err(&["--flat", "a", "--mode", "long"]), CliError::BadValue { .. }));
         assert!(matches!(err(&["--flat", "a", "--entry", "zz"]), CliError::BadNumber { .. }));
-        assert!(matches!(err(&["-hda", "disk.img"]), CliError::NeedsBios("-hda")));
-        assert!(matches!(err(&["-bios", "bios.bin", "--flat", "a"]), CliError::Conflict("-bios", "--flat")));
+        assert!(matches!(err(&["-hda", "disk.img", "--flat", "x"]), CliError::Conflict(..)));
+        assert!(matches!(err(&["-bios", "bios.bin", "--flat", "a"]), CliError::Conflict("--flat", _)));
         assert!(matches!(err(&["-fda", "a", "-device", "e1000"]), CliError::BadValue { .. }));
         assert!(matches!(err(&["-fda", "a", "-device", "isa-debug-exit,iosize=3"]), CliError::BadValue { .. }));
         assert!(matches!(err(&["-fda", "a", "-debugcon", "vc"]), CliError::BadValue { .. }));
         assert!(matches!(err(&["-fda", "a", "-fda", "b"]), CliError::Repeated("-fda")));
         assert!(matches!(err(&["-fda", "a", "-display", "gtk"]), CliError::BadValue { .. }));
         assert!(err(&["-x"]).is_usage());
-        assert!(!err(&["-hda", "d"]).is_usage());
+        assert!(!err(&["-hda", "d", "-L", "/nonexistent-firmware-dir"]).is_usage());
     }
 }

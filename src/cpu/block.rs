@@ -196,6 +196,14 @@ impl Cpu {
             steps += ops.len() as u64;
             if self.did_io {
                 self.did_io = false;
+                let ic = &mut self.icache;
+                if bus.take_memory_map_change() {
+                    ic.invalidate_all();
+                    self.tlb.flush_all();
+                }
+                bus.for_each_dirty_page(&mut |p| {
+                    ic.note_write(p);
+                });
                 if let Some(v) = bus.take_stop_request() {
                     return (steps, Err(Fault::Stop(v)));
                 }

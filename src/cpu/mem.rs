@@ -73,7 +73,7 @@ macro_rules! lin_priv {
                 } else {
                     self.tlb_fill(bus, lin, user, true)?
                 };
-                if e.direct {
+                if e.direct_write {
                     let a = ((e.phys_page as usize) << 12) | off;
                     bus.ram()[a..a + $n].copy_from_slice(&v.to_le_bytes());
                     if self.icache.note_write(e.phys_page) {

@@ -41,12 +41,16 @@ pub struct TlbEntry {
     pub phys_page: u32,
     /// Allowed access kinds.
     pub allow: u8,
-    /// The physical page is plain RAM ([`Bus::is_direct`]).
+    /// Reads of the physical page come straight from RAM ([`Bus::is_direct_read`]).
     pub direct: bool,
+    /// Writes go straight to RAM too ([`Bus::is_direct`]); else through `mmio_write`
+    /// (shadow RAM the chipset has made read-only, ROM).
+    pub direct_write: bool,
     pub global: bool,
 }
 
-const EMPTY: TlbEntry = TlbEntry { lin_page: u32::MAX, phys_page: 0, allow: 0, direct: false, global: false };
+const EMPTY: TlbEntry =
+    TlbEntry { lin_page: u32::MAX, phys_page: 0, allow: 0, direct: false, direct_write: false, global: false };
 
 #[derive(Clone)]
 pub struct Tlb {
@@ -116,7 +120,8 @@ impl Cpu {
                 lin_page: page,
                 phys_page: page,
                 allow: SUP_READ | SUP_WRITE | USER_READ | USER_WRITE,
-                direct: bus.is_direct(page),
+                direct: bus.is_direct_read(page),
+                direct_write: bus.is_direct(page),
                 global: false,
             }
         } else {
@@ -197,7 +202,14 @@ impl Cpu {
             allow &= !(SUP_WRITE | USER_WRITE);
         }
         let global = global && self.cr4 & cr4::PGE != 0;
-        Ok(TlbEntry { lin_page: lin >> 12, phys_page, allow, direct: bus.is_direct(phys_page), global })
+        Ok(TlbEntry {
+            lin_page: lin >> 12,
+            phys_page,
+            allow,
+            direct: bus.is_direct_read(phys_page),
+            direct_write: bus.is_direct(phys_page),
+            global,
+        })
     }
 }
 

@@ -89,6 +89,8 @@ pub enum StopReason {
     DebugExit(u32),
     /// A device pulsed the reset line (8042 command 0xFE, port 0x92): the machine resets.
     Reset,
+    /// The guest turned the machine off (ACPI soft-off).
+    PowerOff,
 }
 
 /// A descriptor-table register (GDTR, IDTR: SDM Vol. 3A §2.4).
@@ -326,6 +328,9 @@ impl Cpu {
                 Err(Fault::Stop(StopRequest::Reset)) => {
                     break StopReason::Reset;
                 }
+                Err(Fault::Stop(StopRequest::PowerOff)) => {
+                    break StopReason::PowerOff;
+                }
                 Err(Fault::Break) => {}
             }
         };
@@ -361,6 +366,14 @@ impl Cpu {
         self.icount += 1;
         if self.did_io {
             self.did_io = false;
+            let ic = &mut self.icache;
+            if bus.take_memory_map_change() {
+                ic.invalidate_all();
+                self.tlb.flush_all();
+            }
+            bus.for_each_dirty_page(&mut |p| {
+                ic.note_write(p);
+            });
             if let Some(v) = bus.take_stop_request() {
                 return Err(Fault::Stop(v));
             }

@@ -69,6 +69,12 @@ pub enum MachineError {
     BadBiosSize(usize),
     /// An option ROM (VGA BIOS) without the 55 AA signature or larger than 128 KiB.
     BadOptionRom(usize),
+    /// A `-boot` order with letters other than a, c, d, or repeated ones.
+    BadBootOrder(alloc::string::String),
+    /// A floppy image the controller cannot take.
+    Floppy(crate::devices::fdc::FdcError),
+    /// A disk or CD image the IDE controller cannot take.
+    Ide(crate::devices::ide::IdeError),
 }
 
 impl fmt::Display for MachineError {
@@ -82,6 +88,11 @@ impl fmt::Display for MachineError {
             MachineError::BadBiosSize(n) => {
                 write!(f, "a BIOS image of {n} bytes: it must be a multiple of 64 KiB, at most 1 MiB")
             }
+            MachineError::Floppy(e) => write!(f, "floppy: {e}"),
+            MachineError::BadBootOrder(o) => {
+                write!(f, "boot order '{o}': use up to three different letters of a (floppy), c (disk), d (CD)")
+            }
+            MachineError::Ide(e) => write!(f, "disk: {e}"),
             MachineError::BadOptionRom(n) => {
                 write!(f, "an option ROM of {n} bytes without the 55 AA signature or larger than 128 KiB")
             }
@@ -156,12 +167,83 @@ impl Machine {
             if v.len() < 3 || v[0] != 0x55 || v[1] != 0xaa || v.len() > 0x2_0000 {
                 return Err(MachineError::BadOptionRom(v.len()));
             }
-            self.bus.option_roms = alloc::vec![(0xc_0000, v.to_vec())];
+            // SeaBIOS loads a PCI device's option ROM from the fw_cfg file named after its
+            // vendor and device IDs (the VGA function is 1234:1111).
+            self.add_firmware_file("pci1234,1111.rom", v.to_vec());
         }
+        self.firmware_config();
         self.bus.bios = bios.to_vec();
         self.cpu.icache.invalidate_all();
         self.reset();
         Ok(())
+    }
+
+    /// Put a floppy image in drive A: (or B:) and record the drive type in the CMOS.
+    pub fn insert_floppy(&mut self, drive: u8, image: Vec<u8>) -> Result<(), MachineError> {
+        self.bus.fdc.insert(drive, image).map_err(MachineError::Floppy)?;
+        let types = self.bus.fdc.cmos_drive_types();
+        self.bus.rtc.set_cmos(0x10, types);
+        // Equipment byte: bit 0 = floppy drives present, bits 7-6 = count - 1.
+        let drives = (types >> 4 != 0) as u8 + (types & 0xf != 0) as u8;
+        let equip = self.bus.rtc.cmos(0x14) & !0xc1;
+        self.bus.rtc.set_cmos(0x14, equip | if drives > 0 { 1 | (drives - 1) << 6 } else { 0 });
+        Ok(())
+    }
+
+    /// Attach a hard-disk image as the primary master (`index` 0) or the next positions
+    /// (1: primary slave, 2: secondary master, 3: secondary slave), as QEMU's -hda..-hdd.
+    pub fn attach_disk(&mut self, index: usize, image: Vec<u8>) -> Result<(), MachineError> {
+        self.bus.ide.attach_disk(index / 2, index % 2 == 1, image).map_err(MachineError::Ide)
+    }
+
+    /// Attach a CD image (ISO 9660, 2048-byte sectors) as the secondary master, where
+    /// QEMU's -cdrom puts it.
+    pub fn attach_cdrom(&mut self, iso: Vec<u8>) -> Result<(), MachineError> {
+        self.bus.ide.attach_cdrom(1, false, iso).map_err(MachineError::Ide)
+    }
+
+    /// The BIOS boot order, as QEMU's `-boot` letters: `a` floppy, `c` first hard disk,
+    /// `d` CD-ROM. Stored in the CMOS bytes SeaBIOS reads on emulators (0x3D: first and
+    /// second device, 0x38 bits 7-4: third; 1 floppy, 2 disk, 3 CD).
+    pub fn set_boot_order(&mut self, order: &str) -> Result<(), MachineError> {
+        let mut codes = Vec::new();
+        for c in order.chars() {
+            let code = match c {
+                'a' => 1,
+                'c' => 2,
+                'd' => 3,
+                _ => return Err(MachineError::BadBootOrder(order.into())),
+            };
+            if codes.len() == 3 || codes.contains(&code) {
+                return Err(MachineError::BadBootOrder(order.into()));
+            }
+            codes.push(code);
+        }
+        codes.resize(3, 0);
+        self.bus.rtc.set_cmos(0x3d, codes[0] | codes[1] << 4);
+        let flags = self.bus.rtc.cmos(0x38) & 0x0f;
+        self.bus.rtc.set_cmos(0x38, flags | codes[2] << 4);
+        Ok(())
+    }
+
+    /// The fw_cfg files SeaBIOS reads (see devices/fw_cfg.rs): the RAM map, no boot menu
+    /// prompt, a short wait before retrying a failed boot, and its console mirrored on COM1
+    /// so the BIOS screen also appears on the serial line.
+    fn firmware_config(&mut self) {
+        let ram = self.bus.ram.len() as u64;
+        let e820 = crate::devices::fw_cfg::encode_e820(&crate::devices::fw_cfg::e820_ram_map(ram, 0xe000_0000));
+        self.add_firmware_file("etc/e820", e820);
+        self.add_firmware_file("etc/show-boot-menu", 0u16.to_le_bytes().to_vec());
+        self.add_firmware_file("etc/boot-fail-wait", 1000u32.to_le_bytes().to_vec());
+        self.add_firmware_file("etc/sercon-port", 0x3f8u16.to_le_bytes().to_vec());
+    }
+
+    /// Add (or ignore if already there) a fw_cfg file.
+    fn add_firmware_file(&mut self, name: &str, data: Vec<u8>) {
+        if self.bus.fw_cfg.file(name).is_none() {
+            // The directory has room for far more files than the machine adds.
+            let _ = self.bus.fw_cfg.add_file(name, data);
+        }
     }
 
     /// The reset line: the CPU restarts at F000:FFF0 (SDM Vol. 3A §9.1.1); RAM and the
@@ -171,6 +253,8 @@ impl Machine {
         self.cpu = Cpu::new();
         self.cpu.icount = icount;
         self.cpu.icache.invalidate_all();
+        // RST# also resets the chipset: shadow RAM is off again, so the BIOS runs from ROM.
+        self.bus.pci.reset();
     }
 
     /// The CMOS bytes a BIOS reads for its configuration (IBM PC/AT Technical Reference,
@@ -195,6 +279,8 @@ impl Machine {
         // Equipment: VGA (bits 5-4 = 00: EGA/VGA), a math coprocessor (bit 1) only once the
         // FPU is there; no floppy drives until one is inserted.
         rtc.set_cmos(0x14, 0x00);
+        // One processor (SeaBIOS waits for CMOS 0x5F + 1 CPUs to answer its SIPI).
+        rtc.set_cmos(0x5f, 0);
     }
 
     /// Run until `max_instructions` more have retired or something stops the CPU. The CPU

@@ -20,7 +20,14 @@ use crate::addr::Phys;
 use crate::bus::{Bus, IoSize, StopRequest};
 use crate::devices::debugcon::{DebugCon, DEBUGCON_PORT};
 use crate::devices::debugexit::DebugExit;
+use crate::devices::dma::Dma;
+use crate::devices::fdc::{self, Fdc, FDC_IRQ};
+use crate::devices::fw_cfg::FwCfg;
 use crate::devices::i8042::{AUX_IRQ, I8042, I8042_DATA_PORT, I8042_STATUS_PORT, KEYBOARD_IRQ};
+use crate::devices::ide::{Ide, PRIMARY_IRQ, SECONDARY_IRQ};
+use crate::devices::ioapic::IoApic;
+use crate::devices::lapic::{Lapic, IA32_APIC_BASE};
+use crate::devices::pci::{PciBus, DEVFN_HOST, DEVFN_VGA};
 use crate::devices::pic::{
     Pic, ELCR_MASTER, ELCR_SLAVE, PIC_MASTER_COMMAND, PIC_MASTER_DATA, PIC_SLAVE_COMMAND, PIC_SLAVE_DATA,
 };
@@ -40,6 +47,8 @@ pub const FIRMWARE_LOG_PORT: u16 = 0x402;
 /// Interrupt Listing").
 const PIT_IRQ: u8 = 0;
 const RTC_IRQ: u8 = 8;
+/// The ACPI SCI: IRQ 9, as SeaBIOS's FADT and the PIIX4 PM function's interrupt line say.
+const SCI_IRQ: u8 = 9;
 
 /// Start of the legacy VGA window and of the ROM area, and the end of the first megabyte.
 const VGA_WINDOW: u32 = 0xa_0000;
@@ -51,8 +60,6 @@ pub struct PcBus {
     pub ram: Vec<u8>,
     /// The system BIOS image (mapped below 4 GiB and, its last 128 KiB, below 1 MiB).
     pub bios: Vec<u8>,
-    /// Option ROMs copied into the 0xC0000 area by the machine, as (address, bytes).
-    pub option_roms: Vec<(u32, Vec<u8>)>,
     pub clock: Clock,
     /// The CPU's retired-instruction count at the last [`Bus::sync`].
     icount: u64,
@@ -64,6 +71,17 @@ pub struct PcBus {
     pub com1: Uart,
     pub com2: Uart,
     pub vga: Vga,
+    pub ide: Ide,
+    pub fdc: Fdc,
+    pub dma: Dma,
+    pub pci: PciBus,
+    pub fw_cfg: FwCfg,
+    /// The memory map changed (PAM shadowing): the CPU must drop its TLB and cached code.
+    map_changed: bool,
+    pub lapic: Lapic,
+    pub ioapic: IoApic,
+    /// Pages of RAM written by DMA since the CPU last looked (it drops cached code there).
+    dirty_pages: Vec<u32>,
     pub debugcon: DebugCon,
     /// What the firmware wrote to [`FIRMWARE_LOG_PORT`].
     pub firmware_log: DebugCon,
@@ -76,7 +94,6 @@ impl PcBus {
         Self {
             ram: alloc::vec![0; ram_bytes],
             bios: Vec::new(),
-            option_roms: Vec::new(),
             clock,
             icount: 0,
             pic: Pic::new(),
@@ -87,6 +104,15 @@ impl PcBus {
             com1: Uart::new(COM1_BASE),
             com2: Uart::new(COM2_BASE),
             vga: Vga::new(),
+            ide: Ide::new(),
+            fdc: Fdc::new(),
+            dma: Dma::new(),
+            pci: PciBus::new(),
+            fw_cfg: FwCfg::new(ram_bytes as u64, 1),
+            map_changed: false,
+            lapic: Lapic::new(),
+            ioapic: IoApic::new(),
+            dirty_pages: Vec::new(),
             debugcon: DebugCon::default(),
             firmware_log: DebugCon::default(),
             debug_exit: debug_exit_port.map(DebugExit::new),
@@ -110,23 +136,68 @@ impl PcBus {
         if self.pit.advance(now) > 0 {
             // Each rising edge of counter 0's OUT is an IRQ0 request; several edges since
             // the last look collapse into one, as the 8259's edge latch does.
-            self.pic.set_irq(PIT_IRQ, true);
-            self.pic.set_irq(PIT_IRQ, false);
+            self.set_isa_irq(PIT_IRQ, true);
+            self.set_isa_irq(PIT_IRQ, false);
         }
         self.rtc.advance(now);
         self.com1.advance(now);
         self.com2.advance(now);
         self.kbd.advance(now);
+        self.lapic.advance(now);
         self.route_irqs();
     }
 
-    /// Level-triggered outputs to the PIC's inputs.
+    /// An ISA interrupt line changed: both interrupt controllers see it. The I/O APIC's
+    /// pins follow the MP and ACPI tables SeaBIOS builds: ISA IRQ n on pin n, except the
+    /// timer, IRQ0, on pin 2 (the "interrupt source override" of ACPI's MADT).
+    fn set_isa_irq(&mut self, irq: u8, level: bool) {
+        self.pic.set_irq(irq, level);
+        let pin = if irq == PIT_IRQ { 2 } else { irq };
+        self.ioapic.set_irq(pin, level);
+    }
+
+    /// Level-triggered outputs to the interrupt controllers' inputs, then the I/O APIC's
+    /// messages to the local APIC and the local APIC's EOIs back (SDM Vol. 3A §10.8.5).
     fn route_irqs(&mut self) {
-        self.pic.set_irq(KEYBOARD_IRQ, self.kbd.irq1());
-        self.pic.set_irq(AUX_IRQ, self.kbd.irq12());
-        self.pic.set_irq(COM1_IRQ, self.com1.irq());
-        self.pic.set_irq(COM2_IRQ, self.com2.irq());
-        self.pic.set_irq(RTC_IRQ, self.rtc.irq());
+        self.set_isa_irq(KEYBOARD_IRQ, self.kbd.irq1());
+        self.set_isa_irq(AUX_IRQ, self.kbd.irq12());
+        self.set_isa_irq(COM1_IRQ, self.com1.irq());
+        self.set_isa_irq(COM2_IRQ, self.com2.irq());
+        self.set_isa_irq(RTC_IRQ, self.rtc.irq());
+        self.set_isa_irq(FDC_IRQ, self.fdc.irq6());
+        self.set_isa_irq(PRIMARY_IRQ, self.ide.irq14());
+        self.set_isa_irq(SECONDARY_IRQ, self.ide.irq15());
+        let now = self.now();
+        let sci = self.pci.pm.sci_level(now);
+        self.set_isa_irq(SCI_IRQ, sci);
+        self.route_apic();
+    }
+
+    fn route_apic(&mut self) {
+        while let Some(v) = self.lapic.take_eoi_broadcast() {
+            self.ioapic.eoi(v);
+        }
+        while let Some(m) = self.ioapic.take_message() {
+            self.lapic.deliver(m);
+        }
+    }
+
+    /// The floppy controller and the DMA controller move data after a write to either.
+    fn run_floppy_dma(&mut self) {
+        let before = (0..4).map(|c| self.dma.address(c)).collect::<Vec<_>>();
+        fdc::run_dma(&mut self.fdc, &mut self.dma, &mut self.ram);
+        // Drop cached code in the pages the transfer wrote (at most a track: 18 KiB).
+        for (c, start) in before.into_iter().enumerate() {
+            let end = self.dma.address(c as u8);
+            if end != start {
+                let (lo, hi) = (start.min(end), start.max(end));
+                for page in (lo >> 12)..=(hi >> 12) {
+                    if !self.dirty_pages.contains(&page) {
+                        self.dirty_pages.push(page);
+                    }
+                }
+            }
+        }
     }
 
     /// The earliest time a device needs attention (a timer edge, queued input).
@@ -138,6 +209,8 @@ impl PcBus {
             self.com1.next_event(now),
             self.com2.next_event(now),
             self.kbd.next_event(now),
+            self.lapic.next_event(now),
+            self.pci.pm.next_event(now),
         ]
         .into_iter()
         .flatten()
@@ -148,35 +221,65 @@ impl PcBus {
     pub fn take_reset_request(&mut self) -> bool {
         let kbd = self.kbd.take_reset_request();
         let p92 = self.port92.take_reset_request();
-        kbd || p92
+        let pci = self.pci.take_reset_request().is_some();
+        kbd || p92 || pci
     }
 
-    /// The byte at `addr` of the ROM area or the BIOS alias below 4 GiB, if a ROM is there.
+    /// The byte at `addr` of the BIOS below 4 GiB or of the ROM area below 1 MiB (where
+    /// the BIOS's last 128 KiB end at 0xFFFFF), if ROM answers reads there.
     fn rom_byte(&self, addr: u32) -> Option<u8> {
         let len = self.bios.len() as u32;
         if len != 0 && addr >= 0u32.wrapping_sub(len) {
             return Some(self.bios[(addr - 0u32.wrapping_sub(len)) as usize]);
         }
         if (ROM_AREA..ONE_MIB).contains(&addr) {
-            // The BIOS's last 128 KiB (or all of a smaller image) end at 1 MiB.
             let alias = len.min(0x2_0000);
             if alias != 0 && addr >= ONE_MIB - alias {
                 return Some(self.bios[(len - (ONE_MIB - addr)) as usize]);
             }
-            for (base, rom) in &self.option_roms {
-                if addr >= *base && ((addr - base) as usize) < rom.len() {
-                    return Some(rom[(addr - base) as usize]);
-                }
-            }
+            return Some(0xff);
         }
         None
     }
 
+    /// A read of the ROM area: shadow RAM or ROM, as the i440FX's PAM registers say
+    /// (82441FX datasheet §3.2.12). Elsewhere: ROM, RAM or nothing (all ones).
     fn mem_byte(&mut self, addr: u32) -> u8 {
+        if let Some(m) = self.pci.host.pam_mode(addr) {
+            if m.read_ram {
+                return self.ram.get(addr as usize).copied().unwrap_or(0xff);
+            }
+        }
         if let Some(b) = self.rom_byte(addr) {
             return b;
         }
         self.ram.get(addr as usize).copied().unwrap_or(0xff)
+    }
+
+    fn write_mem_byte(&mut self, addr: u32, value: u8) {
+        let to_ram = match self.pci.host.pam_mode(addr) {
+            Some(m) => m.write_ram,
+            None => self.rom_byte(addr).is_none(),
+        };
+        if to_ram {
+            if let Some(r) = self.ram.get_mut(addr as usize) {
+                *r = value;
+            }
+        }
+    }
+
+    /// Act on configuration changes: PAM (the memory map), the VGA's framebuffer BAR.
+    fn apply_pci_changes(&mut self) {
+        for (devfn, change) in self.pci.take_changes() {
+            if devfn == DEVFN_HOST && change.device_specific {
+                self.map_changed = true;
+            }
+            if devfn == DEVFN_VGA && change.bars != 0 {
+                if let Some(base) = self.pci.vga.as_ref().and_then(|v| v.lfb_base()) {
+                    self.vga.set_lfb_base(Phys(base));
+                }
+            }
+        }
     }
 }
 
@@ -189,13 +292,36 @@ impl Bus for PcBus {
     #[inline]
     fn is_direct(&self, page: u32) -> bool {
         let addr = page << 12;
-        (page as usize) < (self.ram.len() >> 12) && !(VGA_WINDOW..ONE_MIB).contains(&addr)
+        if (page as usize) >= (self.ram.len() >> 12) || (VGA_WINDOW..ROM_AREA).contains(&addr) {
+            return false;
+        }
+        match self.pci.host.pam_mode(addr) {
+            // Shadow RAM that is both readable and writable is plain RAM.
+            Some(m) => m.read_ram && m.write_ram,
+            None => !(ROM_AREA..ONE_MIB).contains(&addr),
+        }
+    }
+
+    #[inline]
+    fn is_direct_read(&self, page: u32) -> bool {
+        let addr = page << 12;
+        match self.pci.host.pam_mode(addr) {
+            Some(m) => m.read_ram && (page as usize) < (self.ram.len() >> 12),
+            None => self.is_direct(page),
+        }
     }
 
     fn mmio_read(&mut self, addr: Phys, size: IoSize) -> u32 {
         let a = addr.0;
         if self.vga.claims(addr) {
             return self.vga.mmio_read(addr, size);
+        }
+        if self.lapic.contains(addr) {
+            let now = self.now();
+            return self.lapic.mmio_read(addr, size, now);
+        }
+        if self.ioapic.contains(addr) {
+            return self.ioapic.mmio_read(addr, size);
         }
         let mut v = 0u32;
         for i in 0..size as u32 {
@@ -210,14 +336,19 @@ impl Bus for PcBus {
             self.vga.mmio_write(addr, size, value);
             return;
         }
-        // ROM is read-only; RAM under the ROM area (shadow RAM) takes the write.
+        if self.lapic.contains(addr) {
+            let now = self.now();
+            self.lapic.mmio_write(addr, size, value, now);
+            self.route_apic();
+            return;
+        }
+        if self.ioapic.contains(addr) {
+            self.ioapic.mmio_write(addr, size, value);
+            self.route_apic();
+            return;
+        }
         for i in 0..size as u32 {
-            let b = a.wrapping_add(i);
-            if self.rom_byte(b).is_none() {
-                if let Some(r) = self.ram.get_mut(b as usize) {
-                    *r = (value >> (8 * i)) as u8;
-                }
-            }
+            self.write_mem_byte(a.wrapping_add(i), (value >> (8 * i)) as u8);
         }
     }
 
@@ -234,6 +365,12 @@ impl Bus for PcBus {
             p if (COM1_BASE..COM1_BASE + UART_PORT_COUNT).contains(&p) => self.com1.read(port, size),
             p if (COM2_BASE..COM2_BASE + UART_PORT_COUNT).contains(&p) => self.com2.read(port, size),
             p if Vga::claims_port(p) => self.vga.read(port, size),
+            p if Ide::claims(p) => self.ide.read(port, size),
+            p if self.pci.owns_port(p) => self.pci.read(port, size),
+            p if self.pci.pm.owns_port(p) => self.pci.pm.io_read(port, size, now),
+            p if self.fw_cfg.owns_port(p) => self.fw_cfg.read(port, size),
+            0x3f0..=0x3f5 | 0x3f7 => self.fdc.read(port, size),
+            0x00..=0x0f | 0x80..=0x8f | 0xc0..=0xdf => self.dma.read(port, size),
             _ => all_ones(size),
         };
         self.route_irqs();
@@ -255,6 +392,21 @@ impl Bus for PcBus {
             p if (COM1_BASE..COM1_BASE + UART_PORT_COUNT).contains(&p) => self.com1.write(port, size, value),
             p if (COM2_BASE..COM2_BASE + UART_PORT_COUNT).contains(&p) => self.com2.write(port, size, value),
             p if Vga::claims_port(p) => self.vga.write(port, size, value),
+            p if Ide::claims(p) => self.ide.write(port, size, value),
+            p if self.pci.owns_port(p) => {
+                self.pci.write(port, size, value);
+                self.apply_pci_changes();
+            }
+            p if self.pci.pm.owns_port(p) => self.pci.pm.io_write(port, size, value, now),
+            p if self.fw_cfg.owns_port(p) => self.fw_cfg.write(port, size, value),
+            0x3f0..=0x3f5 | 0x3f7 => {
+                self.fdc.write(port, size, value);
+                self.run_floppy_dma();
+            }
+            0x00..=0x0f | 0x80..=0x8f | 0xc0..=0xdf => {
+                self.dma.write(port, size, value);
+                self.run_floppy_dma();
+            }
             _ => {}
         }
         if let Some(d) = &self.debug_exit {
@@ -273,16 +425,38 @@ impl Bus for PcBus {
         if let Some(v) = self.stop.take() {
             return Some(StopRequest::DebugExit(v));
         }
+        if self.pci.pm.power_off_requested() {
+            return Some(StopRequest::PowerOff);
+        }
         self.take_reset_request().then_some(StopRequest::Reset)
     }
 
     fn interrupt_pending(&self) -> bool {
-        self.pic.intr()
+        self.lapic.has_interrupt(self.pic.intr())
     }
 
     fn acknowledge_interrupt(&mut self) -> Option<u8> {
-        let v = self.pic.acknowledge();
-        Some(v)
+        let pic = &mut self.pic;
+        let intr = pic.intr();
+        self.lapic.acknowledge(intr, || pic.acknowledge())
+    }
+
+    fn rdmsr(&mut self, index: u32) -> Option<u64> {
+        (index == IA32_APIC_BASE).then(|| self.lapic.base_msr())
+    }
+
+    fn wrmsr(&mut self, index: u32, value: u64) -> Option<bool> {
+        (index == IA32_APIC_BASE).then(|| self.lapic.set_base_msr(value))
+    }
+
+    fn take_memory_map_change(&mut self) -> bool {
+        core::mem::take(&mut self.map_changed)
+    }
+
+    fn for_each_dirty_page(&mut self, f: &mut dyn FnMut(u32)) {
+        for p in self.dirty_pages.drain(..) {
+            f(p);
+        }
     }
 }
 

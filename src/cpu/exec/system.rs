@@ -373,7 +373,7 @@ impl Cpu {
         Ok(())
     }
 
-    pub(crate) fn rdmsr(&mut self) -> Res<()> {
+    pub(crate) fn rdmsr<B: Bus>(&mut self, bus: &mut B) -> Res<()> {
         self.require_cpl0()?;
         let v: u64 = match self.regs[ECX] {
             index::IA32_P5_MC_ADDR | index::IA32_P5_MC_TYPE => 0,
@@ -384,14 +384,14 @@ impl Cpu {
             index::IA32_SYSENTER_ESP => self.msr.sysenter_esp as u64,
             index::IA32_SYSENTER_EIP => self.msr.sysenter_eip as u64,
             index::IA32_MISC_ENABLE => self.msr.misc_enable,
-            _ => return Err(Exception::GP(0).into()),
+            other => bus.rdmsr(other).ok_or(Exception::GP(0))?,
         };
         self.regs[EAX] = v as u32;
         self.regs[EDX] = (v >> 32) as u32;
         Ok(())
     }
 
-    pub(crate) fn wrmsr(&mut self) -> Res<()> {
+    pub(crate) fn wrmsr<B: Bus>(&mut self, bus: &mut B) -> Res<()> {
         self.require_cpl0()?;
         let v = ((self.regs[EDX] as u64) << 32) | self.regs[EAX] as u64;
         match self.regs[ECX] {
@@ -402,7 +402,11 @@ impl Cpu {
             index::IA32_SYSENTER_ESP => self.msr.sysenter_esp = v as u32,
             index::IA32_SYSENTER_EIP => self.msr.sysenter_eip = v as u32,
             index::IA32_MISC_ENABLE => self.msr.misc_enable = v,
-            _ => return Err(Exception::GP(0).into()),
+            other => {
+                if bus.wrmsr(other, v) != Some(true) {
+                    return Err(Exception::GP(0).into());
+                }
+            }
         }
         Ok(())
     }
