@@ -17,6 +17,7 @@
 extern crate alloc;
 
 pub mod addr;
+pub mod boot;
 pub mod bus;
 pub mod cpu;
 pub mod devices;

@@ -77,18 +77,23 @@ fn seabios_prints_its_banner_on_vga_and_serial() {
     assert!(screen.contains("No bootable device"), "screen:\n{screen}");
 }
 
-/// The boot sector, assembled; None (skipped) without nasm.
+/// The boot sector, assembled once (the tests run in parallel and must not race on the
+/// output file); None (skipped) without nasm.
 fn boot_sector() -> Option<Vec<u8>> {
-    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/guests/bootsector.asm");
-    let out = out_dir().join("bootsector.bin");
-    match Command::new("nasm").args(["-f", "bin"]).arg(&src).arg("-o").arg(&out).output() {
-        Ok(o) if o.status.success() => Some(std::fs::read(&out).unwrap()),
-        Ok(o) => panic!("nasm failed: {}", String::from_utf8_lossy(&o.stderr)),
-        Err(_) => {
-            skip("nasm is not installed");
-            None
+    static SECTOR: std::sync::OnceLock<Option<Vec<u8>>> = std::sync::OnceLock::new();
+    let s = SECTOR.get_or_init(|| {
+        let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/guests/bootsector.asm");
+        let out = out_dir().join("bootsector.bin");
+        match Command::new("nasm").args(["-f", "bin"]).arg(&src).arg("-o").arg(&out).output() {
+            Ok(o) if o.status.success() => Some(std::fs::read(&out).unwrap()),
+            Ok(o) => panic!("nasm failed: {}", String::from_utf8_lossy(&o.stderr)),
+            Err(_) => None,
         }
+    });
+    if s.is_none() {
+        skip("nasm is not installed");
     }
+    s.clone()
 }
 
 fn boot_and_expect(m: &mut Machine, drive: &str) {

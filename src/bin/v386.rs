@@ -62,6 +62,10 @@ BOOT (exactly one):
                               -fda is a floppy in drive A: of a BIOS boot.
 
 OPTIONS:
+    -kernel FILE              Start a kernel without a BIOS: a Linux bzImage (Linux boot
+                              protocol) or a Multiboot v1 kernel.
+      -initrd FILE            Its initramfs (Linux) or module (Multiboot).
+      -append CMDLINE         Its command line.
     -m MB                     Guest RAM in MiB (suffix M or G accepted; default 32).
     -debugcon stdio|file:PATH|null
                               Where guest writes to port 0xE9 go (default: discarded,
@@ -124,6 +128,12 @@ enum Boot {
         cdrom: Option<PathBuf>,
         order: Option<String>,
     },
+    /// A kernel started without a BIOS (Linux boot protocol or Multiboot).
+    Kernel {
+        kernel: PathBuf,
+        initrd: Option<PathBuf>,
+        append: String,
+    },
     Floppy(PathBuf),
     Flat {
         path: PathBuf,
@@ -182,6 +192,7 @@ enum CliError {
     FlatOptionWithoutFlat(&'static str),
     NoImage,
     NoBios,
+    NeedsKernel,
     EmptyImage(PathBuf),
     Read {
         path: PathBuf,
@@ -235,6 +246,7 @@ impl fmt::Display for CliError {
             CliError::FlatOptionWithoutFlat(o) => write!(f, "'{o}' only applies with '--flat FILE'"),
             CliError::NoImage => write!(f, "nothing to run: give -fda FILE or --flat FILE"),
             CliError::Image { path, err } => write!(f, "{}: {err}", path.display()),
+            CliError::NeedsKernel => write!(f, "'-initrd' and '-append' only apply with '-kernel FILE'"),
             CliError::NoBios => write!(
                 f,
                 "no BIOS found: give -bios FILE or -L DIR (looked for bios.bin in $V386_FIRMWARE_DIR, \
@@ -393,6 +405,9 @@ fn parse_args<I: IntoIterator<Item = OsString>>(args: I) -> Result<Command, CliE
     let mut cdrom: Option<PathBuf> = None;
     let mut order: Option<String> = None;
     let mut firmware_dir: Option<PathBuf> = None;
+    let mut kernel: Option<PathBuf> = None;
+    let mut initrd: Option<PathBuf> = None;
+    let mut append: Option<String> = None;
 
     fn set<T>(slot: &mut Option<T>, v: T, opt: &'static str) -> Result<(), CliError> {
         if slot.is_some() {
@@ -434,6 +449,9 @@ fn parse_args<I: IntoIterator<Item = OsString>>(args: I) -> Result<Command, CliE
                 let letters = v.strip_prefix("order=").or_else(|| v.strip_prefix("once=")).unwrap_or(&v).to_string();
                 set(&mut order, letters, "-boot")?;
             }
+            "kernel" => set(&mut kernel, PathBuf::from(value!("-kernel")), "-kernel")?,
+            "initrd" => set(&mut initrd, PathBuf::from(value!("-initrd")), "-initrd")?,
+            "append" => set(&mut append, str_value!("-append"), "-append")?,
             "L" => set(&mut firmware_dir, PathBuf::from(value!("-L")), "-L")?,
             "bios" => set(&mut bios, PathBuf::from(value!("-bios")), "-bios")?,
             "clock" => {
@@ -483,6 +501,23 @@ fn parse_args<I: IntoIterator<Item = OsString>>(args: I) -> Result<Command, CliE
         }
     }
 
+    if let Some(kernel) = kernel {
+        if fda.is_some() || flat.is_some() || bios.is_some() || hda.is_some() || cdrom.is_some() {
+            return Err(CliError::Conflict("-kernel", "-fda/-hda/-cdrom/-bios/--flat"));
+        }
+        return Ok(Command::Run(Options {
+            boot: Boot::Kernel { kernel, initrd, append: append.unwrap_or_default() },
+            mem_mb: mem_mb.unwrap_or(DEFAULT_MEM_MB),
+            debugcon: debugcon.unwrap_or(DebugconSink::Null),
+            serial: serial.unwrap_or(SerialSink::Null),
+            clock: clock.unwrap_or_default(),
+            debug_exit,
+            max_instructions,
+        }));
+    }
+    if initrd.is_some() || append.is_some() {
+        return Err(CliError::NeedsKernel);
+    }
     let wants_bios = bios.is_some() || hda.is_some() || cdrom.is_some() || firmware_dir.is_some() || order.is_some();
     let boot = match (fda, flat, bios) {
         (Some(_), Some(_), _) => return Err(CliError::Conflict("-fda", "--flat")),
@@ -589,6 +624,14 @@ fn run(opts: &Options) -> Result<u8, CliError> {
             }
             // QEMU's default: floppy, then hard disk, then CD, unless -boot says otherwise.
             m.set_boot_order(order.as_deref().unwrap_or(if fda.is_some() { "acd" } else { "cda" }))?;
+        }
+        Boot::Kernel { kernel, initrd, append } => {
+            let k = read_image(kernel)?;
+            let i = match initrd {
+                Some(p) => Some(read_image(p)?),
+                None => None,
+            };
+            m.load_kernel(&k, i.as_deref(), append).map_err(|e| CliError::Image { path: kernel.clone(), err: e })?;
         }
         Boot::Floppy(path) => {
             let img = read_image(path)?;

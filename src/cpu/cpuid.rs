@@ -12,6 +12,8 @@ pub const VENDOR: &[u8; 12] = b"V386 VirtCPU";
 
 /// Leaf 1 EDX feature bits (SDM Vol. 2A Table 3-11).
 pub mod feature {
+    /// x87 FPU on chip.
+    pub const FPU: u32 = 1 << 0;
     /// Page-size extension: 4 MiB pages (CR4.PSE).
     pub const PSE: u32 = 1 << 3;
     /// RDTSC and CR4.TSD.
@@ -28,9 +30,15 @@ pub mod feature {
     pub const CMOV: u32 = 1 << 15;
 }
 
-/// What this CPU implements today. The x87 FPU (bit 0) arrives with the platform issue.
-pub const FEATURES_EDX: u32 =
-    feature::PSE | feature::TSC | feature::MSR | feature::CX8 | feature::SEP | feature::PGE | feature::CMOV;
+/// What this CPU implements today.
+pub const FEATURES_EDX: u32 = feature::FPU
+    | feature::PSE
+    | feature::TSC
+    | feature::MSR
+    | feature::CX8
+    | feature::SEP
+    | feature::PGE
+    | feature::CMOV;
 
 impl Cpu {
     /// The four registers CPUID returns for `leaf`.

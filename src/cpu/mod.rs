@@ -20,6 +20,7 @@ pub mod exception;
 mod exec;
 mod fast;
 pub mod flags;
+pub mod fpu;
 pub mod icache;
 mod interrupt;
 mod mem;
@@ -100,13 +101,8 @@ pub struct TableReg {
     pub limit: u16,
 }
 
-/// Room for the x87 state; the FPU itself arrives with the PC-platform issue.
-#[derive(Clone, Debug, Default)]
-pub struct FpuState {
-    pub control: u16,
-    pub status: u16,
-    pub tag: u16,
-}
+/// The x87 FPU's state (SDM Vol. 1 §8.1): see [`fpu::Fpu`].
+pub type FpuState = fpu::Fpu;
 
 /// How an instruction ended when it did not simply fall through to the next one.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

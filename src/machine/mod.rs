@@ -33,6 +33,13 @@ pub enum StartMode {
     Pm32,
 }
 
+/// What kind of kernel [`Machine::load_kernel`] found.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum KernelKind {
+    Linux,
+    Multiboot,
+}
+
 /// What the machine is built with.
 #[derive(Clone, Debug)]
 pub struct MachineConfig {
@@ -75,6 +82,10 @@ pub enum MachineError {
     Floppy(crate::devices::fdc::FdcError),
     /// A disk or CD image the IDE controller cannot take.
     Ide(crate::devices::ide::IdeError),
+    /// A `-kernel` image with a Linux boot header that cannot be loaded.
+    Linux(crate::boot::linux::BootError),
+    /// A `-kernel` image that is neither a Linux bzImage nor a loadable Multiboot kernel.
+    Multiboot(crate::boot::multiboot::MultibootError),
 }
 
 impl fmt::Display for MachineError {
@@ -93,6 +104,8 @@ impl fmt::Display for MachineError {
                 write!(f, "boot order '{o}': use up to three different letters of a (floppy), c (disk), d (CD)")
             }
             MachineError::Ide(e) => write!(f, "disk: {e}"),
+            MachineError::Linux(e) => write!(f, "Linux kernel: {e}"),
+            MachineError::Multiboot(e) => write!(f, "not a bzImage, and as a Multiboot kernel: {e}"),
             MachineError::BadOptionRom(n) => {
                 write!(f, "an option ROM of {n} bytes without the 55 AA signature or larger than 128 KiB")
             }
@@ -176,6 +189,32 @@ impl Machine {
         self.cpu.icache.invalidate_all();
         self.reset();
         Ok(())
+    }
+
+    /// Load a kernel to start without a BIOS, as QEMU's `-kernel`, `-initrd`, `-append`: a
+    /// Linux bzImage through the Linux boot protocol (with `initrd` as its initramfs), or a
+    /// Multiboot v1 kernel (with `initrd` as its one module). The CPU starts at the
+    /// kernel's entry point in 32-bit protected mode.
+    pub fn load_kernel(
+        &mut self,
+        kernel: &[u8],
+        initrd: Option<&[u8]>,
+        cmdline: &str,
+    ) -> Result<KernelKind, MachineError> {
+        use crate::boot::{linux, multiboot, PC_RESERVED};
+        let state = if kernel.get(0x202..0x206) == Some(b"HdrS") {
+            let s = linux::load_linux(&mut self.bus.ram, kernel, initrd, cmdline, &PC_RESERVED)
+                .map_err(MachineError::Linux)?;
+            (s, KernelKind::Linux)
+        } else {
+            let modules: Vec<multiboot::Module> =
+                initrd.map(|d| multiboot::Module { data: d, cmdline: "initrd" }).into_iter().collect();
+            let s = multiboot::load_multiboot(&mut self.bus.ram, kernel, cmdline, &modules, &PC_RESERVED)
+                .map_err(MachineError::Multiboot)?;
+            (s, KernelKind::Multiboot)
+        };
+        state.0.apply(&mut self.cpu);
+        Ok(state.1)
     }
 
     /// Put a floppy image in drive A: (or B:) and record the drive type in the CMOS.

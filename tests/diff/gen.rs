@@ -8,6 +8,7 @@
 
 use super::masks::{self, Mask};
 use super::rng::Rng;
+use super::x87;
 use v386::cpu::decode::table::{Class, Fixed, Form, Operand, FORMS};
 
 pub const CODE_BASE: u32 = 0x9400;
@@ -88,6 +89,13 @@ pub struct Case {
     pub segs: [u16; 5],
     pub mem: [u8; REGION],
     pub mask: Mask,
+    /// x87 forms (`x87.rs`): code before the instruction, the probe after it, and data
+    /// after the tail. Empty for every other form.
+    pub pre: Vec<u8>,
+    pub probe: Vec<u8>,
+    pub data: Vec<u8>,
+    /// x87 forms: the state images in the dumped area (see `x87::normalize`).
+    pub x87_images: Vec<x87::Image>,
 }
 
 impl Case {
@@ -126,9 +134,12 @@ impl Case {
             v.extend(self.tail());
         }
         assert_eq!(self.base + v.len() as u32, self.entry);
+        v.extend_from_slice(&self.pre);
         v.extend_from_slice(self.qemu_insn.as_ref().unwrap_or(&self.insn));
         v.extend(std::iter::repeat(0x47).take(self.fwd as usize));
+        v.extend_from_slice(&self.probe);
         v.extend(self.tail());
+        v.extend_from_slice(&self.data);
         v
     }
     pub fn blob(&self) -> Vec<u8> {
@@ -153,10 +164,8 @@ impl Case {
 
 /// Why a form is not generated, or `None` when it is.
 pub fn left_out(form: &Form) -> Option<&'static str> {
-    match form.class {
-        Class::Prefix => return Some("a prefix, not an instruction: exercised as a prefix of the other forms"),
-        Class::Fpu => return Some("x87: executed by the FPU, which is a later issue"),
-        _ => {}
+    if form.class == Class::Prefix {
+        return Some("a prefix, not an instruction: exercised as a prefix of the other forms");
     }
     match form.opcode {
         0xf4 => Some("HLT stops the machine (interrupts are off in the harness)"),
@@ -170,6 +179,7 @@ pub fn left_out(form: &Form) -> Option<&'static str> {
 /// Forms whose results are partly machine-specific (compared with those parts masked).
 pub fn partly_masked(form: &Form) -> Option<&'static str> {
     match form.opcode {
+        0xd8..=0xdf => Some("x87: see x87.rs for the encodings not generated"),
         0x1a2 => Some("CPUID: EAX EBX ECX EDX masked (model-specific values)"),
         0x131 => Some("RDTSC: EDX:EAX masked (time stamp)"),
         0xe4 | 0xe5 | 0xec | 0xed | 0x6c | 0x6d => Some("IN/INS: only unassigned ports (all ones on both)"),
@@ -644,6 +654,10 @@ fn try_gen(form_idx: usize, mode: Mode, base: u32, id: u16, rng: &mut Rng) -> R<
         segs,
         mem,
         mask: Mask::default(),
+        pre: Vec::new(),
+        probe: Vec::new(),
+        data: Vec::new(),
+        x87_images: Vec::new(),
     };
     // prefixes
     let mut p66 = rng.pct(30);
@@ -788,6 +802,15 @@ fn try_gen(form_idx: usize, mode: Mode, base: u32, id: u16, rng: &mut Rng) -> R<
         q[at] &= !0x38;
         b.c.qemu_insn = Some(q);
     }
+    if form.class == Class::Fpu {
+        let tail = Case::tail_len(mode, false);
+        let (reg, rm) = b.modrm.map_or((0, 0), |m| ((m >> 3) & 7, m & 7));
+        let at = if b.modrm.is_some() { x87::probe_at(form.opcode, reg, b.is_mem) } else { Some(0x3014) };
+        let need = if b.modrm.is_some() { x87::need(form.opcode, reg, b.is_mem, rm) } else { (0, 8) };
+        let (pre, probe, data) = x87::wrap(b.rng, code32, b.c.base, bytes.len() as u32, tail, at, need);
+        b.c.x87_images = x87::images(at, form.opcode, reg, rm, b.is_mem, b.ea, b.op32, b.ad32, code32);
+        (b.c.pre, b.c.probe, b.c.data) = (pre, probe, data);
+    }
     b.c.insn = bytes;
     b.c.mask = if lock_ud {
         // #UD before anything happens: nothing to mask
@@ -916,9 +939,27 @@ fn setup(b: &mut B) -> R {
             b.rng.pct(55)
         };
         if want_mem {
-            let size = rm_op.map(|o| msize_of(o, opsz).unwrap()).unwrap_or(4);
+            let size = if form.class == Class::Fpu {
+                x87::mem_size(op, reg, b.op32)
+            } else {
+                rm_op.map(|o| msize_of(o, opsz).unwrap()).unwrap_or(4)
+            };
             let free = matches!(op, 0x8d) || (op == 0x101 && form.group_reg == Some(7)) || op == 0x11f;
-            let target = if free { b.rng.u32() } else { b.mem_target(size) };
+            let target = if free {
+                b.rng.u32()
+            } else if form.class == Class::Fpu {
+                // As `mem_target`: in paging mode sometimes the not-present or read-only page
+                // (not for packed BCD: README "QEMU vs SDM" 17).
+                let bcd = op == 0xdf && matches!(reg, 4 | 6);
+                if b.mode == Mode::Pm32Pg && b.ad32 && !bcd && b.rng.pct(10) {
+                    let page = if b.rng.pct(50) { NP_PAGE } else { RO_PAGE };
+                    page + b.rng.below(4096 - 128)
+                } else {
+                    x87::target(b.rng, size)
+                }
+            } else {
+                b.mem_target(size)
+            };
             b.gen_mem(reg, target, free)?;
         } else {
             let rm = b.rng.below(8) as u8;
@@ -955,8 +996,32 @@ fn setup(b: &mut B) -> R {
     }
     // An approximate instruction length for sled targets (the real length is known only
     // after prefixes are added; branch targets are recomputed in `finish`).
+    if form.class == Class::Fpu {
+        x87_operand(b)?;
+    }
     specific(b)?;
     let _ = pm;
+    Ok(())
+}
+
+/// x87 forms: skip the encodings not generated, give a memory operand a value of its
+/// format (see `x87.rs`).
+fn x87_operand(b: &mut B) -> R {
+    let op = b.form.opcode;
+    let Some(m) = b.modrm else { return Ok(()) };
+    let (reg, rm) = ((m >> 3) & 7, m & 7);
+    if x87::excluded(op, reg, b.is_mem, rm) {
+        return Err(());
+    }
+    if b.is_mem {
+        if let Some(v) = x87::operand(b.rng, op, reg, b.op32, b.mode == Mode::Real) {
+            if b.in_region(b.ea, v.len() as u32) {
+                for (k, x) in v.iter().enumerate() {
+                    b.c.mem[(b.ea - SCR) as usize + k] = *x;
+                }
+            }
+        }
+    }
     Ok(())
 }
 

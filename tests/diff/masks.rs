@@ -37,6 +37,7 @@ pub static RULES: &[Rule] = &[
     Rule { id: "smsw", masks: "the high 16 bits of a 32-bit register destination of SMSW", cite: "SDM Vol. 2 SMSW: \"the high-order 16 bits of register are undefined\" (32-bit register destination, non-64-bit modes)" },
     Rule { id: "push-sreg", masks: "the upper 2 bytes of the stack slot of PUSH Sreg with a 32-bit operand size", cite: "SDM Vol. 2 PUSH: \"If the source operand is a segment register (16 bits) and the operand size is 32-bits, either a zero-extended value is pushed on the stack or the segment selector is written on the stack using a 16-bit move\"" },
     Rule { id: "bswap16", masks: "the destination of BSWAP with a 16-bit operand size", cite: "SDM Vol. 2 BSWAP: \"When the BSWAP instruction references a 16-bit register, the result is undefined\"" },
+    Rule { id: "fcomi", masks: "OF SF AF after FCOMI/FCOMIP/FUCOMI/FUCOMIP", cite: "QEMU vs SDM: SDM Vol. 2 FCOMI/FCOMIP/FUCOMI/FUCOMIP: \"set the OF, SF and AF flags to zero\"; QEMU 7.2 leaves them (README \"QEMU vs SDM\")" },
     Rule { id: "cpuid", masks: "EAX EBX ECX EDX after CPUID", cite: "machine-specific (the model's identification), not architectural" },
     Rule { id: "rdtsc", masks: "EAX EDX after RDTSC", cite: "machine-specific (the time-stamp counter)" },
 ];
@@ -175,6 +176,9 @@ pub fn mask_for(c: &Case, op32: bool, is_mem: bool, ea: u32, modrm: Option<u8>, 
         (0x1c8..=0x1cf, None) if !op32 => {
             m.regs[(op & 7) as usize] = 0xffff_ffff;
             m.add("bswap16", 0);
+        }
+        (0xdb | 0xdf, Some(5 | 6)) if !is_mem => {
+            m.add("fcomi", OF | SF | AF);
         }
         (0x1a2, None) => {
             for r in [EAX, EBX, ECX, EDX] {

@@ -6,6 +6,7 @@ pub mod gen;
 pub mod masks;
 pub mod rng;
 pub mod run;
+pub mod x87;
 
 use gen::{Case, Mode, BLOB_LIMIT, BLOB_SZ, CODE_BASE, CODE_LIMIT};
 use run::Dump;
@@ -13,7 +14,7 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::PathBuf;
 use std::sync::Mutex;
-use v386::cpu::decode::table::FORMS;
+use v386::cpu::decode::table::{Class, FORMS};
 
 pub struct Config {
     pub seed: u64,
@@ -47,18 +48,22 @@ pub struct Image {
 pub fn generate(cfg: &Config) -> (Vec<Image>, Vec<(usize, Mode)>) {
     let mut images = Vec::new();
     let mut failed = Vec::new();
-    for (mi, &mode) in Mode::ALL.iter().enumerate() {
-        let mut rng = rng::Rng::new(cfg.seed ^ ((mi as u64 + 1) << 40));
+    // Two passes per mode: the x87 forms come in images of their own, from a random
+    // stream of their own, so adding them left the other images (and QEMU's cached
+    // answers for them) as they were.
+    for ((mi, &mode), pass) in Mode::ALL.iter().enumerate().flat_map(|m| [(m, false), (m, true)]) {
+        let salt = if pass { 0x87_0000_0087 } else { 0 };
+        let mut rng = rng::Rng::new(cfg.seed ^ ((mi as u64 + 1) << 40) ^ salt);
         let mut cur: Vec<Case> = Vec::new();
         let mut code_at = CODE_BASE;
         for (fi, form) in FORMS.iter().enumerate() {
-            if gen::left_out(form).is_some() {
+            if gen::left_out(form).is_some() || (form.class == Class::Fpu) != pass {
                 continue;
             }
             for _ in 0..cfg.cases_per_form {
                 // start a new image when this one is full
                 let full = cur.len() >= cfg.max_cases_per_image
-                    || code_at + 128 > CODE_LIMIT
+                    || code_at + if pass { 256 } else { 128 } > CODE_LIMIT
                     || gen::BLOB_BASE as usize + (cur.len() + 1) * BLOB_SZ > BLOB_LIMIT as usize;
                 if full {
                     let n = images.len();
@@ -264,6 +269,10 @@ fn case_header(c: &Case, img: usize) -> String {
         let _ = write!(s, " {name}={v:08x}");
     }
     let _ = writeln!(s, " eflags={:08x} cr0={:08x} es/ds/fs/gs/ss={:04x?}", c.eflags, c.cr0, c.segs);
+    if !c.data.is_empty() {
+        let _ = writeln!(s, "    x87 control word and ST(n-1)..ST(0) as loaded: {}", hex(&c.data));
+        let _ = writeln!(s, "    area in: {}", hex(&c.mem[..64]));
+    }
     if !c.mask.rules.is_empty() {
         let _ = writeln!(s, "    masked: {} (flags {:04x})", c.mask.rules.join(", "), c.mask.flags);
     }
@@ -380,10 +389,18 @@ fn run_image(img: &Image, work: &PathBuf) -> Result<ImageResult, String> {
         cell.cases += 1;
         let mut exp = qd[k].clone();
         sdm_fixups(c, &mut exp);
+        let mut got_k = got[k].clone();
+        if let Some(g) = got_k.as_mut() {
+            // x87 state images: what is ignored, in both dumps (x87.rs `normalize`).
+            let real = c.mode == Mode::Real;
+            let (e0, g0) = (exp.mem, g.mem);
+            x87::normalize(&c.x87_images, real, &mut exp.mem, &g0);
+            x87::normalize(&c.x87_images, real, &mut g.mem, &e0);
+        }
         if exp.vector != 0xff {
             cell.faults += 1;
         }
-        let diff = match &got[k] {
+        let diff = match &got_k {
             Some(g) => compare(c, &exp, g),
             None => Some(format!(
                 "    no dump from v386: {}\n",

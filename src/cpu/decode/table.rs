@@ -107,7 +107,7 @@ pub enum Class {
     System,
     /// Prefix byte, not an instruction by itself.
     Prefix,
-    /// x87 escape: decoded for length, executed by the FPU (a later issue).
+    /// x87 escape (D8–DF) and WAIT: executed by the FPU (`cpu::fpu`).
     Fpu,
 }
 

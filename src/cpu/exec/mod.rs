@@ -700,7 +700,7 @@ impl Cpu {
                 self.set_reg8(0, v);
                 Ok(())
             }
-            0xd8..=0xdf => self.fpu_escape(i),
+            0xd8..=0xdf => self.fpu_escape(bus, i),
             0xe0..=0xe3 => self.loop_jcxz(i),
             0xe4 | 0xe5 | 0xec | 0xed => {
                 let port = if op & 8 != 0 { self.regs[EDX] as u16 } else { i.imm as u8 as u16 };
@@ -1060,20 +1060,13 @@ impl Cpu {
     }
 
     fn fwait(&mut self) -> Res<()> {
-        // WAIT faults with #NM when CR0.MP and CR0.TS are both set (SDM Vol. 3A Table 2-2).
-        if self.cr0 & super::cr0::MP != 0 && self.cr0 & super::cr0::TS != 0 {
-            return Err(Exception::NM.into());
-        }
-        Ok(())
+        // WAIT/FWAIT: CR0.MP/TS checks and pending x87 exceptions (src/cpu/fpu/exec.rs).
+        self.x87_wait()
     }
 
-    fn fpu_escape(&mut self, _i: &Instr) -> Res<()> {
-        // Without an FPU (CPUID.1:EDX.FPU = 0 until the x87 lands) escapes raise #NM when
-        // CR0.EM or CR0.TS is set (SDM Vol. 3A Table 2-2), else #UD.
-        if self.cr0 & (super::cr0::EM | super::cr0::TS) != 0 {
-            return Err(Exception::NM.into());
-        }
-        Err(Exception::UD.into())
+    fn fpu_escape<B: Bus>(&mut self, bus: &mut B, i: &Instr) -> Res<()> {
+        // D8–DF: the x87 FPU (src/cpu/fpu/).
+        self.x87(bus, i)
     }
 
     fn cmpxchg8<B: Bus>(&mut self, bus: &mut B, i: &Instr) -> Res<()> {
