@@ -20,7 +20,7 @@
 #   linux.img                     hard disk: syslinux MBR, one FAT16 partition (syslinux)
 #   VERSIONS                      the Debian package versions these were made from
 # The kernel command line of both bootable images is
-#   console=ttyS0,115200 console=tty0          (tests/images/syslinux.cfg)
+#   console=ttyS0,115200 console=tty0 cryptomgr.notests          (tests/images/syslinux.cfg)
 #
 # Why: these are the guests that show v386 is a PC: SeaBIOS, a bootloader, Linux and a
 # shell. Any step whose output exists and is newer than its inputs (the .deb, the files in
