@@ -37,12 +37,15 @@ const HELP: &str = "\
 v386 — an x86 PC emulator (P6-class i386 CPU) with QEMU-style options
 
 USAGE:
+    v386 -cdrom CD.iso | -hda DISK.img | -bios BIOS [-fda FLOPPY.img] [OPTIONS]
+    v386 -kernel KERNEL [-initrd FILE] [-append CMDLINE] [OPTIONS]
     v386 -fda FLOPPY.img [OPTIONS]
     v386 --flat IMAGE [--load-addr A] [--entry A] [--mode real|pm32] [OPTIONS]
 
-BOOT (exactly one):
-    -fda FILE                 Floppy image. Until the BIOS exists, its first sector is
-                              loaded at 0000:7C00 and started in real mode with DL = 0.
+BOOT:
+    -fda FILE                 Floppy image. With a BIOS (-bios, -L, -hda, -cdrom or
+                              -boot) it is drive A:; alone, its first sector is loaded at
+                              0000:7C00 and started in real mode with DL = 0, no BIOS.
     --flat FILE               Raw binary, no BIOS: loaded at --load-addr and started at
                               --entry in --mode.
       --load-addr A           Physical load address (default 0x7c00 in real mode,
