@@ -1,7 +1,7 @@
 //! Debian's i386 Linux kernel (6.1, "686") with a busybox initramfs boots to a shell on
 //! ttyS0, and answers `uname -a` and `cat /proc/cpuinfo` typed on the serial line:
 //! through the direct Linux boot path (`-kernel`/`-initrd`/`-append`) and through SeaBIOS
-//! from the isolinux CD. The images come from scripts/images.sh (`.cache/images/`).
+//! from the isolinux CD, where it also runs with its local APIC and I/O APIC on. The images come from scripts/images.sh (`.cache/images/`).
 //!
 //! Each test prints its boot time in retired instructions and wall seconds. Without the
 //! images the tests print why and pass, unless `V386_REQUIRE_QEMU` is set (CI sets it).
@@ -115,5 +115,9 @@ fn linux_boots_to_a_shell_through_seabios_from_a_cd() {
     let n = con.wait_for(&mut m, PROMPT, 0, BOOT_BUDGET);
     report("SeaBIOS + isolinux CD", n, t);
     assert!(con.text.contains("SeaBIOS (version"), "{}", con.text);
+    // With SeaBIOS's MP and ACPI tables the kernel runs with its APICs on (no "noapic",
+    // no "nolapic"): the local APIC, and the timer through the I/O APIC.
+    assert!(con.text.contains("Enabling APIC mode:  Flat.  Using 1 I/O APICs"), "{}", con.text);
+    assert!(con.text.contains("..TIMER: vector=0x30 apic1=0 pin1=2"), "{}", con.text);
     check_shell(&mut m, &mut con);
 }

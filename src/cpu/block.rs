@@ -36,7 +36,7 @@
 use super::decode::{self, Instr, SliceFetch};
 use super::fast::{self, Op};
 use super::icache::{Block, MAX_BLOCK};
-use super::mmu::access_bit;
+use super::mmu::exec_bit;
 use super::{Cpu, Fault, Res, CS};
 use crate::bus::Bus;
 use alloc::vec::Vec;
@@ -87,7 +87,7 @@ impl Cpu {
         let lin = cs.base.wrapping_add(off);
         let limit = cs.limit;
         let e = *self.tlb.lookup(lin >> 12);
-        if !(e.lin_page == lin >> 12 && e.allow & access_bit(self.cpl == 3, false) != 0 && e.direct) {
+        if !(e.lin_page == lin >> 12 && e.allow & exec_bit(self.cpl == 3) != 0 && e.direct) {
             return None;
         }
         let phys = (e.phys_page << 12) | (lin & 0xfff);

@@ -20,6 +20,8 @@ pub mod feature {
     pub const TSC: u32 = 1 << 4;
     /// RDMSR / WRMSR.
     pub const MSR: u32 = 1 << 5;
+    /// Physical-address extension: PAE paging (CR4.PAE), 36-bit physical addresses.
+    pub const PAE: u32 = 1 << 6;
     /// CMPXCHG8B.
     pub const CX8: u32 = 1 << 8;
     /// SYSENTER / SYSEXIT.
@@ -28,6 +30,8 @@ pub mod feature {
     pub const PGE: u32 = 1 << 13;
     /// CMOVcc.
     pub const CMOV: u32 = 1 << 15;
+    /// An on-chip local APIC: set only when the platform has one ([`super::Cpu::apic_present`]).
+    pub const APIC: u32 = 1 << 9;
 }
 
 /// What this CPU implements today.
@@ -35,21 +39,39 @@ pub const FEATURES_EDX: u32 = feature::FPU
     | feature::PSE
     | feature::TSC
     | feature::MSR
+    | feature::PAE
     | feature::CX8
     | feature::SEP
     | feature::PGE
     | feature::CMOV;
 
+/// Leaf 80000001H EDX bits (SDM Vol. 2A Table 3-8 entry for 80000001H).
+pub mod ext_feature {
+    /// Execute-disable bit (IA32_EFER.NXE, XD in PAE entries).
+    pub const NX: u32 = 1 << 20;
+}
+
+/// The highest extended leaf.
+pub const MAX_EXT_LEAF: u32 = 0x8000_0001;
+
 impl Cpu {
+    /// Leaf 1 EDX: what the core implements, plus the APIC when the platform has one.
+    fn features_edx(&self) -> u32 {
+        FEATURES_EDX | if self.apic_present { feature::APIC } else { 0 }
+    }
+
     /// The four registers CPUID returns for `leaf`.
     pub fn cpuid(&self, leaf: u32) -> [u32; 4] {
         let word = |i: usize| u32::from_le_bytes([VENDOR[i], VENDOR[i + 1], VENDOR[i + 2], VENDOR[i + 3]]);
         match leaf {
             // Max standard leaf; vendor in EBX, EDX, ECX.
             0 => [1, word(0), word(8), word(4)],
-            1 => [SIGNATURE, 0, 0, FEATURES_EDX],
+            1 => [SIGNATURE, 0, 0, self.features_edx()],
+            // Extended leaves (SDM Vol. 2A "CPUID"): the maximum, then the feature flags.
+            0x8000_0000 => [MAX_EXT_LEAF, 0, 0, 0],
+            0x8000_0001 => [0, 0, 0, ext_feature::NX],
             // Above the maximum leaf Intel CPUs return the highest basic leaf's data.
-            _ => [SIGNATURE, 0, 0, FEATURES_EDX],
+            _ => [SIGNATURE, 0, 0, self.features_edx()],
         }
     }
 }

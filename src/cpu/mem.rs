@@ -8,7 +8,7 @@
 
 use super::decode::{self, Fetch, Instr, NO_REG};
 use super::exception::Exception;
-use super::mmu::access_bit;
+use super::mmu::{access_bit, exec_bit};
 use super::seg::access;
 use super::{cr0, flags, Cpu, Res, CS, ESP, SS};
 use crate::addr::Phys;
@@ -48,10 +48,7 @@ macro_rules! lin_priv {
                     b.copy_from_slice(&r[a..a + $n]);
                     return Ok(<$ty>::from_le_bytes(b));
                 }
-                // MMIO may change device state (an interrupt line): end the running block.
-                self.break_block = true;
-                bus.sync(self.icount);
-                return Ok(bus.mmio_read(Phys((e.phys_page << 12) | off as u32), $size) as $ty);
+                return Ok(self.read_slow(bus, e.phys_page, off as u32, $size) as $ty);
             }
             let mut v: u64 = 0;
             for i in 0..$n {
@@ -81,9 +78,7 @@ macro_rules! lin_priv {
                         self.break_block = true;
                     }
                 } else {
-                    self.break_block = true;
-                    bus.sync(self.icount);
-                    bus.mmio_write(Phys((e.phys_page << 12) | off as u32), $size, v as u32);
+                    self.write_slow(bus, e.phys_page, off as u32, $size, v as u32);
                 }
                 return Ok(());
             }
@@ -102,6 +97,46 @@ impl Cpu {
     lin_priv!(read_lin_u8, write_lin_u8, u8, 1, IoSize::Byte);
     lin_priv!(read_lin_u16, write_lin_u16, u16, 2, IoSize::Word);
     lin_priv!(read_lin_u32, write_lin_u32, u32, 4, IoSize::Dword);
+
+    /// A read that is not from direct RAM: MMIO, or a PAE frame above 4 GiB, which nothing
+    /// backs (all ones, as from an open bus).
+    #[inline(never)]
+    fn read_slow<B: Bus>(&mut self, bus: &mut B, phys_page: u32, off: u32, size: IoSize) -> u32 {
+        // MMIO may change device state (an interrupt line): end the running block.
+        self.break_block = true;
+        if phys_page >> 20 != 0 {
+            return u32::MAX;
+        }
+        bus.sync(self.icount);
+        bus.mmio_read(Phys((phys_page << 12) | off), size)
+    }
+
+    /// A write that is not to direct RAM (see [`Self::read_slow`]); dropped above 4 GiB.
+    #[inline(never)]
+    fn write_slow<B: Bus>(&mut self, bus: &mut B, phys_page: u32, off: u32, size: IoSize, v: u32) {
+        self.break_block = true;
+        if phys_page >> 20 != 0 {
+            return;
+        }
+        bus.sync(self.icount);
+        bus.mmio_write(Phys((phys_page << 12) | off), size, v);
+    }
+
+    /// An instruction-byte fetch: like a read, but needs the fetch right, which
+    /// execute-disable removes (SDM Vol. 3A §4.6).
+    pub(crate) fn fetch_lin_u8<B: Bus>(&mut self, bus: &mut B, lin: u32, user: bool) -> Result<u8, Exception> {
+        let e = *self.tlb.lookup(lin >> 12);
+        let e = if e.lin_page == lin >> 12 && e.allow & exec_bit(user) != 0 {
+            e
+        } else {
+            self.tlb_fill_fetch(bus, lin, user)?
+        };
+        let off = lin & 0xfff;
+        if e.direct {
+            return Ok(bus.ram()[((e.phys_page as usize) << 12) | off as usize]);
+        }
+        Ok(self.read_slow(bus, e.phys_page, off, IoSize::Byte) as u8)
+    }
 
     /// Translate without accessing (used to pre-check both halves of a straddling write).
     pub(crate) fn translate<B: Bus>(
@@ -322,7 +357,7 @@ impl Cpu {
         let lin = cs.base.wrapping_add(off);
         let user = self.cpl == 3;
         let e = *self.tlb.lookup(lin >> 12);
-        if e.lin_page == lin >> 12 && e.allow & access_bit(user, false) != 0 && e.direct {
+        if e.lin_page == lin >> 12 && e.allow & exec_bit(user) != 0 && e.direct {
             let phys = (e.phys_page << 12) | (lin & 0xfff);
             if let Some(i) = self.icache.get(phys, code32) {
                 // The limit check still applies to the cached bytes (SDM Vol. 3A §5.3).
@@ -378,6 +413,6 @@ impl<B: Bus> Fetch for CodeFetch<'_, B> {
         let lin = cs.base.wrapping_add(off);
         self.eip = self.eip.wrapping_add(1);
         let user = self.cpu.cpl == 3;
-        self.cpu.read_lin_u8(self.bus, lin, user)
+        self.cpu.fetch_lin_u8(self.bus, lin, user)
     }
 }

@@ -4,7 +4,7 @@
 //! - [`decode`]: bytes to [`decode::Instr`] (shared with the disassembler and the VMM).
 //! - `exec/`: what each instruction does, grouped by kind.
 //! - `mem.rs`: segmented and linear memory access, code fetch, the stack.
-//! - `mmu.rs`: paging (two-level, PSE, PGE) and the TLB.
+//! - `mmu.rs`: paging (32-bit with PSE and PGE; PAE with execute-disable) and the TLB.
 //! - `seg.rs`: descriptors, segment-register loads and their privilege checks.
 //! - `interrupt.rs`: delivery of exceptions and interrupts (real mode, gates, V86).
 //! - `task.rs`: task switches through the TSS.
@@ -74,7 +74,7 @@ pub mod cr4 {
     pub const PGE: u32 = 1 << 7;
     pub const PCE: u32 = 1 << 8;
     /// The bits a MOV to CR4 may set; others raise #GP(0).
-    pub const WRITABLE: u32 = TSD | DE | PSE | MCE | PGE | PCE;
+    pub const WRITABLE: u32 = TSD | DE | PSE | PAE | MCE | PGE | PCE;
 }
 
 /// Why [`Cpu::run`] returned.
@@ -144,6 +144,9 @@ pub struct Cpu {
     pub cr2: u32,
     pub cr3: u32,
     pub cr4: u32,
+    /// The four PDPTEs PAE paging uses, loaded from CR3 by MOV to CR0/CR3/CR4 and task
+    /// switches (SDM Vol. 3A §4.4.1); not re-read from memory on TLB misses.
+    pub pdpte: [u64; 4],
     /// DR0–DR7 (stored; breakpoints are not acted on yet).
     pub dr: [u32; 8],
     /// Current privilege level (SDM Vol. 3A §5.5): CS.RPL in protected mode, 3 in V86.
@@ -152,6 +155,9 @@ pub struct Cpu {
     pub fpu: FpuState,
     /// Instructions retired since reset: the clock of deterministic mode.
     pub icount: u64,
+    /// The platform has a local APIC (CPUID.1:EDX bit 9 reports it); set by the machine.
+    /// The APIC itself is a device on the bus (devices/lapic.rs).
+    pub apic_present: bool,
     /// HLT executed and no interrupt taken since.
     pub halted: bool,
     /// Interrupts are inhibited for one instruction (after STI, MOV SS, POP SS).
@@ -191,11 +197,13 @@ impl Cpu {
             cr2: 0,
             cr3: 0,
             cr4: 0,
+            pdpte: [0; 4],
             dr: [0, 0, 0, 0, 0xffff_0ff0, 0x400, 0xffff_0ff0, 0x400],
             cpl: 0,
             msr: msr::Msrs::default(),
             fpu: FpuState::default(),
             icount: 0,
+            apic_present: false,
             halted: false,
             inhibit_irq: false,
             tlb: Tlb::new(),
@@ -212,9 +220,10 @@ impl Cpu {
 
     /// Real mode at `cs:ip`, every other segment 0, interrupts off.
     pub fn start_real(&mut self, cs: u16, ip: u16) {
-        let icount = self.icount;
+        let (icount, apic) = (self.icount, self.apic_present);
         *self = Cpu::new();
         self.icount = icount;
+        self.apic_present = apic;
         self.cr0 = cr0::ET;
         self.segs = [Seg::real(0); 6];
         self.segs[CS as usize] = Seg::real(cs);

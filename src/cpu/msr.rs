@@ -12,6 +12,8 @@ pub mod index {
     pub const IA32_SYSENTER_ESP: u32 = 0x175;
     pub const IA32_SYSENTER_EIP: u32 = 0x176;
     pub const IA32_MISC_ENABLE: u32 = 0x1a0;
+    /// Present when CPUID.80000001H:EDX.NX or .LM is set (SDM Vol. 4 Table 2-2).
+    pub const IA32_EFER: u32 = 0xc000_0080;
 }
 
 /// MSR state.
@@ -24,4 +26,8 @@ pub struct Msrs {
     pub sysenter_eip: u32,
     pub bios_sign_id: u64,
     pub misc_enable: u64,
+    /// IA32_EFER: only NXE (bit 11) exists on this CPU, which has no IA-32e mode, so SCE
+    /// and LME are reserved and setting them is #GP(0) (SDM Vol. 4 Table 2-2: "reserved
+    /// bits" of IA32_EFER; Vol. 2B WRMSR: #GP for a non-zero reserved bit).
+    pub efer: u64,
 }

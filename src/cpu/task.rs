@@ -145,6 +145,10 @@ impl Cpu {
             nflags |= NT;
         }
         if let Some(cr3) = cr3 {
+            // A CR3 load with PAE paging in use loads the PDPTEs (SDM Vol. 3A §4.4.1).
+            if self.pae_paging() {
+                self.load_pdptes(bus, cr3)?;
+            }
             if self.cr0 & cr0::PG != 0 && cr3 != self.cr3 {
                 self.cr3 = cr3;
                 self.flush_tlb_cr3();

@@ -14,6 +14,7 @@ mod pcbus;
 pub use clock::{Clock, ClockMode, NS_PER_INSTRUCTION};
 pub use pcbus::PcBus;
 
+use crate::bus::Bus;
 use crate::cpu::{Cpu, StopReason};
 use crate::devices::vga::TextScreen;
 use alloc::vec::Vec;
@@ -127,6 +128,7 @@ impl Machine {
         let bus =
             PcBus::new(cfg.mem_mb as usize * 1024 * 1024, Clock::new(cfg.clock), cfg.debug_exit_port, cfg.rtc_start);
         let mut m = Self { cpu: Cpu::new(), bus };
+        m.cpu.apic_present = true;
         m.write_cmos_config();
         Ok(m)
     }
@@ -291,6 +293,7 @@ impl Machine {
         let icount = self.cpu.icount;
         self.cpu = Cpu::new();
         self.cpu.icount = icount;
+        self.cpu.apic_present = true;
         self.cpu.icache.invalidate_all();
         // RST# also resets the chipset: shadow RAM is off again, so the BIOS runs from ROM.
         self.bus.pci.reset();
@@ -354,7 +357,9 @@ impl Machine {
                     if !self.cpu.flags.if_() {
                         return StopReason::Halted;
                     }
-                    if self.bus.pic.intr() {
+                    // Any interrupt the update made deliverable wakes the CPU: the 8259A's,
+                    // or one in the local APIC's IRR (its timer, an I/O APIC message).
+                    if self.bus.interrupt_pending() {
                         continue;
                     }
                     let Some(t) = self.bus.next_event() else { return StopReason::Halted };

@@ -5,6 +5,7 @@
 use super::super::decode::{Instr, SS};
 use super::super::exception::{selector_error, Exception};
 use super::super::flags::{IF, RF, VM, ZF};
+use super::super::mmu::EFER_NXE;
 use super::super::msr::index;
 use super::super::seg::{systype, Seg};
 use super::super::{cr0, cr4, Cpu, Res, EAX, ECX, EDX, ESP};
@@ -241,7 +242,7 @@ impl Cpu {
                 let v = self.rm16(bus, i)? as u32;
                 // LMSW loads PE, MP, EM, TS; it can set PE but never clear it.
                 let new = (self.cr0 & !0xe) | (v & 0xf) | (self.cr0 & cr0::PE);
-                self.write_cr0(new)
+                self.write_cr0(bus, new)
             }
             7 => {
                 self.require_cpl0()?;
@@ -254,13 +255,18 @@ impl Cpu {
         }
     }
 
-    fn write_cr0(&mut self, v: u32) -> Res<()> {
+    fn write_cr0<B: Bus>(&mut self, bus: &mut B, v: u32) -> Res<()> {
         // PG without PE, or NW without CD, is #GP(0) (SDM Vol. 3A §2.5, "MOV CRn").
         if (v & cr0::PG != 0 && v & cr0::PE == 0) || (v & cr0::NW != 0 && v & cr0::CD == 0) {
             return Err(Exception::GP(0).into());
         }
         let v = v | cr0::ET;
         let changed = self.cr0 ^ v;
+        // With PAE paging in use afterwards, a change of CD, NW or PG reloads the PDPTEs;
+        // a reserved bit in one is #GP(0) with CR0 unchanged (SDM Vol. 3A §4.4.1).
+        if v & cr0::PG != 0 && self.cr4 & cr4::PAE != 0 && changed & (cr0::CD | cr0::NW | cr0::PG) != 0 {
+            self.load_pdptes(bus, self.cr3)?;
+        }
         self.cr0 = v;
         if changed & (cr0::PG | cr0::WP | cr0::PE) != 0 {
             self.tlb.flush_all();
@@ -290,17 +296,22 @@ impl Cpu {
         Ok(())
     }
 
-    pub(crate) fn mov_to_cr<B: Bus>(&mut self, _bus: &mut B, i: &Instr) -> Res<()> {
+    pub(crate) fn mov_to_cr<B: Bus>(&mut self, bus: &mut B, i: &Instr) -> Res<()> {
         if !matches!(i.reg(), 0 | 2 | 3 | 4) {
             return Err(Exception::UD.into());
         }
         self.require_cpl0()?;
         let v = self.regs[i.rm() as usize];
         match i.reg() {
-            0 => self.write_cr0(v)?,
+            0 => self.write_cr0(bus, v)?,
             2 => self.cr2 = v,
             3 => {
-                self.cr3 = v & 0xffff_f018;
+                // All 32 bits are kept: PAE paging takes the PDPT address from bits 31:5
+                // (SDM Vol. 3A Table 4-7); 32-bit paging ignores bits 11:5 (Table 4-3).
+                if self.pae_paging() {
+                    self.load_pdptes(bus, v)?;
+                }
+                self.cr3 = v;
                 self.flush_tlb_cr3();
             }
             _ => {
@@ -308,8 +319,13 @@ impl Cpu {
                     return Err(Exception::GP(0).into());
                 }
                 let changed = self.cr4 ^ v;
+                // PAE paging in use afterwards and PAE, PGE or PSE changing: reload the
+                // PDPTEs, #GP(0) with CR4 unchanged on a reserved bit (SDM Vol. 3A §4.4.1).
+                if self.cr0 & cr0::PG != 0 && v & cr4::PAE != 0 && changed & (cr4::PAE | cr4::PGE | cr4::PSE) != 0 {
+                    self.load_pdptes(bus, self.cr3)?;
+                }
                 self.cr4 = v;
-                if changed & (cr4::PSE | cr4::PGE) != 0 {
+                if changed & (cr4::PSE | cr4::PGE | cr4::PAE) != 0 {
                     self.tlb.flush_all();
                 }
             }
@@ -384,6 +400,7 @@ impl Cpu {
             index::IA32_SYSENTER_ESP => self.msr.sysenter_esp as u64,
             index::IA32_SYSENTER_EIP => self.msr.sysenter_eip as u64,
             index::IA32_MISC_ENABLE => self.msr.misc_enable,
+            index::IA32_EFER => self.msr.efer,
             other => bus.rdmsr(other).ok_or(Exception::GP(0))?,
         };
         self.regs[EAX] = v as u32;
@@ -402,6 +419,18 @@ impl Cpu {
             index::IA32_SYSENTER_ESP => self.msr.sysenter_esp = v as u32,
             index::IA32_SYSENTER_EIP => self.msr.sysenter_eip = v as u32,
             index::IA32_MISC_ENABLE => self.msr.misc_enable = v,
+            index::IA32_EFER => {
+                // Only NXE is implemented; LME, SCE and the rest are reserved on a CPU
+                // without IA-32e mode, so setting one is #GP(0) (see `Msrs::efer`).
+                if v & !EFER_NXE != 0 {
+                    return Err(Exception::GP(0).into());
+                }
+                if (self.msr.efer ^ v) & EFER_NXE != 0 {
+                    // Fetch rights and reserved bits in the TLB depend on NXE.
+                    self.tlb.flush_all();
+                }
+                self.msr.efer = v;
+            }
             other => {
                 if bus.wrmsr(other, v) != Some(true) {
                     return Err(Exception::GP(0).into());
