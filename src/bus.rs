@@ -73,6 +73,12 @@ pub trait Bus {
     fn wrmsr(&mut self, _index: u32, _value: u64) -> Option<bool> {
         None
     }
+    /// The A20 gate (8042 output port bit 1 OR port 0x92 bit 1 on a PC): when closed,
+    /// physical address bit 20 is forced to 0. A change must come with
+    /// [`Bus::take_memory_map_change`] so the CPU refills its TLB.
+    fn a20_enabled(&self) -> bool {
+        true
+    }
     /// The memory map changed (which pages are direct RAM): the CPU flushes its TLB and
     /// cached code. Called after port I/O.
     fn take_memory_map_change(&mut self) -> bool {

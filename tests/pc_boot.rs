@@ -170,3 +170,27 @@ fn bad_images_are_clear_errors_not_panics() {
     let e = m.load_bios(&[0; 1000], None).unwrap_err().to_string();
     assert!(e.contains("64 KiB"), "{e}");
 }
+
+#[test]
+fn the_a20_gate_wraps_the_first_megabyte_when_closed() {
+    use v386::machine::StartMode;
+    // Real mode, no BIOS. With the 8042 (command DDh) and port 0x92 both closing A20, a
+    // write to FFFF:0010 (physical 0x100000) lands at 0; with A20 open (DFh) it does not.
+    let code: &[u8] = &[
+        0xb0, 0xdd, 0xe6, 0x64, // mov al, 0xdd ; out 0x64, al   (8042: A20 off)
+        0x30, 0xc0, 0xe6, 0x92, // xor al, al ; out 0x92, al     (port 0x92: A20 off)
+        0xb8, 0xff, 0xff, 0x8e, 0xc0, // mov ax, 0xffff ; mov es, ax
+        0x31, 0xdb, 0x8e, 0xdb, // xor bx, bx ; mov ds, bx
+        0x26, 0xc6, 0x06, 0x10, 0x00, 0x55, // mov byte [es:0x10], 0x55
+        0xa0, 0x00, 0x00, 0xe6, 0xe9, // mov al, [0] ; out 0xe9, al
+        0xb0, 0xdf, 0xe6, 0x64, // mov al, 0xdf ; out 0x64, al   (8042: A20 on)
+        0x26, 0xc6, 0x06, 0x10, 0x00, 0xaa, // mov byte [es:0x10], 0xaa
+        0xa0, 0x00, 0x00, 0xe6, 0xe9, // mov al, [0] ; out 0xe9, al
+        0x26, 0xa0, 0x10, 0x00, 0xe6, 0xe9, // mov al, [es:0x10] ; out 0xe9, al
+        0xf4, // hlt
+    ];
+    let mut m = Machine::new(&MachineConfig::default()).unwrap();
+    m.load_flat(code, 0x7c00, 0x7c00, StartMode::Real).unwrap();
+    assert_eq!(m.run(1000), StopReason::Halted);
+    assert_eq!(m.take_debugcon(), [0x55, 0x55, 0xaa]);
+}

@@ -202,6 +202,15 @@ impl Cpu {
         } else {
             self.walk(bus, lin, user, write)?
         };
+        let mut entry = entry;
+        if !bus.a20_enabled() {
+            // The A20 gate closed: physical address line 20 reads as 0, so the first MiB
+            // wraps as on an 8086 (IBM PC/AT Technical Reference, "Address Line A20").
+            // Applied to the final address; page-table reads are not masked.
+            entry.phys_page &= !0x100;
+            entry.direct = bus.is_direct_read(entry.phys_page);
+            entry.direct_write = bus.is_direct(entry.phys_page);
+        }
         self.tlb.entries[page as usize & (ENTRIES - 1)] = entry;
         Ok(entry)
     }

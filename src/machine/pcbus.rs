@@ -76,8 +76,11 @@ pub struct PcBus {
     pub dma: Dma,
     pub pci: PciBus,
     pub fw_cfg: FwCfg,
-    /// The memory map changed (PAM shadowing): the CPU must drop its TLB and cached code.
+    /// The memory map changed (PAM shadowing, the A20 gate): the CPU must drop its TLB and
+    /// cached code.
     map_changed: bool,
+    /// The A20 gate as last seen, to notice changes.
+    a20: bool,
     pub lapic: Lapic,
     pub ioapic: IoApic,
     /// Pages of RAM written by DMA since the CPU last looked (it drops cached code there).
@@ -110,6 +113,7 @@ impl PcBus {
             pci: PciBus::new(),
             fw_cfg: FwCfg::new(ram_bytes as u64, 1),
             map_changed: false,
+            a20: true,
             lapic: Lapic::new(),
             ioapic: IoApic::new(),
             dirty_pages: Vec::new(),
@@ -268,6 +272,15 @@ impl PcBus {
         }
     }
 
+    /// The A20 gate moved: the CPU's TLB must be refilled with the new addresses.
+    fn note_a20(&mut self) {
+        let a20 = self.kbd.a20() || self.port92.a20();
+        if a20 != self.a20 {
+            self.a20 = a20;
+            self.map_changed = true;
+        }
+    }
+
     /// Act on configuration changes: PAM (the memory map), the VGA's framebuffer BAR.
     fn apply_pci_changes(&mut self) {
         for (devfn, change) in self.pci.take_changes() {
@@ -384,9 +397,15 @@ impl Bus for PcBus {
                 self.pic.write(port, size, value)
             }
             PIT_COUNTER0..=PIT_CONTROL | PORT_B => self.pit.write(port, size, value, now),
-            I8042_DATA_PORT | I8042_STATUS_PORT => self.kbd.write(port, size, value),
+            I8042_DATA_PORT | I8042_STATUS_PORT => {
+                self.kbd.write(port, size, value);
+                self.note_a20();
+            }
             RTC_INDEX | RTC_DATA => self.rtc.write(port, size, value, now),
-            PORT92 => self.port92.write(port, size, value),
+            PORT92 => {
+                self.port92.write(port, size, value);
+                self.note_a20();
+            }
             DEBUGCON_PORT => self.debugcon.write(value as u8),
             FIRMWARE_LOG_PORT => self.firmware_log.write(value as u8),
             p if (COM1_BASE..COM1_BASE + UART_PORT_COUNT).contains(&p) => self.com1.write(port, size, value),
@@ -447,6 +466,10 @@ impl Bus for PcBus {
 
     fn wrmsr(&mut self, index: u32, value: u64) -> Option<bool> {
         (index == IA32_APIC_BASE).then(|| self.lapic.set_base_msr(value))
+    }
+
+    fn a20_enabled(&self) -> bool {
+        self.kbd.a20() || self.port92.a20()
     }
 
     fn take_memory_map_change(&mut self) -> bool {
