@@ -8,6 +8,8 @@
 //! - [`addr`]: typed addresses (linear, physical, guest-physical).
 //! - [`machine`]: one [`machine::Machine`] owns all emulated state (CPU, RAM, devices).
 //! - [`devices`]: the devices of the PC, one file each.
+//! - [`front`]: what a front end shows and sends (screen arrays, key codes), wasm-free.
+//! - `web`: the wasm-bindgen façade, built for `wasm32` only: the browser's `Machine`.
 //! - `src/bin/v386.rs`: the native command-line runner (QEMU's option spelling).
 //!
 //! Without the `std` feature the crate is `no_std` + `alloc`.
@@ -21,4 +23,7 @@ pub mod boot;
 pub mod bus;
 pub mod cpu;
 pub mod devices;
+pub mod front;
 pub mod machine;
+#[cfg(target_arch = "wasm32")]
+pub mod web;

@@ -6,13 +6,16 @@
 //! - this file: configuration, loading images and firmware, reset, and the run loop that
 //!   slices CPU time between device events;
 //! - `pcbus.rs`: the memory map, the port map and interrupt routing ([`PcBus`]);
-//! - `clock.rs`: virtual time, deterministic or following the host ([`Clock`]).
+//! - `clock.rs`: virtual time, deterministic or following the host ([`Clock`]);
+//! - `spec.rs`: a machine described as data and built in one call ([`MachineSpec`]).
 
 mod clock;
 mod pcbus;
+mod spec;
 
 pub use clock::{Clock, ClockMode, NS_PER_INSTRUCTION};
 pub use pcbus::PcBus;
+pub use spec::{MachineSpec, SpecError};
 
 use crate::bus::Bus;
 use crate::cpu::{Cpu, StopReason};

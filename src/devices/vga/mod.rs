@@ -48,6 +48,7 @@ use alloc::vec::Vec;
 mod dac;
 mod memory;
 mod ports;
+mod render;
 mod text;
 mod vbe;
 

@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# scripts/build-web.sh — build everything the page and the browser tests need.
+#
+#   pkg/                 the wasm package: wasm-pack build --target web --mode no-install
+#                        (with the pinned wasm-bindgen-cli that setup.sh installs), then
+#                        npm's binaryen wasm-opt -O3 when it is installed
+#   www/node_modules/    the page's npm packages (@xterm/xterm)
+#   tests/node/node_modules/  playwright-core and v86 for the node tests and benchmark
+#   .cache/images/webdemo.img  the default machine's demo floppy (tests/guests/webdemo.asm)
+#
+# Idempotent: npm installs run only when package-lock.json is newer than node_modules.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+if ! command -v cargo >/dev/null 2>&1 && [ -f "$HOME/.cargo/env" ]; then
+    # shellcheck disable=SC1091
+    . "$HOME/.cargo/env"
+fi
+log() { printf 'build-web: %s\n' "$*"; }
+
+npm_ci() {
+    local dir=$1
+    if [ ! -d "$dir/node_modules" ] || [ "$dir/package.json" -nt "$dir/node_modules" ] \
+        || { [ -f "$dir/package-lock.json" ] && [ "$dir/package-lock.json" -nt "$dir/node_modules" ]; }; then
+        log "npm install in $dir"
+        (cd "$dir" && npm install --no-audit --no-fund --loglevel=error)
+        touch "$dir/node_modules"
+    fi
+}
+npm_ci www
+npm_ci tests/node
+
+log "wasm-pack build --target web --release"
+wasm-pack --quiet build --target web --mode no-install --release --out-dir pkg --out-name v386 >/dev/null
+
+mkdir -p .cache/images
+if [ tests/guests/webdemo.asm -nt .cache/images/webdemo.img ] || [ ! -f .cache/images/webdemo.img ]; then
+    log "nasm tests/guests/webdemo.asm"
+    nasm -f bin -o .cache/images/webdemo.img tests/guests/webdemo.asm
+fi
+log "ok: pkg/v386_bg.wasm $(stat -c %s pkg/v386_bg.wasm) bytes"

@@ -1,0 +1,310 @@
+//! The wasm façade: the only module that knows about wasm-bindgen. It wraps one
+//! [`Machine`](crate::machine::Machine) in a JS class and adds nothing of its own beyond
+//! pacing by host time; everything it shows comes from `crate::front`.
+//!
+//! Contract with JavaScript (see `www/worker.js` and `pkg/v386.d.ts`):
+//! - `new Machine(config)`: `config` is a [`MachineSpec`] as a plain object (images as
+//!   `Uint8Array`); a bad config throws an `Error` whose message names the part.
+//! - `run(n)` / `runFor(ms)` / `step()` / `reset()`; the stop reason comes back as a string.
+//! - The screen is read in place: after `refreshScreen()`, `textPtr()`, `dirtyPtr()`,
+//!   `palettePtr()`, `fontPtr()` and `pixelsPtr()` point into `wasmMemory().buffer`. Views on
+//!   them must be rebuilt when the buffer changes (wasm memory grew) and after every
+//!   `refreshScreen()` that changes the mode or size (the arrays may have moved).
+//! - Serial and debug-console output drain as bytes (`takeSerial()` → `Uint8Array`).
+//! - Panics: the console_error_panic_hook prints the message with `console.error`; the
+//!   worker forwards it to the page's error panel.
+
+use crate::cpu::StopReason;
+use crate::front::keys::set2_bytes;
+use crate::front::screen::{ScreenView, FONT_GLYPHS, GLYPH_BYTES};
+use crate::machine::{ClockMode, Machine as Pc, MachineSpec};
+use alloc::string::{String, ToString};
+use alloc::vec::Vec;
+use wasm_bindgen::prelude::*;
+
+/// Instructions per inner slice of `runFor`: about 0.3-1 ms of guest time, so the host
+/// clock is read a few thousand times a second at most.
+const RUN_FOR_CHUNK: u64 = 100_000;
+
+#[wasm_bindgen(start)]
+fn start() {
+    console_error_panic_hook::set_once();
+}
+
+/// The wasm module's memory, for views on the screen arrays.
+#[wasm_bindgen(js_name = wasmMemory)]
+pub fn wasm_memory() -> JsValue {
+    wasm_bindgen::memory()
+}
+
+/// Milliseconds from the host's monotonic clock (`performance.now()` where there is one).
+fn now_ms() -> f64 {
+    let perf = js_sys::Reflect::get(&js_sys::global(), &JsValue::from_str("performance")).ok();
+    if let Some(p) = perf.filter(|p| p.is_object()) {
+        if let Ok(f) = js_sys::Reflect::get(&p, &JsValue::from_str("now")) {
+            if let Some(f) = f.dyn_ref::<js_sys::Function>() {
+                if let Some(t) = f.call0(&p).ok().and_then(|v| v.as_f64()) {
+                    return t;
+                }
+            }
+        }
+    }
+    js_sys::Date::now()
+}
+
+fn reason_str(r: StopReason) -> String {
+    match r {
+        StopReason::BudgetSpent => "running".into(),
+        StopReason::Halted => "halted".into(),
+        StopReason::Shutdown => "shutdown".into(),
+        StopReason::Reset => "reset".into(),
+        StopReason::PowerOff => "poweroff".into(),
+        StopReason::DebugExit(v) => alloc::format!("debug-exit:{v}"),
+    }
+}
+
+/// One emulated PC, as the page drives it.
+#[wasm_bindgen(js_name = Machine)]
+pub struct WebMachine {
+    pc: Pc,
+    screen: ScreenView,
+    wall: bool,
+    started_ms: f64,
+    /// Retired instructions and host milliseconds of the last `runFor`, for `mips()`.
+    last_run: (u64, f64),
+}
+
+#[wasm_bindgen(js_class = Machine)]
+impl WebMachine {
+    /// Build a machine from a config object (see `MachineSpec` for its fields).
+    #[wasm_bindgen(constructor)]
+    pub fn new(config: JsValue) -> Result<WebMachine, JsError> {
+        if let Some(obj) = config.dyn_ref::<js_sys::Object>() {
+            for key in js_sys::Object::keys(obj).iter().filter_map(|k| k.as_string()) {
+                if !MachineSpec::FIELDS.contains(&key.as_str()) {
+                    let known = MachineSpec::FIELDS.join(", ");
+                    return Err(JsError::new(&alloc::format!("config: unknown option '{key}' (known: {known})")));
+                }
+            }
+        }
+        let spec: MachineSpec =
+            serde_wasm_bindgen::from_value(config).map_err(|e| JsError::new(&alloc::format!("config: {e}")))?;
+        let wall = spec.clock_mode().map_err(|e| JsError::new(&e.to_string()))? == ClockMode::Wall;
+        let pc = spec.build().map_err(|e| JsError::new(&e.to_string()))?;
+        Ok(WebMachine { pc, screen: ScreenView::new(), wall, started_ms: now_ms(), last_run: (0, 0.0) })
+    }
+
+    /// Run up to `instructions` instructions; returns why it stopped ("running" when the
+    /// budget was spent, "halted", "shutdown", "poweroff", "debug-exit:N").
+    pub fn run(&mut self, instructions: f64) -> String {
+        self.sync_wall_clock();
+        reason_str(self.pc.run(instructions.max(0.0) as u64))
+    }
+
+    /// Run for about `ms` milliseconds of host time (or until the machine stops or halts
+    /// with nothing to wake it); returns the stop reason as `run` does.
+    #[wasm_bindgen(js_name = runFor)]
+    pub fn run_for(&mut self, ms: f64) -> String {
+        let t0 = now_ms();
+        let i0 = self.pc.cpu.icount;
+        let mut reason = StopReason::BudgetSpent;
+        while now_ms() - t0 < ms {
+            self.sync_wall_clock();
+            reason = self.pc.run(RUN_FOR_CHUNK);
+            if reason != StopReason::BudgetSpent || (self.wall && self.pc.is_idle()) {
+                break;
+            }
+        }
+        self.last_run = (self.pc.cpu.icount - i0, now_ms() - t0);
+        reason_str(reason)
+    }
+
+    /// One instruction.
+    pub fn step(&mut self) -> String {
+        self.run(1.0)
+    }
+
+    /// Press the reset button: the CPU restarts in the BIOS, memory and disks stay.
+    pub fn reset(&mut self) {
+        self.pc.reset();
+    }
+
+    /// The CPU is halted waiting for an interrupt.
+    #[wasm_bindgen(js_name = isIdle)]
+    pub fn is_idle(&self) -> bool {
+        self.pc.is_idle()
+    }
+
+    /// Retired instructions since power-on.
+    pub fn instructions(&self) -> f64 {
+        self.pc.cpu.icount as f64
+    }
+
+    /// Millions of instructions per second of host time in the last `runFor`.
+    pub fn mips(&self) -> f64 {
+        let (n, ms) = self.last_run;
+        if ms > 0.0 {
+            n as f64 / ms / 1000.0
+        } else {
+            0.0
+        }
+    }
+
+    /// A key went down or up; `code` is `KeyboardEvent.code`. Returns false for keys the
+    /// PS/2 keyboard does not have.
+    pub fn key(&mut self, code: &str, down: bool) -> bool {
+        let bytes = set2_bytes(code, down);
+        if !bytes.is_empty() {
+            self.pc.bus.kbd.key(&bytes);
+        }
+        !bytes.is_empty()
+    }
+
+    /// Type ASCII text on the keyboard; returns how many characters were taken.
+    #[wasm_bindgen(js_name = typeText)]
+    pub fn type_text(&mut self, text: &str) -> usize {
+        self.pc.bus.kbd.key_text(text.as_bytes())
+    }
+
+    /// Bytes for the guest's first serial port.
+    #[wasm_bindgen(js_name = serialInput)]
+    pub fn serial_input(&mut self, bytes: &[u8]) {
+        self.pc.serial_input(bytes);
+    }
+
+    /// What the guest sent on its first serial port since the last call.
+    #[wasm_bindgen(js_name = takeSerial)]
+    pub fn take_serial(&mut self) -> Vec<u8> {
+        self.pc.take_serial()
+    }
+
+    /// What the guest wrote to the debug console (port 0xE9) since the last call.
+    #[wasm_bindgen(js_name = takeDebugcon)]
+    pub fn take_debugcon(&mut self) -> Vec<u8> {
+        self.pc.take_debugcon()
+    }
+
+    /// The screen as text, one line per row (CP437 as Unicode), for tests and copy/paste.
+    #[wasm_bindgen(js_name = screenText)]
+    pub fn screen_text(&self) -> String {
+        self.pc.vga_text().to_text()
+    }
+
+    /// Bring the screen views up to date; returns true when anything changed.
+    #[wasm_bindgen(js_name = refreshScreen)]
+    pub fn refresh_screen(&mut self) -> bool {
+        self.screen.refresh(&self.pc.bus.vga)
+    }
+
+    /// 0 off, 1 text, 2 graphics.
+    #[wasm_bindgen(js_name = screenMode)]
+    pub fn screen_mode(&self) -> u8 {
+        self.screen.mode as u8
+    }
+
+    #[wasm_bindgen(js_name = textCols)]
+    pub fn text_cols(&self) -> u16 {
+        self.screen.cols
+    }
+
+    #[wasm_bindgen(js_name = textRows)]
+    pub fn text_rows(&self) -> u16 {
+        self.screen.rows
+    }
+
+    /// `textRows * textCols` u16 cells (character | attribute << 8).
+    #[wasm_bindgen(js_name = textPtr)]
+    pub fn text_ptr(&self) -> *const u16 {
+        self.screen.cells.as_ptr()
+    }
+
+    /// `textRows` bytes, 1 for rows changed since `clearDirty()`.
+    #[wasm_bindgen(js_name = dirtyPtr)]
+    pub fn dirty_ptr(&self) -> *const u8 {
+        self.screen.dirty.as_ptr()
+    }
+
+    #[wasm_bindgen(js_name = clearDirty)]
+    pub fn clear_dirty(&mut self) {
+        self.screen.clear_dirty();
+    }
+
+    /// Cursor column, or -1 when the cursor is hidden.
+    #[wasm_bindgen(js_name = cursorCol)]
+    pub fn cursor_col(&self) -> i32 {
+        self.screen.cursor.map_or(-1, |c| i32::from(c.0))
+    }
+
+    /// Cursor row, or -1 when the cursor is hidden.
+    #[wasm_bindgen(js_name = cursorRow)]
+    pub fn cursor_row(&self) -> i32 {
+        self.screen.cursor.map_or(-1, |c| i32::from(c.1))
+    }
+
+    /// Cursor start scan line << 8 | end scan line.
+    #[wasm_bindgen(js_name = cursorShape)]
+    pub fn cursor_shape(&self) -> u16 {
+        u16::from(self.screen.cursor_shape.0) << 8 | u16::from(self.screen.cursor_shape.1)
+    }
+
+    #[wasm_bindgen(js_name = charHeight)]
+    pub fn char_height(&self) -> u8 {
+        self.screen.char_height
+    }
+
+    /// Attribute bit 7 blinks (true) or brightens the background (false).
+    pub fn blink(&self) -> bool {
+        self.screen.blink
+    }
+
+    /// 16 u32 text colours, 0x00RRGGBB.
+    #[wasm_bindgen(js_name = palettePtr)]
+    pub fn palette_ptr(&self) -> *const u32 {
+        self.screen.palette.as_ptr()
+    }
+
+    /// 512 glyphs of 32 bytes (map A, then map B), one byte per scan line, bit 7 leftmost.
+    #[wasm_bindgen(js_name = fontPtr)]
+    pub fn font_ptr(&self) -> *const u8 {
+        self.screen.font.as_ptr()
+    }
+
+    /// Bytes in the font view.
+    #[wasm_bindgen(js_name = fontLen)]
+    pub fn font_len(&self) -> usize {
+        FONT_GLYPHS * GLYPH_BYTES
+    }
+
+    /// Graphics modes: width in pixels.
+    #[wasm_bindgen(js_name = pixelWidth)]
+    pub fn pixel_width(&self) -> u16 {
+        self.screen.width
+    }
+
+    /// Graphics modes: height in pixels.
+    #[wasm_bindgen(js_name = pixelHeight)]
+    pub fn pixel_height(&self) -> u16 {
+        self.screen.height
+    }
+
+    /// Graphics modes: width x height pixels as bytes R, G, B, A (an `ImageData`'s layout).
+    #[wasm_bindgen(js_name = pixelsPtr)]
+    pub fn pixels_ptr(&self) -> *const u32 {
+        self.screen.pixels.as_ptr()
+    }
+}
+
+impl WebMachine {
+    /// Wall-clock machines follow the host clock; deterministic ones ignore it.
+    fn sync_wall_clock(&mut self) {
+        if self.wall {
+            let ns = ((now_ms() - self.started_ms).max(0.0) * 1e6) as u64;
+            self.pc.set_host_time(ns);
+        }
+    }
+
+    /// The machine inside, for Rust tests of the façade.
+    pub fn inner(&mut self) -> &mut Pc {
+        &mut self.pc
+    }
+}
