@@ -5,8 +5,12 @@
 # installed, and `apt-get update` runs only when a package is missing.
 #
 #   apt:    nasm, qemu-system-x86 (differential tests), bochs + bochsbios, gcc (the linker)
+#   apt:    chromium + chromium-driver (headless browser tests: Debian's, never a download),
+#           nodejs + npm when node is missing
 #   rustup: targets x86_64-unknown-none (the no_std build) and wasm32-unknown-unknown,
 #           components clippy and rustfmt
+#   cargo:  wasm-bindgen-cli at exactly the wasm-bindgen version in Cargo.lock, wasm-pack
+#   npm:    the page's and the node tests' packages (scripts/build-web.sh installs them)
 set -euo pipefail
 
 log() { printf 'setup: %s\n' "$*"; }
@@ -48,6 +52,10 @@ wanted=(
     "bochsbios:/usr/share/bochs/BIOS-bochs-latest"
     "gcc:cc"
     "libc6-dev:/usr/include/stdio.h"
+    "chromium:/usr/bin/chromium"
+    "chromium-driver:/usr/bin/chromedriver"
+    "nodejs:node"
+    "npm:npm"
 )
 missing=()
 for w in "${wanted[@]}"; do
@@ -95,9 +103,21 @@ for c in clippy rustfmt; do
     fi
 done
 
-# --- Later issue (wasm / browser) -------------------------------------------------------------
-# wasm-bindgen-cli (its version must equal the wasm-bindgen in Cargo.lock) and chromium for
-# the headless browser tests are installed here by the wasm issue.
+# --- wasm tools --------------------------------------------------------------------------------
+# wasm-bindgen-cli must be the very version of the wasm-bindgen crate in Cargo.lock (the
+# generated glue and the runtime speak one protocol). `--locked` is left out on purpose: the
+# CLI's own lock file pins crates this toolchain may not build.
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+wb_version=$(awk '/^name = "wasm-bindgen"$/ { getline; gsub(/version = |"/, ""); print; exit }' "$root/Cargo.lock")
+if [ "$(wasm-bindgen --version 2>/dev/null | awk '{print $2}')" != "$wb_version" ]; then
+    log "cargo install wasm-bindgen-cli --version $wb_version"
+    cargo install -q wasm-bindgen-cli --version "$wb_version" --force
+fi
+wasm_pack_version=0.15.1
+if [ "$(wasm-pack --version 2>/dev/null | awk '{print $2}')" != "$wasm_pack_version" ]; then
+    log "cargo install wasm-pack --version $wasm_pack_version"
+    cargo install -q wasm-pack --version "$wasm_pack_version" --force
+fi
 
 # --- Guest images: SeaBIOS, memtest86+, Debian's i386 kernel + busybox, linux.iso/.img ------
 bash "$(dirname "${BASH_SOURCE[0]}")/images.sh"   # builds .cache/images/ (see that script)

@@ -1,0 +1,136 @@
+//! The wasm façade's tests, shared by `tests/wasm_node.rs` (run in node) and
+//! `tests/wasm_browser.rs` (run in headless Chromium): each boots a machine through the
+//! exported `Machine` class, exactly as the page does, and reads the VGA text through the
+//! zero-copy views on wasm memory and the serial port through `takeSerial`.
+//!
+//! The SeaBIOS images come from `.cache/images/` (built by `scripts/setup.sh`), compiled in
+//! with `include_bytes!` because a browser test cannot read files.
+
+use js_sys::{Object, Reflect, Uint16Array, Uint8Array, WebAssembly};
+use v386::web::{wasm_memory, WebMachine};
+use wasm_bindgen::{JsCast, JsValue};
+
+const BIOS: &[u8] = include_bytes!(concat!(env!("CARGO_MANIFEST_DIR"), "/.cache/images/bios.bin"));
+const VGA_BIOS: &[u8] = include_bytes!(concat!(env!("CARGO_MANIFEST_DIR"), "/.cache/images/vgabios-stdvga.bin"));
+
+/// A boot sector that needs no BIOS: "OK" in white on blue at the top left of the text
+/// screen (B800:0000), "hello\n" on COM1 (port 0x3F8), then HLT.
+fn boot_sector() -> Vec<u8> {
+    let mut code = vec![
+        0xb8, 0x00, 0xb8, // mov ax, 0xb800
+        0x8e, 0xc0, // mov es, ax
+        0x26, 0xc7, 0x06, 0x00, 0x00, b'O', 0x1f, // mov word [es:0], 0x1f4f
+        0x26, 0xc7, 0x06, 0x02, 0x00, b'K', 0x1f, // mov word [es:2], 0x1f4b
+        0xba, 0xf8, 0x03, // mov dx, 0x3f8
+        0xbe, 0x00, 0x7d, // mov si, msg (0x7d00)
+        0xac, // l: lodsb
+        0x84, 0xc0, // test al, al
+        0x74, 0x03, // jz done
+        0xee, // out dx, al
+        0xeb, 0xf8, // jmp l
+        0xfa, 0xf4, // done: cli ; hlt
+    ];
+    code.resize(0x100, 0);
+    code.extend_from_slice(b"hello\n\0");
+    code.resize(510, 0);
+    code.extend_from_slice(&[0x55, 0xaa]);
+    code
+}
+
+/// The boot sector on a whole 1.44 MB floppy, as the floppy controller takes it.
+fn floppy() -> Vec<u8> {
+    let mut img = boot_sector();
+    img.resize(1_474_560, 0);
+    img
+}
+
+fn config(pairs: &[(&str, JsValue)]) -> JsValue {
+    let obj = Object::new();
+    for (k, v) in pairs {
+        Reflect::set(&obj, &JsValue::from_str(k), v).unwrap();
+    }
+    obj.into()
+}
+
+fn bytes(b: &[u8]) -> JsValue {
+    Uint8Array::from(b).into()
+}
+
+/// The text cells as the page reads them: a Uint16Array on wasm memory at `textPtr()`.
+fn cells_view(m: &WebMachine) -> Vec<u16> {
+    let memory: WebAssembly::Memory = wasm_memory().dyn_into().unwrap();
+    let len = u32::from(m.text_cols()) * u32::from(m.text_rows());
+    Uint16Array::new_with_byte_offset_and_length(&memory.buffer(), m.text_ptr() as u32, len).to_vec()
+}
+
+pub fn boot_sector_reports_on_vga_and_serial() {
+    let mut m = WebMachine::new(config(&[("memoryMb", 4.into()), ("fda", bytes(&boot_sector()))])).unwrap();
+    assert_eq!(m.run(1000.0), "halted");
+    assert_eq!(m.take_serial(), b"hello\n");
+    assert!(m.refresh_screen());
+    assert_eq!((m.screen_mode(), m.text_cols(), m.text_rows()), (1, 80, 25));
+    let cells = cells_view(&m);
+    assert_eq!(&cells[..2], &[0x1f4f, 0x1f4b]);
+    // The dirty flags say row 0 changed; after clearDirty nothing is dirty.
+    let memory: WebAssembly::Memory = wasm_memory().dyn_into().unwrap();
+    let dirty = Uint8Array::new_with_byte_offset_and_length(&memory.buffer(), m.dirty_ptr() as u32, 25).to_vec();
+    assert_eq!(dirty[0], 1);
+    m.clear_dirty();
+    assert!(!m.refresh_screen());
+    assert!(m.screen_text().starts_with("OK\n"));
+}
+
+pub fn seabios_banner_on_vga_and_serial() {
+    let mut m = WebMachine::new(config(&[
+        ("memoryMb", 16.into()),
+        ("bios", bytes(BIOS)),
+        ("vgaBios", bytes(VGA_BIOS)),
+        ("fda", bytes(&floppy())),
+    ]))
+    .unwrap();
+    let mut serial = Vec::new();
+    let mut found = false;
+    for _ in 0..60 {
+        m.run(2_000_000.0);
+        serial.extend(m.take_serial());
+        m.refresh_screen();
+        let text: String = cells_view(&m).iter().map(|c| char::from(*c as u8)).collect();
+        if text.contains("SeaBIOS (version") && String::from_utf8_lossy(&serial).contains("SeaBIOS (version") {
+            found = true;
+            break;
+        }
+    }
+    assert!(found, "no SeaBIOS banner after {} instructions:\n{}", m.instructions(), m.screen_text());
+    // The VGA BIOS loaded its font into plane 2: glyph 'A' is not blank.
+    let memory: WebAssembly::Memory = wasm_memory().dyn_into().unwrap();
+    let font = Uint8Array::new_with_byte_offset_and_length(&memory.buffer(), m.font_ptr() as u32, 512 * 32).to_vec();
+    assert!(font[0x41 * 32..0x41 * 32 + 16].iter().any(|&b| b != 0));
+    // The floppy boots after the banner: our boot sector greets on COM1.
+    for _ in 0..100 {
+        if String::from_utf8_lossy(&serial).contains("hello") {
+            break;
+        }
+        m.run(2_000_000.0);
+        serial.extend(m.take_serial());
+    }
+    assert!(String::from_utf8_lossy(&serial).contains("hello"), "the boot sector did not run");
+}
+
+pub fn bad_configs_are_errors_not_panics() {
+    let e = WebMachine::new(config(&[("memoryMb", 4.into()), ("fdaa", bytes(&boot_sector()))])).err().unwrap();
+    let msg: JsValue = e.into();
+    let text = Reflect::get(&msg, &JsValue::from_str("message")).unwrap().as_string().unwrap();
+    assert!(text.contains("unknown option 'fdaa'"), "{text}");
+    let e = WebMachine::new(config(&[("bios", bytes(&[1, 2, 3]))])).err().unwrap();
+    let msg: JsValue = e.into();
+    let text = Reflect::get(&msg, &JsValue::from_str("message")).unwrap().as_string().unwrap();
+    assert!(text.starts_with("bios: a BIOS image of 3 bytes"), "{text}");
+}
+
+pub fn keys_reach_the_keyboard_controller() {
+    let mut m = WebMachine::new(config(&[("memoryMb", 4.into()), ("fda", bytes(&boot_sector()))])).unwrap();
+    assert!(m.key("KeyA", true));
+    assert!(!m.key("NoSuchKey", true));
+    // The 8042 now has a byte for the guest: status register bit 0 (output buffer full).
+    assert_eq!(m.inner().bus.kbd.read(0x64, v386::bus::IoSize::Byte) & 1, 1);
+}
