@@ -24,6 +24,11 @@ pub enum StopRequest {
     Reset,
     /// ACPI soft-off (the guest powered the machine down).
     PowerOff,
+    /// Not a stop: a timer was programmed to fire sooner than it would have, or the
+    /// platform must act on a CPU line now (port F0h acknowledging FERR#). The CPU ends
+    /// its run slice after the instruction so the machine looks at its devices again and
+    /// recomputes how long the next slice may be; the machine then simply goes on.
+    Yield,
 }
 
 /// Everything the CPU needs from its platform.
@@ -48,7 +53,8 @@ pub trait Bus {
     fn io_in(&mut self, port: u16, size: IoSize) -> u32;
     /// `OUT` to a port.
     fn io_out(&mut self, port: u16, size: IoSize, value: u32);
-    /// A device asked the run loop to stop (checked after each port I/O instruction).
+    /// A device asked the run loop to stop or to end its slice (checked after each
+    /// instruction that did port I/O or wrote to MMIO).
     fn take_stop_request(&mut self) -> Option<StopRequest> {
         None
     }
@@ -80,12 +86,12 @@ pub trait Bus {
         true
     }
     /// The memory map changed (which pages are direct RAM): the CPU flushes its TLB and
-    /// cached code. Called after port I/O.
+    /// cached code. Called after port I/O and MMIO writes.
     fn take_memory_map_change(&mut self) -> bool {
         false
     }
     /// Pages of RAM that changed behind the CPU's back (DMA) since the last call: the CPU
-    /// drops the code it cached from them. Called after port I/O.
+    /// drops the code it cached from them. Called after port I/O and MMIO writes.
     fn for_each_dirty_page(&mut self, _f: &mut dyn FnMut(u32)) {}
     /// Called by the CPU after each slice of instructions so clocked devices catch up.
     fn tick(&mut self, _instructions: u64) {}

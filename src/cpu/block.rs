@@ -164,7 +164,8 @@ impl Cpu {
                         // A write hit cached code, or MMIO: stop after this instruction.
                         self.icount += k as u64 + 1;
                         self.eip = base.wrapping_add(ops[k + 1].start as u32) & eip_mask;
-                        return (steps + k as u64 + 1, Ok(()));
+                        let r = if self.did_io { self.after_device_access(bus) } else { Ok(()) };
+                        return (steps + k as u64 + 1, r);
                     }
                     // Simple instructions only fault (no traps, no HLT, no I/O).
                     self.icount += k as u64;
@@ -187,7 +188,8 @@ impl Cpu {
                     Fault::Halt | Fault::Stop(_) => self.icount += 1,
                     Fault::Break => {
                         self.icount += 1;
-                        return (steps + last as u64 + 1, Ok(()));
+                        let r = if self.did_io { self.after_device_access(bus) } else { Ok(()) };
+                        return (steps + last as u64 + 1, r);
                     }
                 }
                 return (steps + last as u64 + 1, Err(e));
@@ -195,17 +197,11 @@ impl Cpu {
             self.icount += 1;
             steps += ops.len() as u64;
             if self.did_io {
-                self.did_io = false;
-                let ic = &mut self.icache;
-                if bus.take_memory_map_change() {
-                    ic.invalidate_all();
-                    self.tlb.flush_all();
+                if let Err(e) = self.after_device_access(bus) {
+                    return (steps, Err(e));
                 }
-                bus.for_each_dirty_page(&mut |p| {
-                    ic.note_write(p);
-                });
-                if let Some(v) = bus.take_stop_request() {
-                    return (steps, Err(Fault::Stop(v)));
+                if self.end_slice {
+                    return (steps, Ok(()));
                 }
             }
             if !b.chain {

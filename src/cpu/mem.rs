@@ -115,6 +115,9 @@ impl Cpu {
     #[inline(never)]
     fn write_slow<B: Bus>(&mut self, bus: &mut B, phys_page: u32, off: u32, size: IoSize, v: u32) {
         self.break_block = true;
+        // A device register may have changed (the local APIC's timer is MMIO): the bus is
+        // asked for stop requests after the instruction, as after port I/O.
+        self.did_io = true;
         if phys_page >> 20 != 0 {
             return;
         }

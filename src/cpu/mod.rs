@@ -92,6 +92,11 @@ pub enum StopReason {
     Reset,
     /// The guest turned the machine off (ACPI soft-off).
     PowerOff,
+    /// The slice ended early so the platform can look at its devices now: a device asked
+    /// for it ([`StopRequest::Yield`]: a timer was programmed to fire sooner) or the FPU's
+    /// FERR# output rose. Nothing stopped; the machine's run loop goes on at once and
+    /// never returns this.
+    Yield,
 }
 
 /// A descriptor-table register (GDTR, IDTR: SDM Vol. 3A §2.4).
@@ -167,8 +172,11 @@ pub struct Cpu {
     pub icache: icache::ICache,
     /// EIP of the instruction being executed (faults report it).
     pub(crate) start_eip: u32,
-    /// The current instruction did port I/O: check the bus for a stop request.
+    /// The current instruction did port I/O or wrote to MMIO: check the bus for a stop
+    /// request, a memory-map change and pages written by DMA.
     pub(crate) did_io: bool,
+    /// The run slice is to end after the current instruction ([`StopReason::Yield`]).
+    pub(crate) end_slice: bool,
     /// Set by a write to a page holding cached code and by MMIO: the block being run
     /// must stop after the current instruction.
     pub(crate) break_block: bool,
@@ -210,6 +218,7 @@ impl Cpu {
             icache: icache::ICache::new(),
             start_eip: 0,
             did_io: false,
+            end_slice: false,
             break_block: false,
         };
         c.segs[CS as usize] = Seg::real(0xf000);
@@ -336,12 +345,44 @@ impl Cpu {
                 Err(Fault::Stop(StopRequest::PowerOff)) => {
                     break StopReason::PowerOff;
                 }
-                Err(Fault::Break) => {}
+                // `after_device_access` turns a yield request into `end_slice`.
+                Err(Fault::Stop(StopRequest::Yield)) | Err(Fault::Break) => {}
+            }
+            // Checked here, after the step's exception or trap was delivered, so a yield
+            // never loses a single-step trap.
+            if self.end_slice {
+                self.end_slice = false;
+                break StopReason::Yield;
             }
         };
         self.icache.blocks = blocks;
         bus.tick(self.icount - start);
         reason
+    }
+
+    /// After an instruction that did port I/O or wrote to MMIO: act on what the platform
+    /// changed behind the CPU's back (the memory map, pages written by DMA) and on a
+    /// device's stop request. A yield request only marks the slice to end
+    /// (`end_slice`), so the instruction's single-step trap still comes first.
+    #[inline(never)]
+    pub(crate) fn after_device_access<B: Bus>(&mut self, bus: &mut B) -> Res<()> {
+        self.did_io = false;
+        let ic = &mut self.icache;
+        if bus.take_memory_map_change() {
+            ic.invalidate_all();
+            self.tlb.flush_all();
+        }
+        bus.for_each_dirty_page(&mut |p| {
+            ic.note_write(p);
+        });
+        match bus.take_stop_request() {
+            None => Ok(()),
+            Some(StopRequest::Yield) => {
+                self.end_slice = true;
+                Ok(())
+            }
+            Some(v) => Err(Fault::Stop(v)),
+        }
     }
 
     /// Fetch, decode and execute one instruction. On a fault EIP is back at its start.
@@ -370,18 +411,7 @@ impl Cpu {
         }
         self.icount += 1;
         if self.did_io {
-            self.did_io = false;
-            let ic = &mut self.icache;
-            if bus.take_memory_map_change() {
-                ic.invalidate_all();
-                self.tlb.flush_all();
-            }
-            bus.for_each_dirty_page(&mut |p| {
-                ic.note_write(p);
-            });
-            if let Some(v) = bus.take_stop_request() {
-                return Err(Fault::Stop(v));
-            }
+            self.after_device_access(bus)?;
         }
         if trap_after {
             // Single-step trap after the instruction (SDM Vol. 3A §17.3.1.4).

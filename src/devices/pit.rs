@@ -608,6 +608,24 @@ impl Pit {
         }
     }
 
+    /// Whether an `OUT` (as [`Pit::write`] takes it) may change when counter 0's OUT next
+    /// rises, i.e. IRQ0's deadline: a count byte for counter 0, or a control word that
+    /// programs counter 0. Counter latch and read-back commands (8254 datasheet, "Counter
+    /// Latch Command", "Read-Back Command") leave the counting alone, and counters 1 and 2
+    /// and port 61h do not reach IRQ0, so those writes (which guests polling the timer
+    /// make often) are not reported.
+    pub fn programs_counter0(port: u16, size: IoSize, value: u32) -> bool {
+        (0..size as u16).any(|i| {
+            let v = (value >> (8 * i)) as u8;
+            match port.wrapping_add(i) {
+                PIT_COUNTER0 => true,
+                // SC1-SC0 = 00 (counter 0) and RW1-RW0 != 00 (not a latch command).
+                PIT_CONTROL => v >> 6 == 0 && v & 0x30 != 0,
+                _ => false,
+            }
+        })
+    }
+
     /// Catch up to `now`: the number of rising edges of counter 0's OUT (IRQ0) since the
     /// previous call, for the bus to raise IRQ0 with.
     pub fn advance(&mut self, now: Nanos) -> u32 {

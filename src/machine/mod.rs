@@ -330,7 +330,9 @@ impl Machine {
 
     /// Run until `max_instructions` more have retired or something stops the CPU. The CPU
     /// runs in slices that end when a device needs attention (a timer edge), so interrupts
-    /// arrive on time; a halted CPU lets virtual time pass to the next device event.
+    /// arrive on time; a slice also ends early when the guest programs a timer to fire
+    /// sooner or FERR# changes ([`StopReason::Yield`], never returned from here). A halted
+    /// CPU lets virtual time pass to the next device event.
     pub fn run(&mut self, max_instructions: u64) -> StopReason {
         // Time spent halted counts against the budget as the instructions that would have
         // run meanwhile, so a guest halted with a timer it never unmasks still returns.
@@ -342,7 +344,7 @@ impl Machine {
                 return StopReason::BudgetSpent;
             }
             self.bus.set_icount(self.cpu.icount);
-            self.bus.update();
+            self.update_devices();
             let now = self.bus.now();
             let slice = match self.bus.next_event() {
                 Some(t) if t > now => ((t - now) / NS_PER_INSTRUCTION).max(1),
@@ -354,9 +356,11 @@ impl Machine {
             let r = self.cpu.run(&mut self.bus, slice);
             self.bus.set_icount(self.cpu.icount);
             match r {
-                StopReason::BudgetSpent => {}
+                // A yield only asks for the devices to be looked at and the next slice to be
+                // sized again, which the loop does.
+                StopReason::BudgetSpent | StopReason::Yield => {}
                 StopReason::Halted => {
-                    self.bus.update();
+                    self.update_devices();
                     if !self.cpu.flags.if_() {
                         return StopReason::Halted;
                     }
@@ -378,6 +382,17 @@ impl Machine {
                 other => return other,
             }
         }
+    }
+
+    /// Bring the devices up to now, with the lines between the CPU and the board first:
+    /// a write to port F0h since the last look acknowledges FERR# (IGNNE#), then IRQ13
+    /// follows FERR# (SDM Vol. 1 §8.7 and Appendix D: MS-DOS compatibility mode).
+    fn update_devices(&mut self) {
+        if self.bus.take_ferr_ack() {
+            self.cpu.fpu_ack_irq13();
+        }
+        self.bus.set_ferr(self.cpu.fpu_irq13_pending());
+        self.bus.update();
     }
 
     /// Wall-clock mode: the host's monotonic time now, in nanoseconds (call before `run`).

@@ -13,7 +13,15 @@
 //! - the VGA's linear framebuffer where its PCI BAR puts it.
 //!
 //! Time: the CPU tells the bus its retired-instruction count before every port or MMIO
-//! access ([`Bus::sync`]), so timers read at exactly the time the instruction runs.
+//! access ([`Bus::sync`]), so timers read at exactly the time the instruction runs. The
+//! machine sizes each run slice by the earliest device deadline ([`PcBus::next_event`]);
+//! a write that brings a timer's deadline forward (PIT counter 0, RTC, local APIC timer,
+//! ACPI PM timer) asks the CPU to end the slice ([`StopRequest::Yield`]) so the machine
+//! sizes a new one and the interrupt is not late.
+//!
+//! FERR#: the CPU's x87 error output reaches IRQ13 as on the PC/AT; the machine copies
+//! the CPU's level in with [`PcBus::set_ferr`] and, after a write to [`FPU_BUSY_PORT`],
+//! acknowledges it in the CPU ([`PcBus::take_ferr_ack`]).
 
 use super::clock::Clock;
 use crate::addr::Phys;
@@ -49,6 +57,17 @@ const PIT_IRQ: u8 = 0;
 const RTC_IRQ: u8 = 8;
 /// The ACPI SCI: IRQ 9, as SeaBIOS's FADT and the PIIX4 PM function's interrupt line say.
 const SCI_IRQ: u8 = 9;
+/// The math coprocessor's error interrupt: FERR# (ERROR# of the 80287/387) on IRQ13 of
+/// the slave 8259A (IBM PC/AT Technical Reference, "Hardware Interrupt Listing": IRQ13
+/// coprocessor; Intel SDM Vol. 1 §8.7 and Appendix D, "MS-DOS compatibility" mode).
+const FPU_IRQ: u8 = 13;
+
+/// A write of any value clears the coprocessor busy/error latch that holds IRQ13 and lets
+/// the processor go on past the failed instruction (IGNNE#): IBM PC/AT Technical
+/// Reference, I/O address map, 0F0h "clear math coprocessor busy"; Intel SDM Vol. 1
+/// Appendix D, "Guidelines for Writing x87 FPU Exception Handlers" (the handler's write
+/// to port 0F0H). (0F1h, "reset math coprocessor", is not emulated.)
+pub const FPU_BUSY_PORT: u16 = 0xf0;
 
 /// Start of the legacy VGA window and of the ROM area, and the end of the first megabyte.
 const VGA_WINDOW: u32 = 0xa_0000;
@@ -90,6 +109,13 @@ pub struct PcBus {
     pub firmware_log: DebugCon,
     pub debug_exit: Option<DebugExit>,
     stop: Option<u32>,
+    /// The CPU should end its run slice ([`StopRequest::Yield`]).
+    yield_requested: bool,
+    /// The CPU's FERR# output as the machine last copied it, gated by the board's latch
+    /// (cleared by a write to [`FPU_BUSY_PORT`]): the IRQ13 level.
+    ferr: bool,
+    /// [`FPU_BUSY_PORT`] was written since the machine last looked.
+    ferr_ack: bool,
 }
 
 impl PcBus {
@@ -121,6 +147,9 @@ impl PcBus {
             firmware_log: DebugCon::default(),
             debug_exit: debug_exit_port.map(DebugExit::new),
             stop: None,
+            yield_requested: false,
+            ferr: false,
+            ferr_ack: false,
         }
     }
 
@@ -132,6 +161,31 @@ impl PcBus {
     /// Record the CPU's instruction count (also done by the CPU before each access).
     pub fn set_icount(&mut self, icount: u64) {
         self.icount = icount;
+    }
+
+    /// The CPU's FERR# output (see `Cpu::fpu_irq13_pending`), copied in by the machine
+    /// before it brings the devices up to date; IRQ13 follows it.
+    pub fn set_ferr(&mut self, asserted: bool) {
+        self.ferr = asserted;
+    }
+
+    /// Whether the guest wrote to [`FPU_BUSY_PORT`] since the last call: the machine then
+    /// acknowledges FERR# in the CPU (IGNNE#, `Cpu::fpu_ack_irq13`).
+    pub fn take_ferr_ack(&mut self) -> bool {
+        core::mem::take(&mut self.ferr_ack)
+    }
+
+    /// A timer's register was written at `now`: its next interrupt was due at `before` and
+    /// is now due at `after` (`None`: never). The CPU runs a slice that ends no later than
+    /// the earliest deadline known when it began, so a later deadline is harmless, but an
+    /// earlier one may fall inside the slice: end the slice so the machine sizes a new one.
+    fn note_deadline(&mut self, before: Option<Nanos>, after: Option<Nanos>) {
+        let sooner = match (before, after) {
+            (_, None) => false,
+            (None, Some(_)) => true,
+            (Some(b), Some(a)) => a < b,
+        };
+        self.yield_requested |= sooner;
     }
 
     /// Bring the clocked devices up to now and route every interrupt output to the PIC.
@@ -171,6 +225,7 @@ impl PcBus {
         self.set_isa_irq(FDC_IRQ, self.fdc.irq6());
         self.set_isa_irq(PRIMARY_IRQ, self.ide.irq14());
         self.set_isa_irq(SECONDARY_IRQ, self.ide.irq15());
+        self.set_isa_irq(FPU_IRQ, self.ferr);
         let now = self.now();
         let sci = self.pci.pm.sci_level(now);
         self.set_isa_irq(SCI_IRQ, sci);
@@ -350,8 +405,12 @@ impl Bus for PcBus {
             return;
         }
         if self.lapic.contains(addr) {
+            // The timer's initial count, divide configuration and LVT entry are MMIO.
             let now = self.now();
+            let before = self.lapic.next_event(now);
             self.lapic.mmio_write(addr, size, value, now);
+            let after = self.lapic.next_event(now);
+            self.note_deadline(before, after);
             self.route_apic();
             return;
         }
@@ -396,12 +455,37 @@ impl Bus for PcBus {
             PIC_MASTER_COMMAND | PIC_MASTER_DATA | PIC_SLAVE_COMMAND | PIC_SLAVE_DATA | ELCR_MASTER | ELCR_SLAVE => {
                 self.pic.write(port, size, value)
             }
-            PIT_COUNTER0..=PIT_CONTROL | PORT_B => self.pit.write(port, size, value, now),
+            PIT_COUNTER0..=PIT_CONTROL | PORT_B => {
+                // Only programming writes pay for the deadline search (latch commands,
+                // which timer-polling guests issue in loops, do not).
+                if Pit::programs_counter0(port, size, value) {
+                    let before = self.pit.next_event(now);
+                    self.pit.write(port, size, value, now);
+                    let after = self.pit.next_event(now);
+                    self.note_deadline(before, after);
+                } else {
+                    self.pit.write(port, size, value, now);
+                }
+            }
             I8042_DATA_PORT | I8042_STATUS_PORT => {
                 self.kbd.write(port, size, value);
                 self.note_a20();
             }
-            RTC_INDEX | RTC_DATA => self.rtc.write(port, size, value, now),
+            RTC_INDEX | RTC_DATA => {
+                // Registers A and B (periodic rate, interrupt enables) and the alarm.
+                let before = self.rtc.next_event(now);
+                self.rtc.write(port, size, value, now);
+                let after = self.rtc.next_event(now);
+                self.note_deadline(before, after);
+            }
+            FPU_BUSY_PORT => {
+                // The board's latch drops IRQ13 at once; IGNNE# is the CPU's, so end the
+                // slice for the machine to acknowledge FERR# there before the handler's
+                // next instruction (typically FNCLEX).
+                self.ferr = false;
+                self.ferr_ack = true;
+                self.yield_requested = true;
+            }
             PORT92 => {
                 self.port92.write(port, size, value);
                 self.note_a20();
@@ -416,7 +500,13 @@ impl Bus for PcBus {
                 self.pci.write(port, size, value);
                 self.apply_pci_changes();
             }
-            p if self.pci.pm.owns_port(p) => self.pci.pm.io_write(port, size, value, now),
+            p if self.pci.pm.owns_port(p) => {
+                // PM1_EN / PM1_CNT enable the PM timer's overflow interrupt (SCI).
+                let before = self.pci.pm.next_event(now);
+                self.pci.pm.io_write(port, size, value, now);
+                let after = self.pci.pm.next_event(now);
+                self.note_deadline(before, after);
+            }
             p if self.fw_cfg.owns_port(p) => self.fw_cfg.write(port, size, value),
             0x3f0..=0x3f5 | 0x3f7 => {
                 self.fdc.write(port, size, value);
@@ -447,7 +537,10 @@ impl Bus for PcBus {
         if self.pci.pm.power_off_requested() {
             return Some(StopRequest::PowerOff);
         }
-        self.take_reset_request().then_some(StopRequest::Reset)
+        if self.take_reset_request() {
+            return Some(StopRequest::Reset);
+        }
+        core::mem::take(&mut self.yield_requested).then_some(StopRequest::Yield)
     }
 
     fn interrupt_pending(&self) -> bool {
@@ -488,5 +581,104 @@ fn all_ones(size: IoSize) -> u32 {
         IoSize::Byte => 0xff,
         IoSize::Word => 0xffff,
         IoSize::Dword => 0xffff_ffff,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::devices::lapic::LAPIC_DEFAULT_BASE;
+    use crate::machine::ClockMode;
+
+    fn bus() -> PcBus {
+        PcBus::new(1 << 20, Clock::new(ClockMode::Deterministic), None, 0)
+    }
+
+    fn outb(b: &mut PcBus, port: u16, v: u8) {
+        b.io_out(port, IoSize::Byte, u32::from(v));
+    }
+
+    fn lapic_write(b: &mut PcBus, offset: u32, v: u32) {
+        b.mmio_write(Phys(LAPIC_DEFAULT_BASE + offset), IoSize::Dword, v);
+    }
+
+    fn yields(b: &mut PcBus) -> bool {
+        b.take_stop_request() == Some(StopRequest::Yield)
+    }
+
+    #[test]
+    fn programming_the_pit_ends_the_slice_but_latching_it_does_not() {
+        let mut b = bus();
+        // Counter 0, LSB then MSB, mode 2: the control word stops the counter and the LSB
+        // waits for the MSB (no deadline yet); the MSB starts it.
+        outb(&mut b, PIT_CONTROL, 0x34);
+        outb(&mut b, PIT_COUNTER0, 0x00);
+        assert!(!yields(&mut b));
+        outb(&mut b, PIT_COUNTER0, 0x10);
+        assert!(yields(&mut b));
+        assert!(!yields(&mut b), "the request is taken once");
+        // Latching counter 0, programming counter 2 (the speaker), port 61h: no.
+        outb(&mut b, PIT_CONTROL, 0x00);
+        outb(&mut b, PIT_CONTROL, 0xb6);
+        outb(&mut b, PIT_COUNTER0 + 2, 0x01);
+        outb(&mut b, PIT_COUNTER0 + 2, 0x00);
+        outb(&mut b, PORT_B, 0x03);
+        assert!(!yields(&mut b));
+        // In mode 2 a new count takes effect when the current period ends (8254 data
+        // sheet, "Mode 2"): IRQ0's deadline stays where it was, so the slice goes on.
+        outb(&mut b, PIT_COUNTER0, 0xff);
+        outb(&mut b, PIT_COUNTER0, 0xff);
+        assert!(!yields(&mut b));
+    }
+
+    #[test]
+    fn enabling_the_rtc_periodic_interrupt_ends_the_slice_but_cmos_writes_do_not() {
+        let mut b = bus();
+        outb(&mut b, RTC_INDEX, 0x30);
+        outb(&mut b, RTC_DATA, 0x55);
+        assert!(!yields(&mut b));
+        // Register B: PIE (1024 Hz, the power-on rate of register A) and 24-hour mode.
+        outb(&mut b, RTC_INDEX, 0x0b);
+        outb(&mut b, RTC_DATA, 0x42);
+        assert!(yields(&mut b));
+    }
+
+    #[test]
+    fn the_lapic_timer_ends_the_slice_but_an_eoi_does_not() {
+        let mut b = bus();
+        lapic_write(&mut b, 0x0f0, 0x1ff); // SVR: enabled
+        lapic_write(&mut b, 0x3e0, 0x0b); // divide by 1
+        lapic_write(&mut b, 0x320, 0x40); // LVT timer: one-shot, vector 40h
+        assert!(!yields(&mut b));
+        lapic_write(&mut b, 0x380, 1000); // initial count
+        assert!(yields(&mut b));
+        lapic_write(&mut b, 0x0b0, 0); // EOI
+        assert!(!yields(&mut b));
+        // Masking the timer takes its deadline away; unmasking brings it back.
+        lapic_write(&mut b, 0x320, 0x1_0040);
+        assert!(!yields(&mut b));
+        lapic_write(&mut b, 0x320, 0x40);
+        assert!(yields(&mut b));
+    }
+
+    #[test]
+    fn ferr_drives_irq13_until_port_f0_is_written() {
+        let mut b = bus();
+        // The slave 8259A at 70h-77h with only IR5 (IRQ13) unmasked, behind master IR2.
+        for (port, v) in [(0x20, 0x11), (0x21, 0x08), (0x21, 0x04), (0x21, 0x01), (0x21, 0xfb)] {
+            outb(&mut b, port, v);
+        }
+        for (port, v) in [(0xa0, 0x11), (0xa1, 0x70), (0xa1, 0x02), (0xa1, 0x01), (0xa1, 0xdf)] {
+            outb(&mut b, port, v);
+        }
+        b.set_ferr(true);
+        b.update();
+        assert!(b.interrupt_pending());
+        assert_eq!(b.acknowledge_interrupt(), Some(0x75));
+        assert!(!b.take_ferr_ack());
+        outb(&mut b, FPU_BUSY_PORT, 0);
+        assert!(yields(&mut b), "the machine must acknowledge FERR# in the CPU at once");
+        assert!(b.take_ferr_ack());
+        assert!(!b.take_ferr_ack());
     }
 }

@@ -446,12 +446,19 @@ impl Cpu {
                 self.fpu.fdp = self.ea(i);
             }
         }
+        let ferr = self.fpu_irq13_pending();
         if i.is_mem {
-            self.x87_mem(bus, i)
+            self.x87_mem(bus, i)?;
         } else {
             self.x87_reg(i);
-            Ok(())
         }
+        if !ferr && self.fpu_irq13_pending() {
+            // FERR# rose (an unmasked exception with CR0.NE = 0): end the run slice so
+            // the machine routes it to IRQ13 before the next instruction rather than a
+            // slice later (see `Cpu::fpu_irq13_pending`).
+            self.end_slice = true;
+        }
+        Ok(())
     }
 
     /// WAIT/FWAIT (9B): #NM when CR0.MP and CR0.TS are both set (SDM Vol. 3A Table 2-2),

@@ -283,12 +283,14 @@ impl Cpu {
     /// FERR# as the PC routes it to IRQ13 (SDM Vol. 1 §8.7.2 and Appendix D.2: MS-DOS
     /// compatibility mode). True while CR0.NE = 0 and an unmasked x87 exception is pending
     /// (ES set), until the platform acknowledges it with [`Cpu::fpu_ack_irq13`]. The
-    /// machine raises IRQ13 while it is true (polled between run slices).
+    /// machine raises IRQ13 while it is true (polled between run slices; an x87
+    /// instruction that makes it true ends the slice, so IRQ13 is taken before the next
+    /// instruction when IF and the 8259As allow).
     ///
     /// Simplification: a real processor in this mode stops at the next waiting x87
     /// instruction until the IRQ13 handler has dealt with the exception; here that
-    /// instruction runs on as if IGNNE# were asserted, and IRQ13 comes when the machine
-    /// next polls.
+    /// instruction runs on as if IGNNE# were asserted (only when IRQ13 could not be
+    /// taken first: interrupts disabled or IRQ13 masked).
     pub fn fpu_irq13_pending(&self) -> bool {
         self.cr0 & cr0::NE == 0 && self.fpu.sw & sw::ES != 0 && !self.fpu.ignne
     }
