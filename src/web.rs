@@ -54,7 +54,8 @@ fn now_ms() -> f64 {
 
 fn reason_str(r: StopReason) -> String {
     match r {
-        StopReason::BudgetSpent => "running".into(),
+        // `Machine::run` continues after a yield; it never returns one.
+        StopReason::BudgetSpent | StopReason::Yield => "running".into(),
         StopReason::Halted => "halted".into(),
         StopReason::Shutdown => "shutdown".into(),
         StopReason::Reset => "reset".into(),

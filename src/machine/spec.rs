@@ -111,8 +111,9 @@ impl MachineSpec {
         }
     }
 
-    /// Build the machine, ready to run from its first instruction.
-    pub fn build(&self) -> Result<Machine, SpecError> {
+    /// Build the machine, ready to run from its first instruction. The images move into
+    /// the devices (a CD image is not held twice).
+    pub fn build(self) -> Result<Machine, SpecError> {
         let at = |part: &'static str| move |err: MachineError| SpecError::Machine { part, err };
         let cfg = MachineConfig {
             mem_mb: self.memory_mb.unwrap_or(32),
@@ -125,17 +126,17 @@ impl MachineSpec {
             (Some(_), Some(_)) => return Err(SpecError::KernelAndBios),
             (Some(bios), None) => {
                 m.load_bios(bios, self.vga_bios.as_deref()).map_err(at("bios"))?;
-                if let Some(img) = &self.fda {
-                    m.insert_floppy(0, img.clone()).map_err(at("fda"))?;
-                }
-                if let Some(img) = &self.hda {
-                    m.attach_disk(0, img.clone()).map_err(at("hda"))?;
-                }
-                if let Some(img) = &self.cdrom {
-                    m.attach_cdrom(img.clone()).map_err(at("cdrom"))?;
-                }
                 let default = if self.fda.is_some() { "acd" } else { "cda" };
                 m.set_boot_order(self.boot.as_deref().unwrap_or(default)).map_err(at("boot"))?;
+                if let Some(img) = self.fda {
+                    m.insert_floppy(0, img).map_err(at("fda"))?;
+                }
+                if let Some(img) = self.hda {
+                    m.attach_disk(0, img).map_err(at("hda"))?;
+                }
+                if let Some(img) = self.cdrom {
+                    m.attach_cdrom(img).map_err(at("cdrom"))?;
+                }
             }
             (None, Some(kernel)) => {
                 m.load_kernel(kernel, self.initrd.as_deref(), self.cmdline.as_deref().unwrap_or(""))
