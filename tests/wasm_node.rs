@@ -2,25 +2,12 @@
 //! Run by `scripts/test.sh`: `cargo test --target wasm32-unknown-unknown --test wasm_node`.
 #![cfg(target_arch = "wasm32")]
 
+#[macro_use]
 mod wasm;
-use wasm_bindgen_test::wasm_bindgen_test;
 
-#[wasm_bindgen_test]
-fn boot_sector_reports_on_vga_and_serial() {
-    wasm::boot_sector_reports_on_vga_and_serial();
-}
-
-#[wasm_bindgen_test]
-fn seabios_banner_on_vga_and_serial() {
-    wasm::seabios_banner_on_vga_and_serial();
-}
-
-#[wasm_bindgen_test]
-fn bad_configs_are_errors_not_panics() {
-    wasm::bad_configs_are_errors_not_panics();
-}
-
-#[wasm_bindgen_test]
-fn keys_reach_the_keyboard_controller() {
-    wasm::keys_reach_the_keyboard_controller();
-}
+wasm_tests!(
+    boot_sector_reports_on_vga_and_serial,
+    seabios_banner_on_vga_and_serial,
+    bad_configs_are_errors_not_panics,
+    keys_reach_the_keyboard_controller,
+);

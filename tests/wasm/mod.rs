@@ -6,6 +6,19 @@
 //! The SeaBIOS images come from `.cache/images/` (built by `scripts/setup.sh`), compiled in
 //! with `include_bytes!` because a browser test cannot read files.
 
+/// One `#[wasm_bindgen_test]` per shared test, in the including test crate.
+#[macro_export]
+macro_rules! wasm_tests {
+    ($($name:ident),* $(,)?) => {
+        $(
+            #[wasm_bindgen_test::wasm_bindgen_test]
+            fn $name() {
+                wasm::$name();
+            }
+        )*
+    };
+}
+
 use js_sys::{Object, Reflect, Uint16Array, Uint8Array, WebAssembly};
 use v386::web::{wasm_memory, WebMachine};
 use wasm_bindgen::{JsCast, JsValue};
