@@ -2,8 +2,9 @@
 # scripts/build-web.sh — build everything the page and the browser tests need.
 #
 #   pkg/                 the wasm package: wasm-pack build --target web --mode no-install
-#                        (with the pinned wasm-bindgen-cli that setup.sh installs), then
-#                        npm's binaryen wasm-opt -O3 when it is installed
+#                        (with the pinned wasm-bindgen-cli that setup.sh installs)
+#                        (no wasm-opt: binaryen 132 -O3 re-inlines the interpreter loop
+#                        and made it 4x slower in V8, 216 -> 53 M instr/s, while saving 8%)
 #   www/node_modules/    the page's npm packages (@xterm/xterm)
 #   tests/node/node_modules/  playwright-core and v86 for the node tests and benchmark
 #   .cache/images/webdemo.img  the default machine's demo floppy (tests/guests/webdemo.asm)

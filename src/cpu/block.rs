@@ -140,7 +140,13 @@ impl Cpu {
     /// to, taking at most `allowed` steps. Returns the number of steps taken (instructions
     /// retired, plus one for a faulting instruction) and how the last one ended; on a fault
     /// EIP is back at the faulting instruction.
-    #[inline(always)]
+    ///
+    /// Inlined into `Cpu::run` natively, kept out of line on wasm: V8's register allocator
+    /// spilled about 14 stack slots per op dispatch in the 57 KB inlined `run`, and the
+    /// separate function took the wasm register loop from 58 to 131-218 M instructions/s
+    /// (node 20, `tests/node/bench.mjs`); natively either way gives ~285 M/s.
+    #[cfg_attr(not(target_arch = "wasm32"), inline(always))]
+    #[cfg_attr(target_arch = "wasm32", inline(never))]
     pub(crate) fn run_blocks<B: Bus>(
         &mut self,
         bus: &mut B,
