@@ -12,12 +12,14 @@
 #   6. scripts/build-web.sh        pkg/ by wasm-pack, npm packages, the demo floppy
 #   7. wasm tests                  the façade's wasm-bindgen tests in node and in headless
 #                                  Chromium (tests/wasm_node.rs, tests/wasm_browser.rs)
+#   8. end-to-end                  tests/node/e2e.mjs: playwright-core drives Debian's
+#                                  chromium through the served page; screenshots in tests/out/
 # Stops at the first failing step.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 step_no=0
-steps=7
+steps=8
 step() {
     step_no=$((step_no + 1))
     printf '\n\033[1m==== [%d/%d] %s ====\033[0m\n' "$step_no" "$steps" "$*"
@@ -52,5 +54,8 @@ export CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER=wasm-bindgen-test-runner
 cargo test --target wasm32-unknown-unknown --test wasm_node
 WASM_BINDGEN_TEST_WEBDRIVER_JSON="$PWD/tests/webdriver.json" CHROMEDRIVER=/usr/bin/chromedriver \
     cargo test --target wasm32-unknown-unknown --test wasm_browser
+
+step "end-to-end: node tests/node/e2e.mjs (the page in headless Chromium)"
+node tests/node/e2e.mjs
 
 printf '\n\033[1;32m==== all %d steps passed ====\033[0m\n' "$step_no"

@@ -130,6 +130,13 @@ impl WebMachine {
         self.pc.reset();
     }
 
+    /// Panic on purpose, so a page (and the end-to-end test) can check that a panic's
+    /// message reaches its error panel. Nothing a guest does can get here.
+    #[wasm_bindgen(js_name = panicForTest)]
+    pub fn panic_for_test(&self) {
+        panic!("panicForTest: a deliberate panic from the v386 wasm façade");
+    }
+
     /// The CPU is halted waiting for an interrupt.
     #[wasm_bindgen(js_name = isIdle)]
     pub fn is_idle(&self) -> bool {

@@ -305,19 +305,23 @@ impl Cpu {
                     break StopReason::Halted;
                 }
             }
-            if !self.inhibit_irq && self.flags.if_() && bus.interrupt_pending() {
+            // The shadow of STI, MOV SS and POP SS covers one instruction only (SDM Vol. 3A
+            // §6.8.3): that instruction is stepped, not run as the head of a block, or
+            // `sti; nop; cli` (SeaBIOS's wait loop) would never take an interrupt.
+            let shadow = core::mem::take(&mut self.inhibit_irq);
+            if !shadow && self.flags.if_() && bus.interrupt_pending() {
                 if let Some(vector) = bus.acknowledge_interrupt() {
                     if let Some(r) = self.deliver_external(bus, vector) {
                         break r;
                     }
                 }
             }
-            self.inhibit_irq = false;
             // The fast path: whole blocks when no single-step trap is due and the budget
             // covers them (see block.rs for why checking once per block is exact).
             // measured (callgrind, host instructions per guest instruction, register /
             // paged memory loop): 204 / 230 per-instruction → 106 / 131 with blocks.
-            let block = if self.flags.bits & flags::TF == 0 { self.block_at(bus, &mut blocks) } else { None };
+            let block =
+                if self.flags.bits & flags::TF == 0 && !shadow { self.block_at(bus, &mut blocks) } else { None };
             let r = match block {
                 Some(slot) if blocks[slot].ops.len() as u64 <= remaining + 1 => {
                     let (n, r) = self.run_blocks(bus, &mut blocks, slot, remaining + 1);

@@ -1,0 +1,265 @@
+#!/usr/bin/env node
+// tests/node/e2e.mjs — end-to-end tests of the v386 page (www/) in Debian's Chromium,
+// driven by playwright-core.
+//
+//   bash scripts/build-web.sh      # pkg/ and .cache/images/webdemo.img
+//   node tests/node/e2e.mjs
+//
+// It serves the repository with scripts/serve.mjs on a free port and checks:
+//  1. the default machine (SeaBIOS booting the demo floppy) shows its banner on the VGA
+//     screen (read through window.v386) and in the xterm.js serial console, the canvas is
+//     drawn, keys typed on the focused canvas and bytes typed in the terminal both echo on
+//     the screen and the serial line, the status bar shows MIPS, Pause stops the machine
+//     and Start resumes it;                                     → tests/out/e2e-default.png
+//  2. images given by URL parameters boot: memtest86+ as a kernel (?kernel=…&mem=64: no
+//     VGA BIOS, so the text is drawn with the font taken from the VGA BIOS ROM; its screen
+//     reports the 64 MB)                                        → tests/out/e2e-url.png
+//     and the isolinux CD (?cdrom=…&mem=128&clock=wall): ISOLINUX on the screen and COM1;
+//  3. a hard-disk image chosen with the file picker (a boot sector that draws stripes in
+//     mode 13h) shows as 320×200 graphics                      → tests/out/e2e-graphics.png
+//     and the same image dropped on the page replaces it;
+//  4. errors reach the page's error panel: a missing image (HTTP 404) and a config the
+//     emulator rejects (a Machine constructor exception in the worker), and a wasm panic
+//     (Machine.panicForTest: console_error_panic_hook's message).
+// Prints one line per check; exits 1 when any fails.
+import { mkdirSync } from 'node:fs';
+import path from 'node:path';
+import { OUT, check, failureCount, log, openPage, startBrowser, startServer, waitFor } from './lib/harness.mjs';
+
+const BANNER = 'v386 web demo';
+
+const screenText = (page) => page.evaluate(() => window.v386.screenText());
+const serialText = (page) => page.evaluate(() => window.v386.serialText());
+const terminalText = (page) => page.evaluate(() => window.v386.terminalText());
+const pageState = (page) => page.evaluate(() => ({ ...window.v386.state }));
+
+/** Pixels of the screen canvas that are not black, and how many colours it uses. */
+const canvasStats = (page) =>
+    page.evaluate(() => {
+        const c = document.getElementById('screen');
+        const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+        let lit = 0;
+        const colours = new Set();
+        for (let i = 0; i < d.length; i += 4) {
+            if (d[i] | d[i + 1] | d[i + 2]) lit++;
+            if (colours.size < 64) colours.add((d[i] << 16) | (d[i + 1] << 8) | d[i + 2]);
+        }
+        return { width: c.width, height: c.height, lit, colours: colours.size };
+    });
+
+const errorPanel = (page) =>
+    page.evaluate(() => ({ visible: !document.getElementById('error').hidden, text: document.getElementById('error').innerText }));
+
+async function testDefault(context, base) {
+    log('--- default machine: SeaBIOS + demo floppy');
+    const t0 = Date.now();
+    const { page, errors } = await openPage(context, base);
+    check(await waitFor(async () => (await pageState(page)).booted, 15_000), 'the worker built the machine');
+
+    const screen = await waitFor(async () => ((await screenText(page)).includes(BANNER) ? screenText(page) : ''), 60_000, 200);
+    const bannerSeconds = (Date.now() - t0) / 1000;
+    check(screen, `banner "${BANNER}" on the VGA text screen after ${bannerSeconds.toFixed(1)} s`, await screenText(page));
+    check(/SeaBIOS \(version/.test(screen), 'SeaBIOS banner on the screen too');
+
+    // The banner is in the guest's memory; the canvas shows it on the next animation frame.
+    const stats = (await waitFor(async () => ((await canvasStats(page)).lit > 2000 ? canvasStats(page) : null), 5_000)) ?? (await canvasStats(page));
+    check(stats.width === 720 && stats.height === 400, `canvas at native 80×25 size, 9×16 cells (${stats.width}×${stats.height})`);
+    check(stats.lit > 2000 && stats.colours >= 2, `canvas drawn: ${stats.lit} lit pixels, ${stats.colours} colours`);
+    check(!(await page.evaluate(() => window.v386.canvasBlank())), 'the renderer reports a non-blank screen');
+
+    check(await waitFor(async () => (await serialText(page)).includes(BANNER), 10_000), 'banner on COM1 (serial text the page collected)');
+    check(await waitFor(async () => (await terminalText(page)).includes(BANNER), 5_000), 'banner in the xterm.js buffer');
+
+    // The keyboard: focus the canvas by clicking it, type, see the echo on both outputs.
+    await page.click('#screen');
+    const focus = await page.evaluate(() => ({
+        focused: document.activeElement?.id === 'screen',
+        chip: document.getElementById('focus-state').textContent,
+    }));
+    check(focus.focused && /captured/.test(focus.chip), `clicking the canvas captures the keyboard ("${focus.chip}")`);
+    await page.keyboard.type('hello', { delay: 30 });
+    check(await waitFor(async () => (await screenText(page)).includes('hello'), 10_000), 'keys typed on the canvas echo on the screen', await screenText(page));
+    check(await waitFor(async () => (await serialText(page)).includes('hello'), 5_000), '... and on COM1');
+
+    // The terminal: bytes typed there go to COM1, the demo echoes them on the screen.
+    await page.click('#terminal');
+    await page.keyboard.type('world', { delay: 30 });
+    check(await waitFor(async () => (await screenText(page)).includes('world'), 10_000), 'bytes typed in the terminal reach the guest (echo on the screen)');
+    check(await waitFor(async () => (await terminalText(page)).includes('world'), 5_000), '... and come back in the terminal');
+
+    await page.waitForTimeout(600);
+    const status = await page.evaluate(() => ({
+        state: document.getElementById('st-state-text').textContent,
+        mips: Number.parseFloat(document.getElementById('st-mips').textContent),
+        instr: Number(document.getElementById('st-instr').textContent.replace(/,/g, '')),
+    }));
+    const state = await pageState(page);
+    check(status.state.startsWith('Running') && state.running, `status bar: ${status.state}`);
+    check(status.instr > 1_000_000, `status bar: ${status.instr.toLocaleString('en-US')} instructions`);
+    check(status.mips > 0, `status bar: ${status.mips} MIPS (worker: ${state.mips.toFixed(1)} MIPS while executing, load ${Math.round(state.busy * 100)}%)`);
+
+    // Pause stops the instruction count; Start resumes.
+    await page.click('#btn-pause');
+    check(await waitFor(async () => !(await pageState(page)).running, 3_000), 'Pause stops the machine');
+    const before = (await pageState(page)).instructions;
+    await page.waitForTimeout(400);
+    const after = (await pageState(page)).instructions;
+    check(before === after, `paused: the instruction count stays (${before})`);
+    await page.click('#btn-step');
+    check(await waitFor(async () => (await pageState(page)).instructions > after, 3_000), 'Step runs an instruction while paused');
+    await page.click('#btn-start');
+    check(await waitFor(async () => (await pageState(page)).running, 3_000), 'Start resumes it');
+
+    check(!(await errorPanel(page)).visible, 'no error panel');
+    check(errors.length === 0, 'no console errors or page exceptions', errors.join('\n'));
+    await page.click('#screen');
+    await page.waitForTimeout(300);
+    await page.screenshot({ path: path.join(OUT, 'e2e-default.png') });
+    log(`screenshot tests/out/e2e-default.png`);
+    await page.close();
+    return { bannerSeconds, mips: state.mips };
+}
+
+async function testKernelUrl(context, base) {
+    const query = '?kernel=/images/memtest86%2B.bin&mem=64';
+    log(`--- a kernel from the URL: ${query}`);
+    const t0 = Date.now();
+    const { page, errors } = await openPage(context, base + query);
+    const screen = await waitFor(async () => ((await screenText(page)).includes('Memtest86+') ? screenText(page) : ''), 60_000, 200);
+    check(screen, `memtest86+ on the screen after ${((Date.now() - t0) / 1000).toFixed(1)} s`, await screenText(page));
+    check(/Memory\s*:\s*64MB/.test(screen), 'it sees the 64 MB asked for (mem=64)', screen);
+    check(await waitFor(async () => (await serialText(page)).includes('Memtest86+'), 10_000), 'memtest86+ on COM1 too');
+    const state = await pageState(page);
+    check(state.media.kernel === 'memtest86+.bin' && state.memoryMb === 64, `machine: kernel ${state.media.kernel}, ${state.memoryMb} MB`);
+    const font = await page.evaluate(() => window.v386.fontSource());
+    check(font === 'vga-bios', `no VGA BIOS ran: text drawn with the font found in the VGA BIOS ROM (${font})`);
+    const stats = (await waitFor(async () => ((await canvasStats(page)).lit > 100_000 ? canvasStats(page) : null), 5_000)) ?? (await canvasStats(page));
+    check(stats.lit > 100_000 && stats.colours >= 4, `canvas drawn in colour: ${stats.lit} lit pixels, ${stats.colours} colours`);
+    check(errors.length === 0, 'no console errors or page exceptions', errors.join('\n'));
+    await page.screenshot({ path: path.join(OUT, 'e2e-url.png') });
+    log('screenshot tests/out/e2e-url.png');
+    await page.close();
+}
+
+async function testCdromUrl(context, base) {
+    const query = '?cdrom=/images/linux.iso&mem=128&clock=wall';
+    log(`--- a CD from the URL: ${query}`);
+    const t0 = Date.now();
+    const { page, errors } = await openPage(context, base + query);
+    const screen = await waitFor(async () => ((await screenText(page)).includes('ISOLINUX') ? screenText(page) : ''), 60_000, 200);
+    check(screen, `ISOLINUX on the screen after ${((Date.now() - t0) / 1000).toFixed(1)} s (booted from the CD)`, await screenText(page));
+    check(/Booting from DVD\/CD/.test(screen) && !screen.includes(BANNER), 'SeaBIOS booted the CD, not the demo floppy');
+    check(await waitFor(async () => (await serialText(page)).includes('Loading /vmlinuz'), 20_000), 'ISOLINUX loads the kernel (COM1)');
+    const state = await pageState(page);
+    check(state.memoryMb === 128 && state.clock === 'wall', `built with mem=128 and the wall clock (${state.memoryMb} MB, ${state.clock})`);
+    const machine = await page.evaluate(() => document.getElementById('st-machine').textContent);
+    check(machine.includes('CD: linux.iso'), `status bar names the image: "${machine}"`);
+    check(await page.evaluate(() => window.v386.fontSource()) === 'guest', 'text drawn with the guest\'s font (VGA plane 2)');
+    check(errors.length === 0, 'no console errors or page exceptions', errors.join('\n'));
+    await page.close();
+}
+
+/** A 1 MiB hard disk whose boot sector sets mode 13h and fills the screen with stripes:
+ *  mov ax,13h; int 10h; push 0A000h; pop es; xor di,di;
+ *  l: mov ax,di; mov al,ah; stosb; cmp di,64000; jb l; h: hlt; jmp h */
+function stripesDisk() {
+    const code = [0xb8, 0x13, 0x00, 0xcd, 0x10, 0x68, 0x00, 0xa0, 0x07, 0x31, 0xff, 0x89, 0xf8, 0x88, 0xe0, 0xaa,
+        0x81, 0xff, 0x00, 0xfa, 0x72, 0xf5, 0xf4, 0xeb, 0xfd];
+    const disk = Buffer.alloc(1 << 20);
+    disk.set(code);
+    disk[510] = 0x55;
+    disk[511] = 0xaa;
+    return disk;
+}
+
+async function testFilePickerAndDrop(context, base) {
+    log('--- a disk image from the file picker, then by drag and drop');
+    const { page, errors } = await openPage(context, `${base}?mem=16`);
+    await waitFor(async () => (await pageState(page)).booted, 15_000);
+    const disk = stripesDisk();
+    const chooser = page.waitForEvent('filechooser');
+    await page.click('button[data-pick=hda]');
+    await (await chooser).setFiles({ name: 'stripes.img', mimeType: 'application/octet-stream', buffer: disk });
+    const mode = await waitFor(async () => ((await pageState(page)).screen === '320×200 graphics' ? '320×200 graphics' : ''), 30_000, 200);
+    check(mode, `the picked disk boots into mode 13h (${(await pageState(page)).screen})`);
+    check((await pageState(page)).media.hda === 'stripes.img', 'status: hard disk stripes.img');
+    const stats = (await waitFor(async () => ((await canvasStats(page)).colours >= 40 ? canvasStats(page) : null), 5_000)) ?? (await canvasStats(page));
+    check(stats.width === 320 && stats.height === 200 && stats.colours >= 40, `graphics drawn: ${stats.width}×${stats.height}, ${stats.colours}+ colours`);
+    const css = await page.evaluate(() => getComputedStyle(document.getElementById('screen')).width);
+    check(Number.parseFloat(css) % 640 === 0, `shown at a whole multiple of 640×400 (css width ${css})`);
+    await page.screenshot({ path: path.join(OUT, 'e2e-graphics.png') });
+    log('screenshot tests/out/e2e-graphics.png');
+
+    // Drop the same bytes under another name: the page guesses the drive from the size.
+    const before = await pageState(page);
+    await page.evaluate(
+        ([sector, size]) => {
+            const bytes = new Uint8Array(size);
+            bytes.set(Uint8Array.from(atob(sector), (c) => c.charCodeAt(0)));
+            const dt = new DataTransfer();
+            dt.items.add(new File([bytes], 'dropped.img'));
+            window.dispatchEvent(new DragEvent('drop', { dataTransfer: dt, bubbles: true, cancelable: true }));
+        },
+        [disk.subarray(0, 512).toString('base64'), disk.length],
+    );
+    const rebuilt = await waitFor(async () => {
+        const st = await pageState(page);
+        return st.boots > before.boots && st.media.hda === 'dropped.img';
+    }, 10_000);
+    check(rebuilt, 'a dropped 1 MiB image goes in as the hard disk of a new machine');
+    const st = await waitFor(async () => {
+        const s = await pageState(page);
+        return s.screen === '320×200 graphics' && s.screenBoot === s.boots ? s : null;
+    }, 20_000);
+    check(st, `... and the new machine switches to mode 13h again (machine #${st?.boots})`);
+    check(errors.length === 0, 'no console errors or page exceptions', errors.join('\n'));
+    await page.close();
+}
+
+async function testErrors(context, base) {
+    log('--- errors reach the error panel');
+    let { page } = await openPage(context, `${base}?fda=/images/no-such-image.img`);
+    let panel = await waitFor(async () => ((await errorPanel(page)).visible ? errorPanel(page) : null), 10_000);
+    check(panel && /HTTP 404/.test(panel.text), 'a missing image: the panel shows the HTTP 404', panel?.text);
+    await page.close();
+
+    ({ page } = await openPage(context, `${base}?mem=0`));
+    panel = await waitFor(async () => ((await errorPanel(page)).visible ? errorPanel(page) : null), 15_000);
+    check(panel && /memoryMb/.test(panel.text), 'a config the emulator rejects: the worker\'s exception is on the panel', panel?.text);
+    const state = await pageState(page);
+    check(state.phase === 'error', `page state: ${state.phase}`);
+    await page.close();
+
+    // A wasm panic: console_error_panic_hook's message, captured by the worker, is on the panel.
+    ({ page } = await openPage(context, `${base}`));
+    await waitFor(async () => (await pageState(page)).phase === 'running' || null, 15_000);
+    await page.evaluate(() => window.v386.send({ type: 'panicForTest' }));
+    panel = await waitFor(async () => ((await errorPanel(page)).visible ? errorPanel(page) : null), 10_000);
+    check(panel && /deliberate panic/.test(panel.text), 'a wasm panic: its message is on the panel', panel?.text);
+    await page.close();
+}
+
+mkdirSync(OUT, { recursive: true });
+const server = await startServer();
+log(`server ${server.url}`);
+const browser = await startBrowser();
+let figures = {};
+try {
+    figures = await testDefault(browser.context, server.url);
+    await testKernelUrl(browser.context, server.url);
+    await testCdromUrl(browser.context, server.url);
+    await testFilePickerAndDrop(browser.context, server.url);
+    await testErrors(browser.context, server.url);
+} catch (err) {
+    check(false, 'the test ran to its end', err.stack);
+} finally {
+    await browser.stop();
+    server.stop();
+}
+const failed = failureCount();
+log(
+    failed
+        ? `${failed} check(s) FAILED`
+        : `all checks passed (banner after ${figures.bannerSeconds?.toFixed(1)} s, ${figures.mips?.toFixed(1)} MIPS while executing)`,
+);
+process.exit(failed ? 1 : 0);
