@@ -51,6 +51,18 @@ pub mod ext_feature {
     pub const NX: u32 = 1 << 20;
 }
 
+/// The V386 extension's leaves (docs/v386.md §2): the range's highest leaf and the
+/// signature "V386" in EBX, then the feature word.
+pub const V386_LEAF: u32 = 0x8386_0000;
+/// "V386" as CPUID returns text: the first character in the low byte of EBX.
+pub const V386_SIGNATURE: u32 = u32::from_le_bytes(*b"V386");
+
+/// Leaf 8386_0001H EDX bits (docs/v386.md §2).
+pub mod v386_feature {
+    /// CR4.PSI: privileged sensitive instructions.
+    pub const PSI: u32 = 1 << 0;
+}
+
 /// The highest extended leaf.
 pub const MAX_EXT_LEAF: u32 = 0x8000_0001;
 
@@ -70,6 +82,9 @@ impl Cpu {
             // Extended leaves (SDM Vol. 2A "CPUID"): the maximum, then the feature flags.
             0x8000_0000 => [MAX_EXT_LEAF, 0, 0, 0],
             0x8000_0001 => [0, 0, 0, ext_feature::NX],
+            V386_LEAF => [V386_LEAF + 1, V386_SIGNATURE, 0, 0],
+            // Revision 1 of the control block is not implemented yet: only PSI is claimed.
+            0x8386_0001 => [0, 0, 0, v386_feature::PSI],
             // Above the maximum leaf Intel CPUs return the highest basic leaf's data.
             _ => [SIGNATURE, 0, 0, self.features_edx()],
         }

@@ -26,6 +26,7 @@ mod interrupt;
 mod mem;
 pub mod mmu;
 pub mod msr;
+mod psi;
 pub mod seg;
 mod task;
 
@@ -73,8 +74,11 @@ pub mod cr4 {
     pub const MCE: u32 = 1 << 6;
     pub const PGE: u32 = 1 << 7;
     pub const PCE: u32 = 1 << 8;
+    /// Privileged sensitive instructions, the V386 extension's first change (docs/v386.md
+    /// §3.1): bit 15, reserved on every Intel and AMD generation so far.
+    pub const PSI: u32 = 1 << 15;
     /// The bits a MOV to CR4 may set; others raise #GP(0).
-    pub const WRITABLE: u32 = TSD | DE | PSE | PAE | MCE | PGE | PCE;
+    pub const WRITABLE: u32 = TSD | DE | PSE | PAE | MCE | PGE | PCE | PSI;
 }
 
 /// Why [`Cpu::run`] returned.

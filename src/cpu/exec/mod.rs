@@ -329,6 +329,10 @@ impl Cpu {
     /// Execute one decoded instruction. EIP already points past it.
     #[inline(always)]
     pub(crate) fn execute<B: Bus>(&mut self, bus: &mut B, i: &Instr) -> Res<()> {
+        if self.psi_faults(i) {
+            // CR4.PSI (docs/v386.md §3): a sensitive instruction outside ring 0.
+            return Err(Fault::Exc(Exception::GP(0)));
+        }
         let op = i.opcode;
         match op {
             // ALU blocks: ADD OR ADC SBB AND SUB XOR CMP (00-3D). One arm per opcode with
