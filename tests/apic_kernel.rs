@@ -13,6 +13,9 @@
 //! nasm and qemu-system-i386 are external tools; when one is missing the test prints why
 //! and passes, unless `V386_REQUIRE_QEMU` is set (as in tests/guests.rs).
 
+mod common;
+use common::*;
+
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -36,36 +39,13 @@ const EXPECTED: &str = "LAPIC version 00050014\n\
                         IOAPIC pin 2 (PIT, ISA IRQ0): 8 interrupts on vector 51\n\
                         PASS\n";
 
-fn out_dir() -> PathBuf {
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("apic_kernel");
-    std::fs::create_dir_all(&dir).expect("create the output directory");
-    dir
-}
-
-fn skip(why: &str) {
-    if std::env::var_os("V386_REQUIRE_QEMU").is_some() {
-        panic!("{why} (V386_REQUIRE_QEMU is set)");
-    }
-    eprintln!("SKIPPED: {why}; set V386_REQUIRE_QEMU=1 to make this a failure");
-}
-
-fn tool_available(program: &str, arg: &str) -> bool {
-    Command::new(program)
-        .arg(arg)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .map(|s| s.success())
-        .unwrap_or(false)
-}
-
 /// Assemble the kernel: its path and bytes; None when nasm is missing.
 fn assemble() -> Option<(PathBuf, Vec<u8>)> {
     if !tool_available("nasm", "-v") {
         return None;
     }
     let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/guests/apic.asm");
-    let bin = out_dir().join("apic.bin");
+    let bin = out_dir("apic_kernel").join("apic.bin");
     let out = Command::new("nasm").args(["-f", "bin"]).arg(&src).arg("-o").arg(&bin).output().expect("run nasm");
     assert!(out.status.success(), "nasm failed on {}:\n{}", src.display(), String::from_utf8_lossy(&out.stderr));
     let img = std::fs::read(&bin).expect("read the assembled kernel");

@@ -15,6 +15,9 @@
 //! nasm and qemu-system-i386 are external tools; when one is missing the test prints why and
 //! passes, unless `V386_REQUIRE_QEMU` is set (as in tests/guests.rs).
 
+mod common;
+use common::*;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -219,39 +222,12 @@ bss_end:
 /// The module the kernel is given, and what it prints of it.
 const MODULE_DATA: &[u8] = b"hello from a module\n";
 
-fn out_dir() -> PathBuf {
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("boot_loaders");
-    std::fs::create_dir_all(&dir).expect("create the output directory");
-    dir
-}
-
-fn tools_required() -> bool {
-    std::env::var_os("V386_REQUIRE_QEMU").is_some()
-}
-
-fn skip(why: &str) {
-    if tools_required() {
-        panic!("{why} (V386_REQUIRE_QEMU is set)");
-    }
-    eprintln!("SKIPPED: {why}; set V386_REQUIRE_QEMU=1 to make this a failure");
-}
-
-fn tool_available(program: &str, arg: &str) -> bool {
-    Command::new(program)
-        .arg(arg)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .map(|s| s.success())
-        .unwrap_or(false)
-}
-
 /// Assemble [`MB_KERNEL`] into `name`.bin; None when nasm is missing.
 fn assemble(name: &str, elf: bool) -> Option<(PathBuf, Vec<u8>)> {
     if !tool_available("nasm", "-v") {
         return None;
     }
-    let dir = out_dir();
+    let dir = out_dir("boot_loaders");
     let src = dir.join(format!("{name}.asm"));
     let bin = dir.join(format!("{name}.bin"));
     std::fs::write(&src, MB_KERNEL).expect("write the kernel source");
@@ -295,7 +271,7 @@ fn run_qemu(
     if !tool_available("qemu-system-i386", "--version") {
         return None;
     }
-    let log = out_dir().join(format!("{name}.qemu.log"));
+    let log = out_dir("boot_loaders").join(format!("{name}.qemu.log"));
     let _ = std::fs::remove_file(&log);
     let mut child = Command::new("qemu-system-i386")
         .args(["-cpu", "pentium2", "-m", &MEM_MB.to_string(), "-display", "none", "-nodefaults"])
@@ -341,7 +317,7 @@ fn check_multiboot(name: &str, elf: bool) {
         skip("nasm is not installed");
         return;
     };
-    let module_path = out_dir().join(format!("{name}.module"));
+    let module_path = out_dir("boot_loaders").join(format!("{name}.module"));
     std::fs::write(&module_path, MODULE_DATA).expect("write the module");
     // The command lines as QEMU builds them: the kernel's file name first, and the whole
     // `-initrd` item for the module.

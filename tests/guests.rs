@@ -7,6 +7,9 @@
 //! and passes, unless the environment variable `V386_REQUIRE_QEMU` is set, in which case a
 //! missing tool is a failure (CI sets it).
 
+mod common;
+use common::*;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -27,43 +30,13 @@ fn guests_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests").join("guests")
 }
 
-/// A scratch directory for this test binary's outputs, under target/ (CARGO_TARGET_TMPDIR).
-fn out_dir() -> PathBuf {
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("guests");
-    std::fs::create_dir_all(&dir).expect("create the output directory");
-    dir
-}
-
-/// Whether a missing external tool fails the test instead of skipping it.
-fn tools_required() -> bool {
-    std::env::var_os("V386_REQUIRE_QEMU").is_some()
-}
-
-/// Skip (or, with `V386_REQUIRE_QEMU`, fail) because something is unavailable.
-fn skip(why: &str) {
-    if tools_required() {
-        panic!("{why} (V386_REQUIRE_QEMU is set)");
-    }
-    eprintln!("SKIPPED: {why}; set V386_REQUIRE_QEMU=1 to make this a failure");
-}
-
-fn tool_available(program: &str, arg: &str) -> bool {
-    Command::new(program)
-        .arg(arg)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .map(|s| s.success())
-        .unwrap_or(false)
-}
-
 /// Assemble `tests/guests/<name>.asm` into a flat image; None when nasm is not installed.
 fn assemble(name: &str) -> Option<Vec<u8>> {
     if !tool_available("nasm", "-v") {
         return None;
     }
     let src = guests_dir().join(format!("{name}.asm"));
-    let img = out_dir().join(format!("{name}.img"));
+    let img = out_dir("guests").join(format!("{name}.img"));
     // nasm wants the include directory with a trailing separator.
     let include = format!("{}{}", guests_dir().display(), std::path::MAIN_SEPARATOR);
     let out = Command::new("nasm")
@@ -95,7 +68,7 @@ fn run_qemu(name: &str, img: &[u8]) -> Option<(Vec<u8>, Option<i32>)> {
     if !tool_available("qemu-system-i386", "--version") {
         return None;
     }
-    let dir = out_dir();
+    let dir = out_dir("guests");
     let floppy = dir.join(format!("{name}.qemu.img"));
     let log = dir.join(format!("{name}.qemu.log"));
     let mut padded = img.to_vec();

@@ -6,7 +6,9 @@
 //! Each test prints its boot time in retired instructions and wall seconds. Without the
 //! images the tests print why and pass, unless `V386_REQUIRE_QEMU` is set (CI sets it).
 
-use std::path::{Path, PathBuf};
+mod common;
+use common::*;
+
 use std::time::Instant;
 
 use v386::cpu::StopReason;
@@ -16,24 +18,6 @@ use v386::machine::{Machine, MachineConfig};
 const PROMPT: &str = "v386:/# ";
 /// Instructions a boot may take before the test gives up.
 const BOOT_BUDGET: u64 = 30_000_000_000;
-
-fn images() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join(".cache").join("images")
-}
-
-fn read(name: &str) -> Option<Vec<u8>> {
-    match std::fs::read(images().join(name)) {
-        Ok(d) => Some(d),
-        Err(_) => {
-            assert!(
-                std::env::var_os("V386_REQUIRE_QEMU").is_none(),
-                "{name} missing from .cache/images (run scripts/setup.sh)"
-            );
-            eprintln!("SKIPPED: {name} missing from .cache/images (run scripts/setup.sh)");
-            None
-        }
-    }
-}
 
 /// Serial output so far, accumulated slice by slice.
 struct Console {
@@ -88,7 +72,7 @@ fn report(path: &str, instructions: u64, t: Instant) {
 
 #[test]
 fn linux_boots_to_a_shell_through_the_linux_boot_protocol() {
-    let (Some(kernel), Some(initrd)) = (read("vmlinuz"), read("initramfs.cpio.gz")) else { return };
+    let (Some(kernel), Some(initrd)) = (read_image("vmlinuz"), read_image("initramfs.cpio.gz")) else { return };
     let mut m = Machine::new(&MachineConfig { mem_mb: 128, ..Default::default() }).unwrap();
     // cryptomgr.notests: the crypto self-tests cost ~3 G instructions (30 s of guest
     // time at the deterministic clock) and test nothing of the emulator that the
@@ -103,7 +87,9 @@ fn linux_boots_to_a_shell_through_the_linux_boot_protocol() {
 
 #[test]
 fn linux_boots_to_a_shell_through_seabios_from_a_cd() {
-    let (Some(bios), Some(vga), Some(iso)) = (read("bios.bin"), read("vgabios-stdvga.bin"), read("linux.iso")) else {
+    let (Some(bios), Some(vga), Some(iso)) =
+        (read_image("bios.bin"), read_image("vgabios-stdvga.bin"), read_image("linux.iso"))
+    else {
         return;
     };
     let mut m = Machine::new(&MachineConfig { mem_mb: 128, ..Default::default() }).unwrap();

@@ -7,7 +7,9 @@
 //! Prints instructions and wall seconds. Without the image the test prints why and passes,
 //! unless `V386_REQUIRE_QEMU` is set.
 
-use std::path::Path;
+mod common;
+use common::read_image;
+
 use std::time::Instant;
 
 use v386::cpu::StopReason;
@@ -30,15 +32,7 @@ fn tests_shown(text: &str) -> Vec<u32> {
 
 #[test]
 fn memtest86plus_completes_its_first_test() {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(".cache/images/memtest86+.bin");
-    let Ok(kernel) = std::fs::read(&path) else {
-        assert!(
-            std::env::var_os("V386_REQUIRE_QEMU").is_none(),
-            "memtest86+.bin missing from .cache/images (run scripts/setup.sh)"
-        );
-        eprintln!("SKIPPED: memtest86+.bin missing from .cache/images (run scripts/setup.sh)");
-        return;
-    };
+    let Some(kernel) = read_image("memtest86+.bin") else { return };
     let mut m = Machine::new(&MachineConfig { mem_mb: 32, ..Default::default() }).unwrap();
     m.load_kernel(&kernel, None, "console=ttyS0").unwrap();
     let t = Instant::now();

@@ -6,7 +6,10 @@
 //! The images and nasm come from the set-up. When they are missing the tests print why and
 //! pass, unless `V386_REQUIRE_QEMU` is set (CI sets it), which makes that a failure.
 
-use std::path::{Path, PathBuf};
+mod common;
+use common::*;
+
+use std::path::Path;
 use std::process::Command;
 
 use v386::cpu::StopReason;
@@ -16,26 +19,6 @@ use v386::machine::{Machine, MachineConfig};
 const DEBUG_EXIT_PORT: u16 = 0xf4;
 /// What the boot sector writes there: exit value 0x10.
 const BOOT_SECTOR_DONE: StopReason = StopReason::DebugExit(0x10);
-
-fn images() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join(".cache").join("images")
-}
-
-fn out_dir() -> PathBuf {
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("pc_boot");
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
-fn required() -> bool {
-    std::env::var_os("V386_REQUIRE_QEMU").is_some()
-}
-
-/// Skip, or fail when the tools are required.
-fn skip(why: &str) {
-    assert!(!required(), "{why} (V386_REQUIRE_QEMU is set)");
-    eprintln!("SKIPPED: {why}");
-}
 
 /// A machine with SeaBIOS loaded, or None (skipped) when the images are not there.
 fn machine_with_bios(mem_mb: u32) -> Option<Machine> {
@@ -83,7 +66,7 @@ fn boot_sector() -> Option<Vec<u8>> {
     static SECTOR: std::sync::OnceLock<Option<Vec<u8>>> = std::sync::OnceLock::new();
     let s = SECTOR.get_or_init(|| {
         let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/guests/bootsector.asm");
-        let out = out_dir().join("bootsector.bin");
+        let out = out_dir("pc_boot").join("bootsector.bin");
         match Command::new("nasm").args(["-f", "bin"]).arg(&src).arg("-o").arg(&out).output() {
             Ok(o) if o.status.success() => Some(std::fs::read(&out).unwrap()),
             Ok(o) => panic!("nasm failed: {}", String::from_utf8_lossy(&o.stderr)),
@@ -129,12 +112,12 @@ fn a_cd_boot_image_boots_through_el_torito() {
     let Some(sector) = boot_sector() else { return };
     // An ISO 9660 image whose El Torito catalogue names the sector as a no-emulation boot
     // image (xorriso comes with the set-up).
-    let dir = out_dir().join("cd");
+    let dir = out_dir("pc_boot").join("cd");
     std::fs::create_dir_all(&dir).unwrap();
     let mut boot = sector;
     boot.resize(2048, 0);
     std::fs::write(dir.join("boot.bin"), &boot).unwrap();
-    let iso = out_dir().join("boot.iso");
+    let iso = out_dir("pc_boot").join("boot.iso");
     let made = Command::new("xorriso")
         .args(["-as", "mkisofs", "-quiet", "-o"])
         .arg(&iso)

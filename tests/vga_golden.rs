@@ -29,8 +29,11 @@
 //! Without the images (scripts/images.sh) the tests print why and pass, unless
 //! `V386_REQUIRE_QEMU` is set (CI sets it).
 
+mod common;
+use common::*;
+
 use std::fmt::Write as _;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Instant;
 
 use v386::cpu::StopReason;
@@ -43,25 +46,6 @@ const PROMPT: &str = "v386:/# ";
 const LINUX_BUDGET: u64 = 10_000_000_000;
 /// Instructions SeaBIOS may take to give up booting (it needs ~100 M).
 const SEABIOS_BUDGET: u64 = 300_000_000;
-
-fn images() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join(".cache").join("images")
-}
-
-/// An image from .cache/images, or None (skipped, or a failure under V386_REQUIRE_QEMU).
-fn read_image(name: &str) -> Option<Vec<u8>> {
-    match std::fs::read(images().join(name)) {
-        Ok(d) => Some(d),
-        Err(_) => {
-            assert!(
-                std::env::var_os("V386_REQUIRE_QEMU").is_none(),
-                "{name} missing from .cache/images (run scripts/setup.sh)"
-            );
-            eprintln!("SKIPPED: {name} missing from .cache/images (run scripts/setup.sh)");
-            None
-        }
-    }
-}
 
 /// The character code page 437 `code` shows, as `TextScreen::to_text` maps it (a
 /// one-cell screen; its blanks come back trimmed, as an empty line).
