@@ -77,12 +77,13 @@ impl ScreenView {
     }
 
     /// Bring the view up to date with `vga`; true when anything changed. The cursor is
-    /// re-read every time (moving it does not count as a change of video memory).
+    /// re-read every time (moving it does not count as a change of video memory); the
+    /// cells are copied only when the VGA's generation moved.
     pub fn refresh(&mut self, vga: &Vga) -> bool {
-        let text = vga.text_snapshot();
-        let cursor_moved = text.cursor != self.cursor || text.cursor_shape != self.cursor_shape;
-        self.cursor = text.cursor;
-        self.cursor_shape = text.cursor_shape;
+        let (cursor, shape) = vga.cursor();
+        let cursor_moved = cursor != self.cursor || shape != self.cursor_shape;
+        self.cursor = cursor;
+        self.cursor_shape = shape;
         if self.generation == Some(vga.generation()) {
             return cursor_moved;
         }
@@ -100,6 +101,7 @@ impl ScreenView {
             }
             VgaMode::Text { .. } => {
                 self.mode = ScreenMode::Text;
+                let text = vga.text_snapshot();
                 if (text.cols, text.rows) != (self.cols, self.rows) {
                     self.cols = text.cols;
                     self.rows = text.rows;
@@ -148,5 +150,7 @@ mod tests {
         assert_eq!(view.dirty.iter().position(|&d| d == 1), Some(2));
         assert_eq!(view.dirty.iter().filter(|&&d| d == 1).count(), 1);
         assert_eq!(view.cells[2 * 80], 0x1F41);
+        let snap = vga.text_snapshot();
+        assert_eq!((view.cursor, view.cursor_shape), (snap.cursor, snap.cursor_shape));
     }
 }

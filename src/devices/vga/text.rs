@@ -134,7 +134,7 @@ impl Vga {
     /// The text screen: characters, attributes and cursor. In graphics modes (VGA or VBE)
     /// the screen is empty (0 x 0). A blanked screen still reports its contents.
     pub fn text_snapshot(&self) -> TextScreen {
-        let shape = (self.crtc[CR_CURSOR_START] & 0x1F, self.crtc[CR_CURSOR_END] & 0x1F);
+        let shape = self.cursor_shape();
         if self.vbe.enabled() || self.vga_graphics() {
             return TextScreen { cols: 0, rows: 0, cells: Vec::new(), cursor: None, cursor_shape: shape };
         }
@@ -148,6 +148,19 @@ impl Vga {
             }
         }
         TextScreen { cols: g.cols, rows: g.rows, cells, cursor: self.cursor_cell(&g), cursor_shape: shape }
+    }
+
+    /// Cursor start and end scan lines (CRTC 0Ah and 0Bh, bits 4-0).
+    fn cursor_shape(&self) -> (u8, u8) {
+        (self.crtc[CR_CURSOR_START] & 0x1F, self.crtc[CR_CURSOR_END] & 0x1F)
+    }
+
+    /// The cursor as [`Vga::text_snapshot`] reports it (cell and shape) without copying
+    /// the screen: for a front end that polls it every frame.
+    pub fn cursor(&self) -> (Option<(u16, u16)>, (u8, u8)) {
+        let cell =
+            if self.vbe.enabled() || self.vga_graphics() { None } else { self.cursor_cell(&self.text_geometry()) };
+        (cell, self.cursor_shape())
     }
 
     fn cursor_cell(&self, g: &TextGeometry) -> Option<(u16, u16)> {
