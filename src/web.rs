@@ -61,6 +61,8 @@ fn reason_str(r: StopReason) -> String {
         StopReason::Reset => "reset".into(),
         StopReason::PowerOff => "poweroff".into(),
         StopReason::DebugExit(v) => alloc::format!("debug-exit:{v}"),
+        // Only `Cpu::vm_run` (a Rust VMM) sees a VM exit.
+        StopReason::VmExit => "vm-exit".into(),
     }
 }
 

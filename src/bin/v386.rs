@@ -712,6 +712,8 @@ fn run(opts: &Options) -> Result<u8, CliError> {
         StopReason::PowerOff => ("powered off (ACPI soft-off)".to_string(), 0),
         // The machine goes on by itself after a yield; `run` does not return this.
         StopReason::Yield => ("slice ended early".to_string(), 0),
+        // Only `Cpu::vm_run` (a Rust VMM) sees a VM exit.
+        StopReason::VmExit => ("VM exit".to_string(), 0),
         StopReason::DebugExit(v) => {
             let status = (v << 1) | 1;
             (format!("debug-exit value {v:#x} (status {status})"), status as u8)

@@ -190,7 +190,7 @@ impl Cpu {
                 match e {
                     Fault::Exc(x) if x.is_trap() => self.icount += 1,
                     // A faulting instruction is a step of the budget, not retired.
-                    Fault::Exc(_) => self.eip = self.start_eip,
+                    Fault::Exc(_) | Fault::VmExit => self.eip = self.start_eip,
                     Fault::Halt | Fault::Stop(_) => self.icount += 1,
                     Fault::Break => {
                         self.icount += 1;

@@ -61,6 +61,20 @@ pub const V386_SIGNATURE: u32 = u32::from_le_bytes(*b"V386");
 pub mod v386_feature {
     /// CR4.PSI: privileged sensitive instructions.
     pub const PSI: u32 = 1 << 0;
+    /// V386 mode: EFLAGS.VX, the VCB, VMENTER, VCALL.
+    pub const V386: u32 = 1 << 1;
+    /// 2 MiB SLT pages.
+    pub const SLT_LARGE: u32 = 1 << 2;
+    /// Accessed and dirty bits in SLT entries.
+    pub const SLT_AD: u32 = 1 << 3;
+    /// TLB entries survive entry and exit (tags are TLB banks, `cpu/v386/mod.rs`).
+    pub const TAGGED_TLB: u32 = 1 << 4;
+    /// The preemption timer.
+    pub const PTIMER: u32 = 1 << 5;
+    /// EXEC_CONTROLS.FPU_SWAP.
+    pub const FPU_SWAP: u32 = 1 << 6;
+    /// Everything this processor implements.
+    pub const ALL: u32 = PSI | V386 | SLT_LARGE | SLT_AD | TAGGED_TLB | PTIMER | FPU_SWAP;
 }
 
 /// The highest extended leaf.
@@ -83,8 +97,13 @@ impl Cpu {
             0x8000_0000 => [MAX_EXT_LEAF, 0, 0, 0],
             0x8000_0001 => [0, 0, 0, ext_feature::NX],
             V386_LEAF => [V386_LEAF + 1, V386_SIGNATURE, 0, 0],
-            // Revision 1 of the control block is not implemented yet: only PSI is claimed.
-            0x8386_0001 => [0, 0, 0, v386_feature::PSI],
+            // VCB revision, highest VTAG, GPA and HPA widths, features (docs/v386.md §2).
+            0x8386_0001 => [
+                crate::cpu::v386::vcb::REVISION,
+                crate::cpu::v386::checks::MAX_VTAG as u32,
+                crate::cpu::v386::slt::GPA_BITS | crate::cpu::mmu::MAXPHYADDR << 8,
+                v386_feature::ALL,
+            ],
             // Above the maximum leaf Intel CPUs return the highest basic leaf's data.
             _ => [SIGNATURE, 0, 0, self.features_edx()],
         }

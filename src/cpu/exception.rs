@@ -34,6 +34,11 @@ pub enum Exception {
     MF,
     /// #AC, vector 17: alignment check (error code 0).
     AC,
+    /// Not a guest exception: the access caused a VM exit (a nested page fault,
+    /// docs/v386.md §6.3), already recorded in the CPU. It travels the memory layer's
+    /// `Result<_, Exception>` paths and becomes `Fault::VmExit` at the first `?` into the
+    /// instruction's result; it is never delivered to a guest.
+    VmExit,
 }
 
 /// Which of the SDM's classes an exception belongs to, for the double-fault rules
@@ -64,6 +69,8 @@ impl Exception {
             Exception::PF { .. } => 14,
             Exception::MF => 16,
             Exception::AC => 17,
+            // Never delivered (see the variant); a vector no exception uses.
+            Exception::VmExit => 31,
         }
     }
 

@@ -23,6 +23,9 @@ pub const AC: u32 = 1 << 18;
 pub const VIF: u32 = 1 << 19;
 pub const VIP: u32 = 1 << 20;
 pub const ID: u32 = 1 << 21;
+/// V386 mode (docs/v386.md §5.1): bit 22, 1 while a guest runs. It is never stored here
+/// and never part of a guest-visible image: the processor's mode is `Cpu::in_v386`.
+pub const VX: u32 = 1 << 22;
 /// The six arithmetic status flags.
 pub const ARITH: u32 = CF | PF | AF | ZF | SF | OF;
 /// Bit 1 always reads as 1.

@@ -50,20 +50,40 @@ impl Cpu {
     /// shutdown as §6.15 prescribes. Returns `Some(Shutdown)` on a triple fault.
     pub(crate) fn raise<B: Bus>(&mut self, bus: &mut B, e: Exception) -> Option<StopReason> {
         let mut e = e;
+        if e == Exception::VmExit {
+            return self.complete_exit(bus);
+        }
         // Benign exceptions raised while delivering one are handled serially (Table 6-5),
         // and that can recur without end (an #AC on every push of a frame): give up after a
         // few rounds; the run loop retries on its next step, which the budget bounds.
         for _ in 0..8 {
+            if self.v386.is_some() {
+                // V386 mode: an intercepted exception exits before anything is pushed
+                // (docs/v386.md §5.5).
+                if let Some(r) = self.vx_exception(bus, e) {
+                    return r;
+                }
+            }
             if let Exception::PF { addr, .. } = e {
                 self.cr2 = addr;
             }
             let snap = self.snapshot();
             match self.deliver(bus, e.vector(), Kind::Exception, e.error_code()) {
                 Ok(()) => return None,
+                Err(Fault::VmExit) => {
+                    // The delivery itself exited (a nested page fault on the guest's IDT
+                    // or stack): the VMM re-injects the event (IDT_VECTORING_INFO).
+                    self.restore(snap);
+                    self.note_vectoring(e);
+                    return self.complete_exit(bus);
+                }
                 Err(Fault::Exc(e2)) => {
                     self.restore(snap);
                     let (c1, c2) = (e.class(), e2.class());
                     if c1 == Class::DoubleFault {
+                        if let Some(r) = self.vx_triple_fault(bus) {
+                            return r;
+                        }
                         return Some(StopReason::Shutdown);
                     }
                     let double = (c1 == Class::Contributory && c2 == Class::Contributory)
@@ -76,6 +96,18 @@ impl Cpu {
         None
     }
 
+    /// Record exception `e` as the event whose delivery an exit interrupted (§5.5).
+    fn note_vectoring(&mut self, e: Exception) {
+        use super::v386::event;
+        let kind = if e.is_trap() { event::SOFTWARE_EXCEPTION } else { event::HARDWARE_EXCEPTION };
+        let code = e.error_code();
+        if let Some(x) = self.exit_info_mut() {
+            x.idt_vectoring_info =
+                event::VALID | kind << 8 | e.vector() as u32 | if code.is_some() { event::ERROR_CODE } else { 0 };
+            x.idt_vectoring_error_code = code.unwrap_or(0) as u32;
+        }
+    }
+
     /// Deliver an external interrupt the interrupt controller acknowledged.
     pub(crate) fn deliver_external<B: Bus>(&mut self, bus: &mut B, vector: u8) -> Option<StopReason> {
         self.halted = false;
@@ -85,6 +117,13 @@ impl Cpu {
             Err(Fault::Exc(e)) => {
                 self.restore(snap);
                 self.raise(bus, e)
+            }
+            Err(Fault::VmExit) => {
+                self.restore(snap);
+                if let Some(x) = self.exit_info_mut() {
+                    x.idt_vectoring_info = super::v386::event::VALID | vector as u32;
+                }
+                self.complete_exit(bus)
             }
             Err(_) => None,
         }

@@ -170,17 +170,30 @@ impl Cpu {
     }
 
     /// Supervisor-mode ("implicit") accesses: descriptor tables, the TSS (SDM Vol. 3A §4.6).
+    /// (`sys_access` marks them for a V386 nested-page-fault qualification.)
     pub(crate) fn read_sys32<B: Bus>(&mut self, bus: &mut B, lin: u32) -> Result<u32, Exception> {
-        self.read_lin_u32(bus, lin, false)
+        self.sys_access = true;
+        let r = self.read_lin_u32(bus, lin, false);
+        self.sys_access = false;
+        r
     }
     pub(crate) fn read_sys16<B: Bus>(&mut self, bus: &mut B, lin: u32) -> Result<u16, Exception> {
-        self.read_lin_u16(bus, lin, false)
+        self.sys_access = true;
+        let r = self.read_lin_u16(bus, lin, false);
+        self.sys_access = false;
+        r
     }
     pub(crate) fn write_sys32<B: Bus>(&mut self, bus: &mut B, lin: u32, v: u32) -> Result<(), Exception> {
-        self.write_lin_u32(bus, lin, v, false)
+        self.sys_access = true;
+        let r = self.write_lin_u32(bus, lin, v, false);
+        self.sys_access = false;
+        r
     }
     pub(crate) fn write_sys16<B: Bus>(&mut self, bus: &mut B, lin: u32, v: u16) -> Result<(), Exception> {
-        self.write_lin_u16(bus, lin, v, false)
+        self.sys_access = true;
+        let r = self.write_lin_u16(bus, lin, v, false);
+        self.sys_access = false;
+        r
     }
 
     /// Check a data access of `len` bytes at `off` in segment `seg` and return its linear

@@ -203,6 +203,11 @@ impl Cpu {
             self.walk(bus, lin, user, write)?
         };
         let mut entry = entry;
+        if self.v386.is_some() {
+            // V386 mode: the guest's "physical" page is a guest-physical one, translated
+            // again by the VMM's tables (docs/v386.md §6.4).
+            entry = self.slt_fill(bus, entry, lin, user, write, fetch)?;
+        }
         if !bus.a20_enabled() {
             // The A20 gate closed: physical address line 20 reads as 0, so the first MiB
             // wraps as on an 8086 (IBM PC/AT Technical Reference, "Address Line A20").
@@ -229,7 +234,7 @@ impl Cpu {
         let base = cr3 & 0xffff_ffe0;
         let mut p = [0u64; 4];
         for (i, e) in p.iter_mut().enumerate() {
-            *e = read_phys64(bus, (base + 8 * i as u32) as u64);
+            *e = self.pt_read64(bus, (base + 8 * i as u32) as u64, None)?;
             if *e & pte::P as u64 != 0 && *e & PDPTE_RSVD != 0 {
                 return Err(Exception::GP(0));
             }
@@ -271,7 +276,7 @@ impl Cpu {
             return Err(fault(0));
         }
         let pde_addr = (pdpte & PAE_ADDR) | (((lin >> 21) & 0x1ff) as u64 * 8);
-        let mut pde = read_phys64(bus, pde_addr);
+        let mut pde = self.pt_read64(bus, pde_addr, Some(lin))?;
         if pde & pte::P as u64 == 0 {
             return Err(fault(0));
         }
@@ -285,7 +290,7 @@ impl Cpu {
             (frame, pde, pde_addr, pde)
         } else {
             let pte_addr = (pde & PAE_ADDR) | (((lin >> 12) & 0x1ff) as u64 * 8);
-            let pte_val = read_phys64(bus, pte_addr);
+            let pte_val = self.pt_read64(bus, pte_addr, Some(lin))?;
             if pte_val & pte::P as u64 == 0 {
                 return Err(fault(0));
             }
@@ -308,7 +313,7 @@ impl Cpu {
         // they live in the low dword, which is all that is written back.
         if pde & pte::A as u64 == 0 {
             pde |= pte::A as u64;
-            write_phys32_at(bus, pde_addr, pde as u32);
+            self.pt_write32(bus, pde_addr, pde as u32, lin)?;
             if large {
                 pte_val = pde;
             }
@@ -319,7 +324,7 @@ impl Cpu {
             if write {
                 pte_val |= d;
             }
-            write_phys32_at(bus, pte_addr, pte_val as u32);
+            self.pt_write32(bus, pte_addr, pte_val as u32, lin)?;
         }
         if pte_val & d == 0 {
             allow &= !(SUP_WRITE | USER_WRITE);
@@ -357,7 +362,7 @@ impl Cpu {
             Exception::PF { addr: lin, code }
         };
         let pde_addr = (self.cr3 & 0xffff_f000) | ((lin >> 22) << 2);
-        let mut pde = read_phys32(bus, pde_addr);
+        let mut pde = self.pt_read32(bus, pde_addr, lin)?;
         if pde & pte::P == 0 {
             return Err(fault(false));
         }
@@ -368,7 +373,7 @@ impl Cpu {
             (frame >> 12, pde, pde & pte::G != 0, pde_addr, pde)
         } else {
             let pte_addr = (pde & 0xffff_f000) | (((lin >> 12) & 0x3ff) << 2);
-            let pte_val = read_phys32(bus, pte_addr);
+            let pte_val = self.pt_read32(bus, pte_addr, lin)?;
             if pte_val & pte::P == 0 {
                 return Err(fault(false));
             }
@@ -381,7 +386,7 @@ impl Cpu {
         // Accessed bits on every level walked, dirty on the final one for writes.
         if pde & pte::A == 0 {
             pde |= pte::A;
-            write_phys32(bus, pde_addr, pde);
+            self.pt_write32(bus, pde_addr as u64, pde, lin)?;
             if large {
                 pte_val = pde;
             }
@@ -391,7 +396,7 @@ impl Cpu {
             if write {
                 pte_val |= pte::D;
             }
-            write_phys32(bus, pte_addr, pte_val);
+            self.pt_write32(bus, pte_addr as u64, pte_val, lin)?;
         }
         let dirty = pte_val & pte::D != 0;
         if !dirty {
@@ -434,7 +439,7 @@ fn rights(combined: u32, wp: bool) -> u8 {
 
 /// A 64-bit paging-structure read at a 36-bit physical address; above 4 GiB nothing is
 /// backed and the read returns all ones.
-fn read_phys64<B: Bus>(bus: &mut B, addr: u64) -> u64 {
+pub(crate) fn read_phys64<B: Bus>(bus: &mut B, addr: u64) -> u64 {
     if addr >= 1 << 32 {
         return u64::MAX;
     }
@@ -443,14 +448,14 @@ fn read_phys64<B: Bus>(bus: &mut B, addr: u64) -> u64 {
 }
 
 /// The low dword of a 64-bit entry (accessed and dirty bits); dropped above 4 GiB.
-fn write_phys32_at<B: Bus>(bus: &mut B, addr: u64, v: u32) {
+pub(crate) fn write_phys32_at<B: Bus>(bus: &mut B, addr: u64, v: u32) {
     if addr < 1 << 32 {
         write_phys32(bus, addr as u32, v);
     }
 }
 
 /// A page-table read: paging structures live in physical memory.
-fn read_phys32<B: Bus>(bus: &mut B, addr: u32) -> u32 {
+pub(crate) fn read_phys32<B: Bus>(bus: &mut B, addr: u32) -> u32 {
     let page = addr >> 12;
     if bus.is_direct(page) {
         let a = addr as usize;
@@ -461,12 +466,25 @@ fn read_phys32<B: Bus>(bus: &mut B, addr: u32) -> u32 {
     }
 }
 
-fn write_phys32<B: Bus>(bus: &mut B, addr: u32, v: u32) {
+pub(crate) fn write_phys32<B: Bus>(bus: &mut B, addr: u32, v: u32) {
     let page = addr >> 12;
     if bus.is_direct(page) {
         let a = addr as usize;
         bus.ram()[a..a + 4].copy_from_slice(&v.to_le_bytes());
     } else {
         bus.mmio_write(crate::addr::Phys(addr), crate::bus::IoSize::Dword, v);
+    }
+}
+
+/// One byte at a 36-bit physical address (the V386 I/O bitmap); all ones where nothing is.
+pub(crate) fn read_phys8<B: Bus>(bus: &mut B, addr: u64) -> u8 {
+    if addr >= 1 << 32 {
+        return 0xff;
+    }
+    let a = addr as u32;
+    if bus.is_direct_read(a >> 12) {
+        bus.ram().get(a as usize).copied().unwrap_or(0xff)
+    } else {
+        bus.mmio_read(crate::addr::Phys(a), crate::bus::IoSize::Byte) as u8
     }
 }

@@ -29,6 +29,7 @@ pub mod msr;
 mod psi;
 pub mod seg;
 mod task;
+pub mod v386;
 
 use crate::bus::{Bus, StopRequest};
 pub use exception::Exception;
@@ -101,6 +102,8 @@ pub enum StopReason {
     /// FERR# output rose. Nothing stopped; the machine's run loop goes on at once and
     /// never returns this.
     Yield,
+    /// A guest entered by [`Cpu::vm_run`] exited (docs/v386.md §8); only `vm_run` sees it.
+    VmExit,
 }
 
 /// A descriptor-table register (GDTR, IDTR: SDM Vol. 3A §2.4).
@@ -125,12 +128,18 @@ pub(crate) enum Fault {
     /// Only inside a block ([`Cpu::run_op`]): the instruction completed, but it wrote to
     /// a page holding cached code or touched MMIO, so the block must end after it.
     Break,
+    /// A VM exit was recorded (`Cpu::record_exit`, docs/v386.md §8): the instruction is
+    /// unwound like a fault and the run loop completes the exit.
+    VmExit,
 }
 
 impl From<Exception> for Fault {
     #[inline]
     fn from(e: Exception) -> Self {
-        Fault::Exc(e)
+        match e {
+            Exception::VmExit => Fault::VmExit,
+            e => Fault::Exc(e),
+        }
     }
 }
 
@@ -184,6 +193,18 @@ pub struct Cpu {
     /// Set by a write to a page holding cached code and by MMIO: the block being run
     /// must stop after the current instruction.
     pub(crate) break_block: bool,
+    /// V386 mode (docs/v386.md §5): `Some` while a guest runs (EFLAGS.VX = 1).
+    pub(crate) v386: Option<alloc::boxed::Box<v386::Active>>,
+    /// The TLBs of guest tags not in use (§6.5), most recently used last.
+    pub(crate) tlb_banks: alloc::vec::Vec<(u16, Tlb)>,
+    /// The V386 state box of the last guest, kept for the next entry (no allocation per
+    /// round trip); after a Rust host's exit it holds the VCB [`Cpu::vm_run`] hands back.
+    pub(crate) vx_spare: Option<alloc::boxed::Box<v386::Active>>,
+    /// EIP after the instruction being executed (an exit's instruction length).
+    pub(crate) exec_eip: u32,
+    /// The access in progress is an implicit system access (descriptor tables, TSS): the
+    /// nested-page-fault qualification says so (Table 8-5 bit 10).
+    pub(crate) sys_access: bool,
 }
 
 impl Default for Cpu {
@@ -224,6 +245,11 @@ impl Cpu {
             did_io: false,
             end_slice: false,
             break_block: false,
+            v386: None,
+            tlb_banks: alloc::vec::Vec::new(),
+            vx_spare: None,
+            exec_eip: 0,
+            sys_access: false,
         };
         c.segs[CS as usize] = Seg::real(0xf000);
         c.segs[CS as usize].base = 0xffff_0000;
@@ -302,6 +328,16 @@ impl Cpu {
                 break StopReason::BudgetSpent;
             }
             remaining -= 1;
+            // Steps this iteration may take: the budget, and in V386 mode the preemption
+            // timer, which also takes the asynchronous exits here (docs/v386.md §10).
+            let mut allowed = remaining + 1;
+            if self.v386.is_some() {
+                match self.vx_boundary(bus) {
+                    Ok(cap) => allowed = allowed.min(cap),
+                    Err(None) => continue,
+                    Err(Some(r)) => break r,
+                }
+            }
             if self.halted {
                 if self.flags.if_() && bus.interrupt_pending() {
                     self.halted = false;
@@ -327,8 +363,8 @@ impl Cpu {
             let block =
                 if self.flags.bits & flags::TF == 0 && !shadow { self.block_at(bus, &mut blocks) } else { None };
             let r = match block {
-                Some(slot) if blocks[slot].ops.len() as u64 <= remaining + 1 => {
-                    let (n, r) = self.run_blocks(bus, &mut blocks, slot, remaining + 1);
+                Some(slot) if blocks[slot].ops.len() as u64 <= allowed => {
+                    let (n, r) = self.run_blocks(bus, &mut blocks, slot, allowed);
                     remaining -= n - 1;
                     r
                 }
@@ -355,6 +391,11 @@ impl Cpu {
                 }
                 // `after_device_access` turns a yield request into `end_slice`.
                 Err(Fault::Stop(StopRequest::Yield)) | Err(Fault::Break) => {}
+                Err(Fault::VmExit) => {
+                    if let Some(r) = self.complete_exit(bus) {
+                        break r;
+                    }
+                }
             }
             // Checked here, after the step's exception or trap was delivered, so a yield
             // never loses a single-step trap.
@@ -378,7 +419,9 @@ impl Cpu {
         let ic = &mut self.icache;
         if bus.take_memory_map_change() {
             ic.invalidate_all();
+            // Which host pages are RAM changed: every tag's entries may be wrong.
             self.tlb.flush_all();
+            self.tlb_banks.iter_mut().for_each(|(_, t)| t.flush_all());
         }
         bus.for_each_dirty_page(&mut |p| {
             ic.note_write(p);
@@ -412,7 +455,7 @@ impl Cpu {
                 Fault::Exc(x) if x.is_trap() => {
                     self.icount += 1;
                 }
-                Fault::Exc(_) => self.eip = self.start_eip,
+                Fault::Exc(_) | Fault::VmExit => self.eip = self.start_eip,
                 Fault::Halt | Fault::Stop(_) | Fault::Break => self.icount += 1,
             }
             return Err(e);

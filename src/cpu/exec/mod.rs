@@ -333,6 +333,10 @@ impl Cpu {
             // CR4.PSI (docs/v386.md §3): a sensitive instruction outside ring 0.
             return Err(Fault::Exc(Exception::GP(0)));
         }
+        if self.v386.is_some() {
+            // V386 mode: intercepted instructions exit before they run (docs/v386.md §5.4).
+            self.vx_intercept(bus, i)?;
+        }
         let op = i.opcode;
         match op {
             // ALU blocks: ADD OR ADC SBB AND SUB XOR CMP (00-3D). One arm per opcode with
@@ -715,7 +719,7 @@ impl Cpu {
                 } else {
                     2
                 };
-                let v = self.port_in(bus, port, size)?;
+                let v = self.port_in(bus, port, size, op & 8 == 0)?;
                 match size {
                     1 => self.set_reg8(0, v as u8),
                     2 => self.set_regv(0, v, false),
@@ -733,7 +737,7 @@ impl Cpu {
                     2
                 };
                 let v = self.regs[EAX];
-                self.port_out(bus, port, size, v)
+                self.port_out(bus, port, size, v, op & 8 == 0)
             }
             0xe8 => self.call_rel(bus, i),
             0xe9 | 0xeb => self.jump_rel(i),
@@ -814,7 +818,11 @@ impl Cpu {
             0x103 => self.lar_lsl(bus, i, false),
             0x106 => self.clts(),
             0x108 | 0x109 => self.require_cpl0(),
+            0x10a => self.vmenter(bus),
             0x10b => Err(Exception::UD.into()),
+            // VCALL outside V386 mode (in a guest it exits first): #UD at every CPL, so a
+            // software VMM sees a paravirtual guest's hypercall (docs/v386.md §7.2).
+            0x10c => Err(Exception::UD.into()),
             0x11f => Ok(()),
             0x120 => self.mov_from_cr(i),
             0x121 => self.mov_from_dr(i),

@@ -154,6 +154,16 @@ impl Cpu {
         let ad32 = i.ad32;
         let rep = Self::rep_active(i);
         let src_seg = if i.seg == SEG_DEFAULT { DS } else { i.seg };
+        if self.v386.is_some() && !(rep && self.str_reg(ECX, ad32) == 0) {
+            // V386 mode: the I/O bitmap, before the first iteration (docs/v386.md Table
+            // 8-6: string, REP, address size, OUTS segment; the first element's address).
+            let input = i.opcode <= 0x6d;
+            let (seg, off) = if input { (ES, self.str_reg(EDI, ad32)) } else { (src_seg, self.str_reg(ESI, ad32)) };
+            let lin = self.segs[seg as usize].base.wrapping_add(off);
+            let bits = 1 << 4 | (rep as u64) << 5 | (ad32 as u64) << 7 | if input { 0 } else { (src_seg as u64) << 8 };
+            let string = Some((bits, lin));
+            self.vx_io(bus, super::super::v386::IoAccess { port, size, input, imm: false, value: 0, string })?;
+        }
         let mut n = 0;
         loop {
             if rep {

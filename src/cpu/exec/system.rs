@@ -8,6 +8,7 @@ use super::super::flags::{IF, RF, VM, ZF};
 use super::super::mmu::EFER_NXE;
 use super::super::msr::index;
 use super::super::seg::{systype, Seg};
+use super::super::v386::IoAccess;
 use super::super::{cr0, cr4, Cpu, Res, EAX, ECX, EDX, ESP};
 use crate::bus::{Bus, IoSize};
 
@@ -514,13 +515,21 @@ impl Cpu {
         bus.io_out(port, io_size(size), v);
     }
 
-    pub(crate) fn port_in<B: Bus>(&mut self, bus: &mut B, port: u16, size: u32) -> Res<u32> {
+    /// IN; `imm`: the port came as an immediate (for the V386 exit qualification).
+    pub(crate) fn port_in<B: Bus>(&mut self, bus: &mut B, port: u16, size: u32, imm: bool) -> Res<u32> {
         self.check_io(bus, port, size)?;
+        if self.v386.is_some() {
+            self.vx_io(bus, IoAccess { port, size, input: true, imm, value: 0, string: None })?;
+        }
         Ok(self.io_read_raw(bus, port, size))
     }
 
-    pub(crate) fn port_out<B: Bus>(&mut self, bus: &mut B, port: u16, size: u32, v: u32) -> Res<()> {
+    /// OUT; `imm` as for [`Cpu::port_in`].
+    pub(crate) fn port_out<B: Bus>(&mut self, bus: &mut B, port: u16, size: u32, v: u32, imm: bool) -> Res<()> {
         self.check_io(bus, port, size)?;
+        if self.v386.is_some() {
+            self.vx_io(bus, IoAccess { port, size, input: false, imm, value: v, string: None })?;
+        }
         self.io_write_raw(bus, port, size, v);
         Ok(())
     }

@@ -22,7 +22,7 @@
 //! (MS-DOS compatibility, SDM Vol. 1 §8.7.2, Appendix D) the FPU asserts FERR#, which the
 //! PC routes to IRQ13 — see [`Cpu::fpu_irq13_pending`].
 
-mod env;
+pub(crate) mod env;
 mod exec;
 pub mod float80;
 mod transcend;
