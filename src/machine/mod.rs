@@ -5,14 +5,18 @@
 //! Where behaviour lives:
 //! - this file: configuration, loading images and firmware, reset, and the run loop that
 //!   slices CPU time between device events;
-//! - `pcbus.rs`: the memory map, the port map and interrupt routing ([`PcBus`]);
+//! - `board.rs`: the firmware, the devices, the memory map, the port map and interrupt
+//!   routing: everything of a PC but its RAM ([`Board`]);
+//! - `pcbus.rs`: the CPU's [`Bus`]: the machine's RAM and its board ([`PcBus`]);
 //! - `clock.rs`: virtual time, deterministic or following the host ([`Clock`]);
 //! - `spec.rs`: a machine described as data and built in one call ([`MachineSpec`]).
 
+mod board;
 mod clock;
 mod pcbus;
 mod spec;
 
+pub use board::{Board, PageKind, FIRMWARE_LOG_PORT, FPU_BUSY_PORT, PAGE_SIZE};
 pub use clock::{Clock, ClockMode, NS_PER_INSTRUCTION};
 pub use pcbus::PcBus;
 pub use spec::{MachineSpec, SpecError};
