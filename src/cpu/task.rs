@@ -25,6 +25,11 @@ pub(crate) enum Reason {
 impl Cpu {
     /// Switch to the task whose TSS selector is `sel`. EIP is the return address to save.
     pub(crate) fn task_switch<B: Bus>(&mut self, bus: &mut B, sel: u16, reason: Reason, ext: u16) -> Res<()> {
+        if self.v386.is_some() {
+            // V386 mode: an intercepted task switch exits before anything is checked
+            // (docs/v386.md Table 4-2 bit 13, Table 8-2).
+            self.vx_task_switch(sel, reason)?;
+        }
         // The new TSS descriptor must be in the GDT (§7.2.2).
         if sel & 4 != 0 {
             return Err(Exception::GP(selector_error(sel) | ext).into());

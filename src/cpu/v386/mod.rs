@@ -803,6 +803,25 @@ impl Cpu {
         }
     }
 
+    /// A task switch to TSS `sel` with the `TASK_SWITCH` intercept on: exit (Table 8-2:
+    /// selector, and the source in bits 31:30). CALL, JMP and IRET are instructions (the
+    /// exit gives their bytes); a task gate in the IDT is an event being delivered.
+    pub(crate) fn vx_task_switch(&mut self, sel: u16, reason: super::task::Reason) -> Res<()> {
+        use super::task::Reason;
+        let Some(a) = self.v386.as_deref() else { return Ok(()) };
+        if a.vcb.controls.intercepts & intercept::TASK_SWITCH == 0 {
+            return Ok(());
+        }
+        let source: u64 = match reason {
+            Reason::Call => 0,
+            Reason::Iret => 1,
+            Reason::Jmp => 2,
+            Reason::Interrupt => 3,
+        };
+        let instr = reason != Reason::Interrupt;
+        Err(self.record_exit(ExitReason::TaskSwitch, sel as u64 | source << 30, instr))
+    }
+
     /// SMSW/LMSW's operand for the qualification: (memory?, GPR, linear address).
     fn msw_operand(&self, i: &decode::Instr) -> (u64, u64, u32) {
         if i.is_mem {
