@@ -25,5 +25,6 @@ pub mod cpu;
 pub mod devices;
 pub mod front;
 pub mod machine;
+pub mod vmm;
 #[cfg(target_arch = "wasm32")]
 pub mod web;

@@ -222,8 +222,11 @@ impl Cpu {
             eip: 0xfff0,
             flags: Flags::default(),
             segs: [Seg::real(0); 6],
-            ldtr: Seg::real(0),
-            tr: Seg::real(0),
+            // SDM Vol. 3A Table 9-1: LDTR and TR are "present, R/W" with base 0 and limit
+            // FFFFH after reset; their types are an LDT and a busy 32-bit TSS, as VT-x
+            // requires of a guest's LDTR and TR and as QEMU resets them.
+            ldtr: Seg { sel: 0, base: 0, limit: 0xffff, access: 0x82, flags: 0, valid: true },
+            tr: Seg { sel: 0, base: 0, limit: 0xffff, access: 0x8b, flags: 0, valid: true },
             gdtr: TableReg { base: 0, limit: 0xffff },
             idtr: TableReg { base: 0, limit: 0xffff },
             cr0: cr0::ET | cr0::CD | cr0::NW,

@@ -1,0 +1,203 @@
+//! The *dispatcher* (Popek & Goldberg): the loop that enters a VM, receives its exit,
+//! logs it, hands it to the interpreter for its kind and enters again; and the scheduler
+//! around it, which time-shares the one processor among the VMs round robin, a quantum
+//! of guest instructions each, with the preemption timer (docs/v386.md §10.3). Interrupts
+//! from a VM's devices are injected into that VM (§10.1), through an interrupt-window
+//! exit when the guest cannot take them yet (§10.2).
+
+use super::exit::VmExit;
+use super::hostbus::HostBus;
+use super::interp::{self, Action};
+use super::vm::{VmState, VmStop};
+use super::Vmm;
+use crate::cpu::v386::vcb::exec;
+use crate::cpu::v386::{event, guest_can_take_interrupt, VmRun};
+use crate::machine::NS_PER_INSTRUCTION;
+use alloc::format;
+
+/// Why [`Vmm::run`] returned.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RunOutcome {
+    /// The instruction budget is spent; VMs are still running.
+    BudgetSpent,
+    /// Every VM has stopped.
+    AllStopped,
+}
+
+impl Vmm {
+    /// Run the VMs for about `budget` guest instructions in all, turn by turn. When every
+    /// VM is halted, the time they skip counts instead (as the instructions that would
+    /// have run), so a machine of idle VMs still returns.
+    pub fn run(&mut self, budget: u64) -> RunOutcome {
+        let mut spent = 0u64;
+        // Over the current round of turns: instructions retired, and the shortest idle skip.
+        let (mut round_retired, mut round_idle, mut round_left) = (0u64, u64::MAX, self.vms.len());
+        loop {
+            if self.vms.iter().all(|v| matches!(v.state, VmState::Stopped(_))) {
+                return RunOutcome::AllStopped;
+            }
+            if spent >= budget {
+                return RunOutcome::BudgetSpent;
+            }
+            let n = self.vms.len();
+            let i = self.next_vm % n;
+            self.next_vm = (i + 1) % n;
+            if !matches!(self.vms[i].state, VmState::Stopped(_)) {
+                let quantum = (self.config.quantum as u64).min(budget - spent).max(1);
+                let (retired, idle) = self.turn(i, quantum);
+                spent += retired;
+                round_retired += retired;
+                if idle > 0 {
+                    round_idle = round_idle.min(idle);
+                }
+            }
+            round_left -= 1;
+            if round_left == 0 {
+                if round_retired == 0 && round_idle != u64::MAX {
+                    spent += round_idle;
+                }
+                (round_retired, round_idle, round_left) = (0, u64::MAX, n);
+            }
+        }
+    }
+
+    /// One turn of VM `i`: enter and handle exits until it has retired `quantum`
+    /// instructions, halts or stops. Returns the instructions it retired and, for a
+    /// halted VM, the instructions' worth of time it skipped to its next device event.
+    fn turn(&mut self, i: usize, quantum: u64) -> (u64, u64) {
+        let mut left = quantum;
+        self.vms[i].counters.turns += 1;
+        loop {
+            let vm = &mut self.vms[i];
+            vm.board.set_icount(vm.clock);
+            vm.board.update();
+            if vm.board.take_memory_map_change() {
+                if let Err(e) = vm.remap(&mut self.mem) {
+                    vm.state = VmState::Stopped(VmStop::Error(format!("{e}")));
+                    return (quantum - left, 0);
+                }
+            }
+            if vm.state == VmState::Halted {
+                if vm.board.interrupt_pending() {
+                    vm.state = VmState::Runnable;
+                } else {
+                    // Nothing to do until its next device event: let its time pass there
+                    // (each VM has its own timeline in deterministic mode).
+                    let now = vm.board.now();
+                    let Some(t) = vm.board.next_event() else {
+                        vm.state = VmState::Stopped(VmStop::DeadHalt);
+                        return (quantum - left, 0);
+                    };
+                    let idle = (t.saturating_sub(now) / NS_PER_INSTRUCTION).max(1);
+                    vm.board.clock.idle_until(t.max(now + 1), vm.clock);
+                    return (quantum - left, idle);
+                }
+            }
+            self.prepare_injection(i);
+            let vm = &mut self.vms[i];
+            // The timer fires at the end of the quantum or at the next device event,
+            // whichever comes first, so timer interrupts reach the guest on time.
+            let now = vm.board.now();
+            let slice = match vm.board.next_event() {
+                Some(t) if t > now => (t - now) / NS_PER_INSTRUCTION,
+                Some(_) => 1,
+                None => left,
+            }
+            .clamp(1, left.max(1));
+            vm.vcb.controls.preempt_timer = slice.min(u32::MAX as u64) as u32;
+            if core::mem::take(&mut vm.flush_tlb) {
+                vm.vcb.controls.tlb_control = 1;
+            }
+            let entry = self.cpu.icount;
+            let r = {
+                let (mut bus, vcb) = HostBus::new(&mut self.mem, vm, entry);
+                self.cpu.vm_run(&mut bus, vcb, u64::MAX)
+            };
+            let vm = &mut self.vms[i];
+            let retired = vm.vcb.exit.guest_retired;
+            vm.clock += retired;
+            vm.counters.retired += retired;
+            left = left.saturating_sub(retired);
+            if let VmRun::ControlError(n) = r {
+                vm.state = VmState::Stopped(VmStop::Error(format!("control check {n} failed")));
+                return (quantum - left, 0);
+            }
+            let g = &vm.vcb.guest;
+            let eip = g.segs[crate::cpu::CS as usize].base.wrapping_add(g.eip);
+            let reason = vm.vcb.exit.reason & 0xffff;
+            if let Some(c) = vm.counters.by_reason.get_mut(reason as usize) {
+                *c += 1;
+            }
+            self.log.push(self.cpu.icount, vm.id, &vm.vcb.exit, eip);
+            let exit = VmExit::decode(&vm.vcb.exit, &vm.vcb.guest);
+            match self.interpret(i, exit) {
+                Action::Continue => {}
+                Action::EndTurn => return (quantum - left, 0),
+                Action::Stop(why) => {
+                    self.vms[i].state = VmState::Stopped(why);
+                    return (quantum - left, 0);
+                }
+                Action::Reset => self.reset_vm(i),
+            }
+            if left == 0 {
+                self.vms[i].counters.preemptions += 1;
+                return (quantum, 0);
+            }
+        }
+    }
+
+    /// Route an exit to its interpreter.
+    fn interpret(&mut self, i: usize, exit: VmExit) -> Action {
+        let vm = &mut self.vms[i];
+        match exit {
+            VmExit::IoOut { port, size, value } => interp::io_out(vm, &mut self.mem, port, size, value),
+            VmExit::IoIn { port, size } => interp::io_in(vm, port, size),
+            VmExit::Hlt => interp::hlt(vm),
+            VmExit::Cpuid { leaf, .. } => interp::cpuid(vm, &self.cpu, leaf),
+            VmExit::Hypercall { nr, args, .. } => interp::vcall(vm, nr, args),
+            VmExit::Rdmsr { index } => interp::rdmsr(vm, index),
+            VmExit::Wrmsr { index, value } => interp::wrmsr(vm, index, value),
+            VmExit::NestedPageFault { gpa, access, present, .. } => {
+                interp::nested_page_fault(vm, &mut self.mem, gpa, access, present)
+            }
+            // Asynchronous exits: the loop looks at the devices and the quantum again.
+            VmExit::PreemptionTimer | VmExit::InterruptWindow | VmExit::ExternalInterrupt => Action::Continue,
+            VmExit::TripleFault => Action::Stop(VmStop::TripleFault),
+            VmExit::InvalidGuestState { check } => {
+                Action::Stop(VmStop::Error(format!("invalid guest state (check {check})")))
+            }
+            other => Action::Stop(VmStop::Error(format!("unexpected exit {other:?}"))),
+        }
+    }
+
+    /// An interrupt from the VM's devices: inject it if the guest can take it now, else
+    /// ask for an interrupt-window exit.
+    fn prepare_injection(&mut self, i: usize) {
+        let vm = &mut self.vms[i];
+        let c = &mut vm.vcb.controls;
+        c.exec &= !exec::INTWIN_EXIT;
+        if c.event_inject & event::VALID != 0 || !vm.board.interrupt_pending() {
+            return;
+        }
+        if guest_can_take_interrupt(&vm.vcb.guest) {
+            if let Some(v) = vm.board.acknowledge_interrupt() {
+                vm.vcb.controls.event_inject = event::VALID | event::EXTERNAL << 8 | v as u32;
+            }
+        } else {
+            vm.vcb.controls.exec |= exec::INTWIN_EXIT;
+        }
+    }
+
+    /// The VM's reset line: its processor restarts at F000:FFF0, its chipset forgets the
+    /// shadow RAM; RAM and devices keep their state (as `Machine::reset`).
+    fn reset_vm(&mut self, i: usize) {
+        let vm = &mut self.vms[i];
+        vm.vcb.guest = crate::cpu::v386::State::default();
+        vm.vcb.controls.event_inject = 0;
+        vm.board.pci.reset();
+        vm.state = VmState::Runnable;
+        if let Err(e) = vm.remap(&mut self.mem) {
+            vm.state = VmState::Stopped(VmStop::Error(format!("{e}")));
+        }
+    }
+}

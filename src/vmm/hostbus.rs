@@ -1,0 +1,125 @@
+//! The bus the processor sees while the VMM runs one VM: host memory as direct RAM, the
+//! VM's device window (host-physical pages above host RAM that the VM's SLT maps its
+//! device memory to) routed to that VM's board, and the ports the VM's I/O bitmap lets
+//! through routed there too — the VM's own devices, as if assigned to it. No interrupt
+//! line: the dispatcher injects the VM's interrupts itself.
+
+use super::allocator::{HostMemory, PAGE};
+use super::vm::Vm;
+use crate::addr::Phys;
+use crate::bus::{Bus, IoSize, StopRequest};
+use crate::machine::Board;
+
+/// What of one VM the processor may reach while it runs: everything but its VCB, which
+/// the processor holds meanwhile.
+pub struct HostBus<'a> {
+    mem: &'a mut HostMemory,
+    board: &'a mut Board,
+    /// Device-window slots: the guest page each stands for.
+    window: &'a [u32],
+    window_first: u64,
+    ram_base: u64,
+    ram_len: usize,
+    mmio: &'a mut u64,
+    /// Host RAM pages (everything below is direct).
+    pages: u32,
+    /// The processor's retired count when the VM was entered, and the VM's clock then.
+    entry_icount: u64,
+    entry_clock: u64,
+}
+
+impl<'a> HostBus<'a> {
+    /// The bus for running `vm`, and its VCB for `Cpu::vm_run`.
+    pub fn new(mem: &'a mut HostMemory, vm: &'a mut Vm, entry_icount: u64) -> (Self, &'a mut crate::cpu::v386::Vcb) {
+        let pages = mem.pages() as u32;
+        let window_first = vm.window_first_page();
+        let bus = HostBus {
+            mem,
+            board: &mut vm.board,
+            window: &vm.window,
+            window_first,
+            ram_base: vm.ram_base,
+            ram_len: vm.ram_len,
+            mmio: &mut vm.counters.mmio,
+            pages,
+            entry_icount,
+            entry_clock: vm.clock,
+        };
+        (bus, &mut vm.vcb)
+    }
+
+    /// The guest-physical address a window address stands for.
+    fn window(&self, addr: Phys) -> Option<Phys> {
+        let slot = (addr.page() as u64).checked_sub(self.window_first)?;
+        let gpa_page = *self.window.get(slot as usize)?;
+        Some(Phys((gpa_page << 12) | addr.page_offset()))
+    }
+
+    fn split(&mut self) -> (&mut Board, &mut [u8]) {
+        let (base, len) = (self.ram_base as usize, self.ram_len);
+        (&mut *self.board, &mut self.mem.bytes[base..base + len])
+    }
+}
+
+impl Bus for HostBus<'_> {
+    #[inline]
+    fn ram(&mut self) -> &mut [u8] {
+        &mut self.mem.bytes
+    }
+
+    #[inline]
+    fn is_direct(&self, page: u32) -> bool {
+        page < self.pages
+    }
+
+    fn mmio_read(&mut self, addr: Phys, size: IoSize) -> u32 {
+        let Some(gpa) = self.window(addr) else { return all_ones(size) };
+        *self.mmio += 1;
+        let (board, ram) = self.split();
+        board.mmio_read(gpa, size, ram)
+    }
+
+    fn mmio_write(&mut self, addr: Phys, size: IoSize, value: u32) {
+        let Some(gpa) = self.window(addr) else { return };
+        *self.mmio += 1;
+        let (board, ram) = self.split();
+        board.mmio_write(gpa, size, value, ram);
+    }
+
+    fn io_in(&mut self, port: u16, size: IoSize) -> u32 {
+        self.board.io_in(port, size)
+    }
+
+    fn io_out(&mut self, port: u16, size: IoSize, value: u32) {
+        let (board, ram) = self.split();
+        board.io_out(port, size, value, ram);
+    }
+
+    fn take_stop_request(&mut self) -> Option<StopRequest> {
+        self.board.take_stop_request()
+    }
+
+    fn sync(&mut self, icount: u64) {
+        let t = self.entry_clock + icount.saturating_sub(self.entry_icount);
+        self.board.sync(t);
+    }
+
+    fn take_memory_map_change(&mut self) -> bool {
+        // The dispatcher remaps the VM's pages after the run (`Vm::remap`); host-physical
+        // pages never change meaning.
+        false
+    }
+
+    fn for_each_dirty_page(&mut self, f: &mut dyn FnMut(u32)) {
+        let base = (self.ram_base / PAGE) as u32;
+        self.board.for_each_dirty_page(&mut |p| f(base + p));
+    }
+}
+
+fn all_ones(size: IoSize) -> u32 {
+    match size {
+        IoSize::Byte => 0xff,
+        IoSize::Word => 0xffff,
+        IoSize::Dword => 0xffff_ffff,
+    }
+}

@@ -1,0 +1,184 @@
+//! The *interpreters* (Popek & Goldberg): one small function per kind of exit, each
+//! doing for the guest what the trapped instruction would have done on a real PC — port
+//! I/O into the VM's own board, CPUID as the VMM presents the processor, the MSRs the
+//! guest has no copy of, hypercalls, HLT, and the nested page faults by which a VM's
+//! device memory is mapped in. Each returns what the dispatcher should do next.
+
+use super::allocator::HostMemory;
+use super::vm::{Vm, VmState, VmStop};
+use crate::bus::{IoSize, StopRequest};
+use crate::cpu::cpuid::{v386_feature, V386_LEAF};
+use crate::cpu::flags::IF;
+use crate::cpu::msr::index;
+use crate::cpu::v386::event;
+use crate::cpu::v386::slt::Access;
+use crate::cpu::{Cpu, CS, EAX, EBX, ECX, EDX};
+use alloc::format;
+
+/// What the dispatcher does after an interpreter.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Action {
+    /// Enter the VM again.
+    Continue,
+    /// The VM gave up the processor (HLT, a yield hypercall): next VM.
+    EndTurn,
+    /// The VM is finished.
+    Stop(VmStop),
+    /// The VM pulsed its reset line.
+    Reset,
+}
+
+/// Step the guest past the instruction that exited (its length is in the exit
+/// information) and drop any STI/MOV SS blocking it started.
+pub fn skip_instruction(vm: &mut Vm) {
+    let g = &mut vm.vcb.guest;
+    let len = vm.vcb.exit.instr_len;
+    g.eip = if g.segs[CS as usize].big() { g.eip.wrapping_add(len) } else { g.eip.wrapping_add(len) & 0xffff };
+    g.interruptibility = 0;
+}
+
+/// Act on what a device asked for during the access (isa-debug-exit, soft-off, reset).
+fn after_device(vm: &mut Vm) -> Action {
+    match vm.board.take_stop_request() {
+        Some(StopRequest::DebugExit(v)) => Action::Stop(VmStop::DebugExit(v)),
+        Some(StopRequest::PowerOff) => Action::Stop(VmStop::PowerOff),
+        Some(StopRequest::Reset) => Action::Reset,
+        Some(StopRequest::Yield) | None => Action::Continue,
+    }
+}
+
+/// OUT to an intercepted port: the VM's board gets it.
+pub fn io_out(vm: &mut Vm, mem: &mut HostMemory, port: u16, size: IoSize, value: u32) -> Action {
+    let (base, len) = (vm.ram_base as usize, vm.ram_len);
+    vm.board.io_out(port, size, value, &mut mem.bytes[base..base + len]);
+    skip_instruction(vm);
+    after_device(vm)
+}
+
+/// IN from an intercepted port: the board answers into AL, AX or EAX.
+pub fn io_in(vm: &mut Vm, port: u16, size: IoSize) -> Action {
+    let v = vm.board.io_in(port, size);
+    let eax = &mut vm.vcb.guest.regs[EAX];
+    *eax = match size {
+        IoSize::Byte => (*eax & !0xff) | (v & 0xff),
+        IoSize::Word => (*eax & !0xffff) | (v & 0xffff),
+        IoSize::Dword => v,
+    };
+    skip_instruction(vm);
+    after_device(vm)
+}
+
+/// CPUID as the VMM presents the processor: the host's, without the V386 mode bits, so
+/// a guest never believes it can nest (docs/v386.md §2, §5.9); PSI stays.
+pub fn cpuid(vm: &mut Vm, host: &Cpu, leaf: u32) -> Action {
+    let mut r = host.cpuid(leaf);
+    if leaf == V386_LEAF + 1 {
+        r = [0, 0, 0, v386_feature::PSI];
+    }
+    let g = &mut vm.vcb.guest;
+    g.regs[EAX] = r[0];
+    g.regs[EBX] = r[1];
+    g.regs[ECX] = r[2];
+    g.regs[EDX] = r[3];
+    skip_instruction(vm);
+    Action::Continue
+}
+
+/// Hypercall numbers of v386's VMM (EAX; docs/v386.md §7.2 leaves the table to the VMM).
+pub mod hypercall {
+    /// Returns the VMM's version, 0x386.
+    pub const VERSION: u32 = 0;
+    /// Writes the byte in BL to the VM's debug console.
+    pub const PUTCHAR: u32 = 1;
+    /// Gives up the rest of the VM's turn.
+    pub const YIELD: u32 = 2;
+}
+
+/// VCALL. Unknown calls return -1 (ENOSYS-like).
+pub fn vcall(vm: &mut Vm, nr: u32, args: [u32; 5]) -> Action {
+    let (result, action) = match nr {
+        hypercall::VERSION => (0x386, Action::Continue),
+        hypercall::PUTCHAR => {
+            vm.board.debugcon.write(args[0] as u8);
+            (0, Action::Continue)
+        }
+        hypercall::YIELD => (0, Action::EndTurn),
+        _ => (u32::MAX, Action::Continue),
+    };
+    vm.vcb.guest.regs[EAX] = result;
+    skip_instruction(vm);
+    action
+}
+
+/// HLT: the VM waits for an interrupt; with IF clear nothing can come.
+pub fn hlt(vm: &mut Vm) -> Action {
+    skip_instruction(vm);
+    if vm.vcb.guest.eflags & IF == 0 {
+        return Action::Stop(VmStop::DeadHalt);
+    }
+    vm.state = VmState::Halted;
+    Action::EndTurn
+}
+
+/// Queue #GP(0) for the guest (an MSR it may not touch).
+fn inject_gp(vm: &mut Vm) {
+    vm.vcb.controls.event_inject = event::VALID | event::HARDWARE_EXCEPTION << 8 | event::ERROR_CODE | 13;
+    vm.vcb.controls.event_error_code = 0;
+}
+
+/// RDMSR of an MSR without a guest copy in the VCB (docs/v386.md §5.4).
+pub fn rdmsr(vm: &mut Vm, msr: u32) -> Action {
+    let v = match msr {
+        index::IA32_P5_MC_ADDR | index::IA32_P5_MC_TYPE | index::IA32_PLATFORM_ID => Some(0),
+        index::IA32_BIOS_SIGN_ID | index::IA32_MISC_ENABLE => Some(vm.msrs.get(&msr).copied().unwrap_or(0)),
+        other => vm.board.rdmsr(other),
+    };
+    match v {
+        Some(v) => {
+            vm.vcb.guest.regs[EAX] = v as u32;
+            vm.vcb.guest.regs[EDX] = (v >> 32) as u32;
+            skip_instruction(vm);
+        }
+        None => inject_gp(vm),
+    }
+    Action::Continue
+}
+
+/// WRMSR of an MSR without a guest copy.
+pub fn wrmsr(vm: &mut Vm, msr: u32, value: u64) -> Action {
+    let ok = match msr {
+        index::IA32_P5_MC_ADDR | index::IA32_P5_MC_TYPE | index::IA32_PLATFORM_ID => true,
+        index::IA32_BIOS_SIGN_ID | index::IA32_MISC_ENABLE => {
+            vm.msrs.insert(msr, value);
+            true
+        }
+        other => vm.board.wrmsr(other, value) == Some(true),
+    };
+    if ok {
+        skip_instruction(vm);
+    } else {
+        inject_gp(vm);
+    }
+    Action::Continue
+}
+
+/// A nested page fault. A page the SLT does not map yet is the VM's device memory or a
+/// hole: map it into the VM's device window (its devices answer, or nothing does, as on
+/// a PC). A write to a page mapped read-only (ROM, shadow RAM the chipset locked) is
+/// dropped, as the chipset drops it: the instruction is skipped.
+pub fn nested_page_fault(vm: &mut Vm, mem: &mut HostMemory, gpa: u64, access: Access, present: bool) -> Action {
+    if gpa >> 32 != 0 {
+        return Action::Stop(VmStop::Error(format!("access above 4 GiB at guest-physical {gpa:#x}")));
+    }
+    if !present {
+        return match vm.map_page(mem, (gpa >> 12) as u32) {
+            Ok(()) => Action::Continue,
+            Err(e) => Action::Stop(VmStop::Error(format!("{e}"))),
+        };
+    }
+    if access == Access::Write && vm.vcb.exit.instr_len != 0 {
+        skip_instruction(vm);
+        return Action::Continue;
+    }
+    Action::Stop(VmStop::Error(format!("{access:?} denied at guest-physical {gpa:#x}")))
+}

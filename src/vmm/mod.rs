@@ -1,0 +1,119 @@
+//! The virtual machine monitor: unmodified guests in VMs on the V386 extension
+//! (docs/v386.md §12.3), in Popek & Goldberg's three parts.
+//!
+//! Where behaviour lives:
+//! - [`allocator`]: host memory and its owners, each VM's RAM, ROM copies and
+//!   second-level tables, the I/O-bitmap policy.
+//! - [`dispatcher`]: the run loop (enter, exit, log, interpret, enter again) and the
+//!   round-robin scheduler driven by the preemption timer; interrupt injection.
+//! - [`interp`]: one interpreter per kind of exit.
+//! - [`exit`]: [`VmExit`], an exit decoded with its data (kvm-ioctls' `VcpuExit` shape).
+//! - [`vm`]: one VM — its VCB, its own PC board (the models the bare machine uses), its
+//!   memory, its state and counters.
+//! - [`hostbus`]: what the processor sees while one VM runs.
+//! - [`log`]: the bounded exit ring and the per-VM counters the live view shows.
+//!
+//! The processor is the one `crate::cpu::Cpu` the bare machine uses; the VMM enters a
+//! guest with `Cpu::vm_run`, the same entry and exit code an x86 host reaches with
+//! `VMENTER`.
+
+pub mod allocator;
+pub mod dispatcher;
+pub mod exit;
+pub mod hostbus;
+pub mod interp;
+pub mod log;
+pub mod vm;
+
+use crate::cpu::Cpu;
+use crate::machine::{Machine, MachineSpec, SpecError};
+use alloc::string::String;
+use alloc::vec::Vec;
+use allocator::{AllocError, HostMemory, MAX_VMS};
+pub use dispatcher::RunOutcome;
+pub use exit::VmExit;
+use log::ExitLog;
+pub use vm::{Vm, VmState, VmStop};
+
+/// How the VMM runs its VMs.
+#[derive(Clone, Copy, Debug)]
+pub struct VmmConfig {
+    /// Guest instructions per scheduling turn (the preemption timer's quantum).
+    pub quantum: u32,
+    /// Exits kept in the log ring.
+    pub log_capacity: usize,
+}
+
+impl Default for VmmConfig {
+    fn default() -> Self {
+        // 100,000 instructions: about 1 ms of guest time at the deterministic clock's
+        // 10 ns per instruction, the order of a Linux tick.
+        VmmConfig { quantum: 100_000, log_capacity: 1 << 16 }
+    }
+}
+
+/// Why a VM could not be created.
+#[derive(Debug)]
+pub enum VmmError {
+    /// The VM's machine description.
+    Spec(SpecError),
+    /// Host memory or VM slots ran out.
+    Alloc(AllocError),
+}
+
+impl core::fmt::Display for VmmError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            VmmError::Spec(e) => write!(f, "VM description: {e}"),
+            VmmError::Alloc(e) => write!(f, "VM memory: {e}"),
+        }
+    }
+}
+
+/// The monitor: the processor, host memory, the VMs and the exit log.
+pub struct Vmm {
+    /// The one processor the VMs share.
+    pub cpu: Cpu,
+    pub mem: HostMemory,
+    pub vms: Vec<Vm>,
+    pub log: ExitLog,
+    pub config: VmmConfig,
+    /// The VM whose turn is next.
+    next_vm: usize,
+}
+
+impl Vmm {
+    pub fn new(config: VmmConfig) -> Self {
+        let mut cpu = Cpu::new();
+        // CPUID as guests see it reports a local APIC: every VM's board has one.
+        cpu.apic_present = true;
+        Vmm { cpu, mem: HostMemory::new(), vms: Vec::new(), log: ExitLog::new(config.log_capacity), config, next_vm: 0 }
+    }
+
+    /// Add a VM built from a machine description (the same one the bare machine takes).
+    pub fn add_vm(&mut self, name: &str, spec: MachineSpec) -> Result<u16, VmmError> {
+        let m = spec.build().map_err(VmmError::Spec)?;
+        self.add_machine(name, m)
+    }
+
+    /// Add a VM made of a built machine: its RAM moves into host memory.
+    pub fn add_machine(&mut self, name: &str, m: Machine) -> Result<u16, VmmError> {
+        if self.vms.len() >= MAX_VMS - 1 {
+            return Err(VmmError::Alloc(AllocError::TooManyVms));
+        }
+        // Tags 1…: tag 0 is the host's (docs/v386.md §6.5).
+        let id = self.vms.len() as u16 + 1;
+        let vm = vm::Vm::from_machine(id, String::from(name), m, &mut self.mem).map_err(VmmError::Alloc)?;
+        self.vms.push(vm);
+        Ok(id)
+    }
+
+    /// The VM with tag `id`.
+    pub fn vm(&self, id: u16) -> Option<&Vm> {
+        self.vms.iter().find(|v| v.id == id)
+    }
+
+    pub fn vm_mut(&mut self, id: u16) -> Option<&mut Vm> {
+        self.vms.iter_mut().find(|v| v.id == id)
+    }
+}

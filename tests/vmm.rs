@@ -1,0 +1,168 @@
+//! The VMM on V386 (docs/v386.md §12.3): unmodified guests in VMs side by side, each with
+//! its own devices, memory, screen and serial line, time-shared by the preemption timer.
+//!
+//! The Linux guest (Debian's i686 kernel and the busybox initramfs, from `.cache/images/`
+//! as `scripts/images.sh` builds them) boots to a shell; beside it SeaBIOS boots the demo
+//! floppy (`tests/guests/webdemo.asm`). Missing images or nasm skip the test unless
+//! `V386_REQUIRE_QEMU` is set.
+
+mod common;
+use common::*;
+
+use std::process::Command;
+use std::time::Instant;
+
+use v386::cpu::v386::ExitReason;
+use v386::machine::MachineSpec;
+use v386::vmm::{RunOutcome, VmState, Vmm, VmmConfig};
+
+const PROMPT: &str = "v386:/# ";
+
+fn assemble_webdemo() -> Option<Vec<u8>> {
+    if !tool_available("nasm", "-v") {
+        skip("nasm is not installed");
+        return None;
+    }
+    let src = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/guests/webdemo.asm");
+    let out = out_dir("vmm").join("webdemo.img");
+    let st = Command::new("nasm").args(["-f", "bin", "-o"]).arg(&out).arg(&src).status().expect("run nasm");
+    assert!(st.success(), "nasm failed on {}", src.display());
+    Some(std::fs::read(out).expect("read the image"))
+}
+
+/// Serial output of VM `id` since the last call, appended to `text`.
+fn drain(vmm: &mut Vmm, id: u16, text: &mut String) {
+    let vm = vmm.vm_mut(id).expect("the VM");
+    text.push_str(&String::from_utf8_lossy(&vm.board.com1.take_output()));
+}
+
+fn screen(vmm: &Vmm, id: u16) -> String {
+    let s = vmm.vm(id).expect("the VM").board.vga.text_snapshot();
+    s.cells
+        .chunks(s.cols as usize)
+        .map(|row| row.iter().map(|c| (*c as u8) as char).collect::<String>().trim_end().to_string())
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// Counters and the last exits, for a failure message.
+fn report(vmm: &Vmm) -> String {
+    let mut s = String::new();
+    for vm in &vmm.vms {
+        let by: Vec<String> = ExitReason::ALL
+            .iter()
+            .filter(|r| vm.counters.count(**r) > 0)
+            .map(|r| format!("{} {}", r.name(), vm.counters.count(*r)))
+            .collect();
+        s += &format!(
+            "{}: retired {} turns {} mmio {} eip {:#x} exits: {}\n",
+            vm.name,
+            vm.counters.retired,
+            vm.counters.turns,
+            vm.counters.mmio,
+            vm.vcb.guest.eip,
+            by.join(", ")
+        );
+    }
+    s += "last exits:\n";
+    let recs: Vec<_> = vmm.log.iter().collect();
+    for r in recs.iter().rev().take(20).rev() {
+        s += &format!(
+            "  t={} vm{} reason {} qual {:#x} eip {:#x} {:02x?}\n",
+            r.time,
+            r.vm,
+            r.reason,
+            r.qualification,
+            r.guest_eip,
+            &r.instr[..r.instr_len as usize]
+        );
+    }
+    s
+}
+
+#[test]
+fn linux_and_a_seabios_guest_run_side_by_side() {
+    let (Some(kernel), Some(initrd), Some(bios), Some(vgabios)) = (
+        read_image("vmlinuz"),
+        read_image("initramfs.cpio.gz"),
+        read_image("bios.bin"),
+        read_image("vgabios-stdvga.bin"),
+    ) else {
+        return;
+    };
+    let Some(floppy) = assemble_webdemo() else { return };
+    let mut vmm = Vmm::new(VmmConfig::default());
+    let linux = vmm
+        .add_vm(
+            "linux",
+            MachineSpec {
+                memory_mb: Some(128),
+                kernel: Some(kernel),
+                initrd: Some(initrd),
+                cmdline: Some("console=ttyS0 cryptomgr.notests".into()),
+                ..Default::default()
+            },
+        )
+        .expect("the Linux VM");
+    let demo = vmm
+        .add_vm(
+            "demo",
+            MachineSpec {
+                memory_mb: Some(16),
+                bios: Some(bios),
+                vga_bios: Some(vgabios),
+                fda: Some(floppy),
+                ..Default::default()
+            },
+        )
+        .expect("the SeaBIOS VM");
+
+    let t = Instant::now();
+    let (mut linux_out, mut demo_out) = (String::new(), String::new());
+    let mut total = 0u64;
+    while !linux_out.contains(PROMPT) {
+        let r = vmm.run(20_000_000);
+        total += 20_000_000;
+        drain(&mut vmm, linux, &mut linux_out);
+        drain(&mut vmm, demo, &mut demo_out);
+        let states: Vec<_> = vmm.vms.iter().map(|v| (v.name.clone(), v.state.clone())).collect();
+        assert!(
+            r == RunOutcome::BudgetSpent && total < 8_000_000_000 && states.iter().all(|(_, s)| !matches!(s, VmState::Stopped(_))),
+            "{r:?} after {total} instructions; VM states {states:?}\nLinux serial:\n{linux_out}\ndemo serial:\n{demo_out}\ndemo screen:\n{}\n{}",
+            screen(&vmm, demo),
+            report(&vmm)
+        );
+    }
+    println!("Linux shell prompt after {total} machine instructions, {:.1} s", t.elapsed().as_secs_f64());
+    // The shell answers.
+    vmm.vm_mut(linux).unwrap().board.com1.receive(b"uname -a\n");
+    let from = linux_out.len();
+    while !linux_out[from..].contains("i686") || !linux_out[from..].contains(PROMPT) {
+        vmm.run(20_000_000);
+        drain(&mut vmm, linux, &mut linux_out);
+    }
+    // The other VM: SeaBIOS booted the floppy, whose banner is on its own screen and line.
+    let demo_screen = screen(&vmm, demo);
+    assert!(demo_out.contains("v386"), "demo serial:\n{demo_out}\nscreen:\n{demo_screen}");
+    assert!(!screen(&vmm, linux).contains("v386 demo"), "the screens are separate");
+    for vm in &vmm.vms {
+        let c = &vm.counters;
+        println!(
+            "{}: {} retired, {} turns, {} preempted, {} exits (IO {}, HLT {}, NPF {}, timer {}, window {}, CPUID {}), {} MMIO",
+            vm.name,
+            c.retired,
+            c.turns,
+            c.preemptions,
+            c.exits(),
+            c.count(ExitReason::Io),
+            c.count(ExitReason::Hlt),
+            c.count(ExitReason::NestedPageFault),
+            c.count(ExitReason::PreemptionTimer),
+            c.count(ExitReason::InterruptWindow),
+            c.count(ExitReason::Cpuid),
+            c.mmio
+        );
+        assert!(c.preemptions > 0 && c.count(ExitReason::PreemptionTimer) > 0, "{}: preemption shows", vm.name);
+        assert!(c.count(ExitReason::Io) > 0, "{}: port I/O exits", vm.name);
+    }
+}
