@@ -162,6 +162,7 @@ impl Vmm {
             }
             // Asynchronous exits: the loop looks at the devices and the quantum again.
             VmExit::PreemptionTimer | VmExit::InterruptWindow | VmExit::ExternalInterrupt => Action::Continue,
+            VmExit::Sensitive { id, .. } => interp::sensitive(vm, id),
             VmExit::TripleFault => Action::Stop(VmStop::TripleFault),
             VmExit::InvalidGuestState { check } => {
                 Action::Stop(VmStop::Error(format!("invalid guest state (check {check})")))

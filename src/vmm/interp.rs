@@ -126,6 +126,19 @@ fn inject_gp(vm: &mut Vm) {
     vm.vcb.controls.event_error_code = 0;
 }
 
+/// The instructions that always exit (Table 8-7): INVD does nothing on a machine
+/// without caches; VMENTER in a guest raises #UD, as on a processor without V386, which
+/// is what the guest's CPUID says (no nested V386, docs/v386.md §5.9).
+pub fn sensitive(vm: &mut Vm, id: u8) -> Action {
+    use crate::cpu::v386::sensitive::{INVD, VMENTER, WBINVD};
+    match id {
+        INVD | WBINVD => skip_instruction(vm),
+        VMENTER => vm.vcb.controls.event_inject = event::VALID | event::HARDWARE_EXCEPTION << 8 | 6,
+        _ => return Action::Stop(VmStop::Error(format!("unexpected sensitive-instruction exit {id}"))),
+    }
+    Action::Continue
+}
+
 /// RDMSR of an MSR without a guest copy in the VCB (docs/v386.md §5.4).
 pub fn rdmsr(vm: &mut Vm, msr: u32) -> Action {
     let v = match msr {
