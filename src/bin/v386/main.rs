@@ -16,6 +16,8 @@ use std::io::{self, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+mod vms;
+
 use v386::cpu::StopReason;
 use v386::machine::{ClockMode, Machine, MachineConfig, MachineError, StartMode};
 
@@ -41,6 +43,7 @@ USAGE:
     v386 -kernel KERNEL [-initrd FILE] [-append CMDLINE] [OPTIONS]
     v386 -fda FLOPPY.img [OPTIONS]
     v386 --flat IMAGE [--load-addr A] [--entry A] [--mode real|pm32] [OPTIONS]
+    v386 --vm 'MACHINE OPTIONS' --vm 'MACHINE OPTIONS' ... [--quantum N] [--max-instructions N]
 
 BOOT:
     -fda FILE                 Floppy image. With a BIOS (-bios, -L, -hda, -cdrom or
@@ -87,6 +90,14 @@ OPTIONS:
                               A guest write of V to port P ends the run with exit status
                               (V << 1) | 1. Defaults as in QEMU: iobase=0x501, iosize=2.
     --max-instructions N      Stop after N instructions (exit status 0).
+    --vm 'OPTIONS'            Run a machine described by OPTIONS (the options above, e.g.
+                              '-hda a.img -m 64' or '-kernel bzImage -initrd rd.gz
+                              -append console=ttyS0') as a VM under the VMM on the V386
+                              extension; give --vm once per VM. Each VM's serial line
+                              and debug console go to the terminal with a '[vmN] '
+                              prefix unless its options say -serial/-debugcon file:PATH
+                              or null. Exit counters per VM are printed at the end.
+    --quantum N               Guest instructions per VM turn (default 100000).
     -display none, -nographic, -no-reboot
                               Accepted for compatibility; no effect.
     -h, --help                This help.
@@ -172,6 +183,8 @@ enum Command {
     Help,
     Version,
     Run(Options),
+    /// `--vm` given: several machines as VMs under the VMM.
+    RunVms(vms::VmsOptions),
 }
 
 /// Everything that makes `v386` exit with status 2.
@@ -207,6 +220,8 @@ enum CliError {
     },
     Output(io::Error),
     Machine(MachineError),
+    /// A VM the VMM could not create.
+    Vmm(String),
     /// An image the machine refused (wrong size, wrong kind), with the file it came from.
     Image {
         path: PathBuf,
@@ -223,6 +238,7 @@ impl CliError {
                 | CliError::OpenDebugcon { .. }
                 | CliError::Output(_)
                 | CliError::Machine(_)
+                | CliError::Vmm(_)
                 | CliError::EmptyImage(_)
                 | CliError::NoBios
         )
@@ -262,6 +278,7 @@ impl fmt::Display for CliError {
             }
             CliError::Output(err) => write!(f, "cannot write debugcon output: {err}"),
             CliError::Machine(e) => write!(f, "{e}"),
+            CliError::Vmm(e) => write!(f, "{e}"),
         }
     }
 }
@@ -411,6 +428,8 @@ fn parse_args<I: IntoIterator<Item = OsString>>(args: I) -> Result<Command, CliE
     let mut kernel: Option<PathBuf> = None;
     let mut initrd: Option<PathBuf> = None;
     let mut append: Option<String> = None;
+    let mut vm_args: Vec<String> = Vec::new();
+    let mut quantum: Option<u32> = None;
 
     fn set<T>(slot: &mut Option<T>, v: T, opt: &'static str) -> Result<(), CliError> {
         if slot.is_some() {
@@ -500,8 +519,20 @@ fn parse_args<I: IntoIterator<Item = OsString>>(args: I) -> Result<Command, CliE
                 }
             }
             "nographic" | "no-reboot" => {}
+            "vm" => vm_args.push(str_value!("--vm")),
+            "quantum" => set(&mut quantum, parse_u32("--quantum", &str_value!("--quantum"))?, "--quantum")?,
             _ => return Err(CliError::UnknownOption(a.to_string())),
         }
+    }
+    if !vm_args.is_empty() {
+        let others = [fda.is_some(), flat.is_some(), bios.is_some(), hda.is_some(), cdrom.is_some(), kernel.is_some()];
+        if others.iter().any(|&b| b) {
+            return Err(CliError::Conflict("--vm", "a machine's own options outside --vm"));
+        }
+        return vms::parse(&vm_args, max_instructions, quantum).map(Command::RunVms);
+    }
+    if quantum.is_some() {
+        return Err(CliError::Conflict("--quantum", "a run without --vm"));
     }
 
     if let Some(kernel) = kernel {
@@ -601,8 +632,8 @@ impl Sink {
     }
 }
 
-/// Build the machine, run it, and give the process exit status.
-fn run(opts: &Options) -> Result<u8, CliError> {
+/// Build the machine the options describe.
+fn build_machine(opts: &Options) -> Result<Machine, CliError> {
     let cfg = MachineConfig {
         mem_mb: opts.mem_mb,
         debug_exit_port: opts.debug_exit.map(|d| d.iobase),
@@ -652,7 +683,12 @@ fn run(opts: &Options) -> Result<u8, CliError> {
             m.load_flat(&img, load, entry.unwrap_or(load), *mode)?;
         }
     }
+    Ok(m)
+}
 
+/// Build the machine, run it, and give the process exit status.
+fn run(opts: &Options) -> Result<u8, CliError> {
+    let mut m = build_machine(opts)?;
     let mut sink = Sink::open(&opts.debugcon)?;
     let mut fw_log = match std::env::var_os("V386_FIRMWARE_LOG") {
         Some(p) => Some(Sink::open(&DebugconSink::File(PathBuf::from(p)))?),
@@ -769,6 +805,7 @@ fn main() -> ExitCode {
             Ok(0)
         }
         Command::Run(opts) => run(&opts),
+        Command::RunVms(v) => vms::run(&v),
     });
     match result {
         Ok(status) => ExitCode::from(status),

@@ -1,0 +1,215 @@
+//! `v386 --vm "..." --vm "..."`: several machines, each described by the same options as
+//! a single run, as VMs under the VMM on the V386 extension (src/vmm/). Each VM's serial
+//! line and debug console go to the terminal with a `[vmN] ` prefix unless its options
+//! send them elsewhere; the exit counters of every VM are printed at the end.
+
+use super::{build_machine, parse_args, CliError, Command, DebugconSink, Options, SerialSink, Sink, SLICE};
+use std::ffi::OsString;
+use std::io::{self, Write};
+use v386::cpu::v386::ExitReason;
+use v386::machine::ClockMode;
+use v386::vmm::{RunOutcome, Vm, VmState, Vmm, VmmConfig};
+
+/// One `--vm`: its options, and whether it chose its serial and debug-console sinks.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct VmOptions {
+    pub opts: Options,
+    serial_given: bool,
+    debugcon_given: bool,
+}
+
+/// A run of VMs.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct VmsOptions {
+    pub vms: Vec<VmOptions>,
+    pub max_instructions: Option<u64>,
+    pub quantum: Option<u32>,
+}
+
+/// Split a `--vm` value into arguments: whitespace separates, single or double quotes
+/// group (`-append "console=ttyS0 quiet"`).
+fn split(s: &str) -> Result<Vec<String>, CliError> {
+    let mut out = Vec::new();
+    let mut cur = String::new();
+    let mut quote: Option<char> = None;
+    let mut any = false;
+    for c in s.chars() {
+        match (quote, c) {
+            (Some(q), c) if c == q => quote = None,
+            (Some(_), c) => cur.push(c),
+            (None, '"' | '\'') => {
+                quote = Some(c);
+                any = true;
+            }
+            (None, c) if c.is_whitespace() => {
+                if any || !cur.is_empty() {
+                    out.push(core::mem::take(&mut cur));
+                }
+                any = false;
+            }
+            (None, c) => cur.push(c),
+        }
+    }
+    if quote.is_some() {
+        return Err(CliError::BadValue { opt: "--vm", value: s.into(), expected: "balanced quotes" });
+    }
+    if any || !cur.is_empty() {
+        out.push(cur);
+    }
+    Ok(out)
+}
+
+/// Parse every `--vm` value with the single-machine parser.
+pub fn parse(values: &[String], max_instructions: Option<u64>, quantum: Option<u32>) -> Result<VmsOptions, CliError> {
+    let mut vms = Vec::new();
+    for v in values {
+        let args = split(v)?;
+        let given = |names: &[&str]| args.iter().any(|a| names.contains(&a.as_str()));
+        let serial_given = given(&["-serial", "--serial"]);
+        let debugcon_given = given(&["-debugcon", "--debugcon"]);
+        let nested = parse_args(args.iter().map(OsString::from))?;
+        let Command::Run(opts) = nested else {
+            return Err(CliError::BadValue { opt: "--vm", value: v.clone(), expected: "a machine's options" });
+        };
+        if opts.clock == ClockMode::Wall {
+            return Err(CliError::Conflict("--vm", "--clock wall (VMs keep deterministic time)"));
+        }
+        if opts.max_instructions.is_some() {
+            return Err(CliError::Conflict("--max-instructions inside --vm", "--vm (give it once, outside)"));
+        }
+        vms.push(VmOptions { opts, serial_given, debugcon_given });
+    }
+    Ok(VmsOptions { vms, max_instructions, quantum })
+}
+
+/// Where one stream of one VM goes: a sink, or the terminal line by line with a prefix.
+enum Out {
+    Sink(Sink),
+    Prefixed { prefix: String, pending: Vec<u8> },
+}
+
+impl Out {
+    fn new(given: bool, sink: Sink, prefix: &str) -> Out {
+        if given {
+            Out::Sink(sink)
+        } else {
+            Out::Prefixed { prefix: prefix.into(), pending: Vec::new() }
+        }
+    }
+
+    fn write(&mut self, bytes: &[u8]) -> io::Result<()> {
+        match self {
+            Out::Sink(s) => s.write(bytes),
+            Out::Prefixed { prefix, pending } => {
+                pending.extend_from_slice(bytes);
+                let mut out = io::stdout().lock();
+                while let Some(n) = pending.iter().position(|&b| b == b'\n') {
+                    let line: Vec<u8> = pending.drain(..=n).collect();
+                    let text = String::from_utf8_lossy(&line);
+                    write!(out, "{prefix}{}", text.trim_end_matches(['\r', '\n']))?;
+                    writeln!(out)?;
+                }
+                out.flush()
+            }
+        }
+    }
+}
+
+fn open(sink: &SerialSink) -> Result<Sink, CliError> {
+    Ok(match sink {
+        SerialSink::Stdio => Sink::Stdout(io::stdout()),
+        SerialSink::File(p) => Sink::open(&DebugconSink::File(p.clone()))?,
+        SerialSink::Null => Sink::Null,
+    })
+}
+
+/// One line per VM: its state and counters, then its exits by reason.
+fn summary(vm: &Vm) -> String {
+    let c = &vm.counters;
+    let state = match &vm.state {
+        VmState::Runnable => "running".to_string(),
+        VmState::Halted => "halted".to_string(),
+        VmState::Stopped(why) => format!("stopped: {why:?}"),
+    };
+    let by: Vec<String> =
+        ExitReason::ALL.iter().filter(|r| c.count(**r) > 0).map(|r| format!("{} {}", r.name(), c.count(*r))).collect();
+    format!(
+        "v386: {} ({state}): {} instructions, {} turns, {} preempted, {} exits, {} device-memory accesses\n\
+         v386: {} exits: {}",
+        vm.name,
+        c.retired,
+        c.turns,
+        c.preemptions,
+        c.exits(),
+        c.mmio,
+        vm.name,
+        if by.is_empty() { "none".into() } else { by.join(", ") }
+    )
+}
+
+/// Build the VMs, run them, print the counters. Exit status 0.
+pub fn run(v: &VmsOptions) -> Result<u8, CliError> {
+    let mut config = VmmConfig::default();
+    if let Some(q) = v.quantum {
+        config.quantum = q.max(1);
+    }
+    let mut vmm = Vmm::new(config);
+    let mut outs = Vec::new();
+    for (i, o) in v.vms.iter().enumerate() {
+        let name = format!("vm{}", i + 1);
+        let m = build_machine(&o.opts)?;
+        vmm.add_machine(&name, m).map_err(|e| CliError::Vmm(e.to_string()))?;
+        let serial = Out::new(o.serial_given, open(&o.opts.serial)?, &format!("[{name}] "));
+        let debugcon = Out::new(o.debugcon_given, Sink::open(&o.opts.debugcon)?, &format!("[{name} debugcon] "));
+        outs.push((serial, debugcon));
+    }
+    let mut left = v.max_instructions;
+    loop {
+        let n = left.map_or(SLICE, |l| l.min(SLICE));
+        let r = vmm.run(n);
+        for (vm, (serial, debugcon)) in vmm.vms.iter_mut().zip(outs.iter_mut()) {
+            serial.write(&vm.board.com1.take_output()).map_err(CliError::Output)?;
+            debugcon.write(&core::mem::take(&mut vm.board.debugcon.out)).map_err(CliError::Output)?;
+        }
+        if r == RunOutcome::AllStopped {
+            break;
+        }
+        if let Some(l) = &mut left {
+            *l = l.saturating_sub(n);
+            if *l == 0 {
+                break;
+            }
+        }
+    }
+    for vm in &vmm.vms {
+        eprintln!("{}", summary(vm));
+    }
+    Ok(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn vm_values_split_like_a_shell() {
+        assert_eq!(split("-hda a.img  -m 64").unwrap(), ["-hda", "a.img", "-m", "64"]);
+        assert_eq!(
+            split("-append \"console=ttyS0 quiet\" -kernel k").unwrap(),
+            ["-append", "console=ttyS0 quiet", "-kernel", "k"]
+        );
+        assert_eq!(split("-append ''").unwrap(), ["-append", ""]);
+        assert!(split("-append \"open").is_err());
+    }
+
+    #[test]
+    fn each_vm_is_a_machine_of_its_own() {
+        let v =
+            parse(&["-fda a.img -serial file:/tmp/x".into(), "-kernel k -m 64".into()], Some(5), Some(1000)).unwrap();
+        assert_eq!(v.vms.len(), 2);
+        assert!(v.vms[0].serial_given && !v.vms[1].serial_given);
+        assert_eq!(v.vms[1].opts.mem_mb, 64);
+        assert!(parse(&["-fda a.img --clock wall".into()], None, None).is_err());
+        assert!(parse(&["--help".into()], None, None).is_err());
+    }
+}
