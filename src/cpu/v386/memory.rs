@@ -7,9 +7,13 @@ use super::slt::{self, Access, SltFault};
 use super::{npf, ExitReason};
 use crate::bus::Bus;
 use crate::cpu::exception::Exception;
+use crate::cpu::mmu::{pte, USER_EXEC, USER_READ, USER_WRITE};
 use crate::cpu::mmu::{read_phys32, read_phys64, write_phys32_at, TlbEntry, SUP_EXEC, SUP_READ, SUP_WRITE};
-use crate::cpu::mmu::{USER_EXEC, USER_READ, USER_WRITE};
-use crate::cpu::Cpu;
+use crate::cpu::{cr0, cr4, Cpu};
+
+/// Bits 35:12 of a PAE paging-structure entry: the next table or the frame (SDM Vol. 3A
+/// §4.4.2, Tables 4-8 to 4-11; MAXPHYADDR is 36).
+const PAE_FRAME: u64 = ((1 << 36) - 1) & !0xfff;
 
 /// What a guest-physical access is, for the nested-page-fault qualification.
 #[derive(Clone, Copy)]
@@ -71,6 +75,49 @@ impl Cpu {
                 Err(Exception::VmExit)
             }
         }
+    }
+
+    /// The guest-physical address of guest-linear `lin` by the guest's own paging, for the
+    /// exit information of string I/O (docs/v386.md §4.4 `GUEST_PHYSICAL_ADDRESS`, Table
+    /// 8-6: "the first element's address"). A probe, not an access: the exit comes before
+    /// the first iteration (§5.4 "Priority"), so it sets no accessed or dirty bit, checks no
+    /// permission and raises nothing. None when the guest's tables do not map `lin` or the
+    /// SLT does not map one of them. The walks are those of SDM Vol. 3A §4.3 (32-bit, with
+    /// PSE 4 MiB pages) and §4.4.2 (PAE, with 2 MiB pages).
+    pub(crate) fn guest_physical_probe<B: Bus>(&self, bus: &mut B, lin: u32) -> Option<u64> {
+        if self.cr0 & cr0::PG == 0 {
+            return Some(lin as u64);
+        }
+        let root = self.v386.as_deref()?.vcb.controls.slt_root;
+        let mut entry = |gpa: u64| -> Option<u64> {
+            let t = slt::walk(bus, root, gpa, Access::Read, false).ok()?;
+            Some(read_phys64(bus, t.hpa))
+        };
+        let (p, ps) = (pte::P as u64, pte::PS as u64);
+        if self.cr4 & cr4::PAE != 0 {
+            let pdpte = self.pdpte[(lin >> 30) as usize];
+            if pdpte & p == 0 {
+                return None;
+            }
+            let pde = entry((pdpte & PAE_FRAME) | (((lin >> 21) & 0x1ff) as u64 * 8))?;
+            if pde & p == 0 {
+                return None;
+            }
+            if pde & ps != 0 {
+                return Some((pde & PAE_FRAME & !0x1f_ffff) | (lin & 0x1f_ffff) as u64);
+            }
+            let pte = entry((pde & PAE_FRAME) | (((lin >> 12) & 0x1ff) as u64 * 8))?;
+            return (pte & p != 0).then_some((pte & PAE_FRAME) | (lin & 0xfff) as u64);
+        }
+        let pde = entry(((self.cr3 & 0xffff_f000) | (lin >> 22) << 2) as u64)? as u32 as u64;
+        if pde & p == 0 {
+            return None;
+        }
+        if pde & ps != 0 && self.cr4 & cr4::PSE != 0 {
+            return Some((pde & 0xffc0_0000) | (lin & 0x3f_ffff) as u64);
+        }
+        let pte = entry((pde & 0xffff_f000) | (((lin >> 12) & 0x3ff) as u64 * 4))? as u32 as u64;
+        (pte & p != 0).then_some((pte & 0xffff_f000) | (lin & 0xfff) as u64)
     }
 
     /// The SLT half of a TLB fill: `entry` maps a linear page to a guest-physical page;

@@ -862,8 +862,12 @@ impl Cpu {
         let mut qual = (size as u64 - 1) | (input as u64) << 3 | (imm as u64) << 6 | (port as u64) << 16;
         if let Some((bits, lin)) = string {
             qual |= bits;
+            // The first element's linear and guest-physical addresses (§4.4, Table 8-6);
+            // the GPA is 0 when the guest's page tables do not map it.
+            let gpa = self.guest_physical_probe(bus, lin).unwrap_or(0);
             if let Some(x) = self.exit_info_mut() {
                 x.guest_linear = lin;
+                x.guest_physical = gpa;
             }
         } else if !input {
             let v = match size {

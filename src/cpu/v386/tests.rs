@@ -211,3 +211,43 @@ fn leaf_8386_0001_advertises_v386() {
     let [rev, vtag, widths, edx] = c.cpuid(0x8386_0001);
     assert_eq!((rev, vtag, widths, edx), (1, 4095, 36 | 36 << 8, 0x7f));
 }
+
+/// String I/O exits give the first element's guest-linear *and* guest-physical address
+/// (docs/v386.md §4.4, Table 8-6), also when the guest's own paging maps one onto the
+/// other; and the probe that finds the GPA sets no accessed bit (the exit comes before the
+/// first iteration, §5.4).
+#[test]
+fn string_io_exits_report_the_first_elements_guest_physical_address() {
+    // mov esi, 0x400010 ; mov ecx, 3 ; mov dx, 0x500 ; rep outsb
+    let code = [0xbe, 0x10, 0x00, 0x40, 0x00, 0xb9, 0x03, 0x00, 0x00, 0x00, 0x66, 0xba, 0x00, 0x05, 0xf3, 0x6e];
+    let mut bus = host();
+    let mut v = vcb(&code, &mut bus);
+    let mut cpu = Cpu::new();
+    // Paging off: the GPA is the linear address.
+    assert_eq!(run(&mut cpu, &mut bus, &mut v), ExitReason::Io);
+    assert_eq!(v.exit.qualification, 0x500 << 16 | 3 << 8 | 1 << 7 | 1 << 5 | 1 << 4);
+    assert_eq!((v.exit.guest_linear, v.exit.guest_physical), (0x40_0010, 0x40_0010));
+    // Guest paging on: directory at GPA 0x9000; linear 0-4 MiB identity through the
+    // table at 0xa000, linear 0x400000 -> GPA 0x5000 through the table at 0xb000.
+    let mut v = vcb(&code, &mut bus);
+    let put32 = |bus: &mut FlatBus, gpa: usize, val: u32| {
+        bus.mem[GUEST_RAM + gpa..GUEST_RAM + gpa + 4].copy_from_slice(&val.to_le_bytes())
+    };
+    put32(&mut bus, 0x9000, 0xa003);
+    put32(&mut bus, 0x9004, 0xb003);
+    for p in 0..16u32 {
+        put32(&mut bus, 0xa000 + 4 * p as usize, (p << 12) | 3);
+    }
+    put32(&mut bus, 0xb000, 0x5003);
+    v.guest.cr0 |= cr0::PG;
+    v.guest.cr3 = 0x9000;
+    assert_eq!(run(&mut cpu, &mut bus, &mut v), ExitReason::Io);
+    assert_eq!((v.exit.guest_linear, v.exit.guest_physical), (0x40_0010, 0x5010));
+    assert_eq!(bus.mem[GUEST_RAM + 0xb000] & 0x20, 0, "the probe set the PTE's accessed bit");
+    // An unmapped first element: GPA 0.
+    put32(&mut bus, 0xb000, 0);
+    v.controls.tlb_control = 1;
+    v.guest.eip = 0x1000;
+    assert_eq!(run(&mut cpu, &mut bus, &mut v), ExitReason::Io);
+    assert_eq!((v.exit.guest_linear, v.exit.guest_physical), (0x40_0010, 0));
+}
