@@ -212,3 +212,25 @@ fn help_and_version() {
     assert_eq!(status(&o), 0);
     assert!(String::from_utf8_lossy(&o.stdout).starts_with("v386 "));
 }
+
+#[test]
+fn two_vms_each_print_with_their_prefix_and_counters_follow() {
+    // mov al,'H'; out 0xe9,al; mov al,0x0a; out 0xe9,al; hlt (IF = 0: the VM is done)
+    let mut sector = vec![0xb0, 0x48, 0xe6, 0xe9, 0xb0, 0x0a, 0xe6, 0xe9, 0xfa, 0xf4];
+    sector.resize(510, 0);
+    sector.extend_from_slice(&[0x55, 0xaa]);
+    let img = image("vm-floppy", &sector);
+    let vm = format!("-fda {}", img.display());
+    let o = v386(&["--vm", &vm, "--vm", &vm, "--max-instructions", "10000000"]);
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert_eq!(status(&o), 0, "stderr: {}", stderr(&o));
+    assert!(out.contains("[vm1 debugcon] H\n") && out.contains("[vm2 debugcon] H\n"), "stdout: {out}");
+    let err = stderr(&o);
+    for name in ["vm1", "vm2"] {
+        assert!(err.contains(&format!("v386: {name} (stopped: DeadHalt)")), "stderr: {err}");
+        assert!(err.contains(&format!("v386: {name} exits: HLT 1, IO 2")), "stderr: {err}");
+    }
+    // A --vm value must describe one machine.
+    assert_eq!(status(&v386(&["--vm", "--help"])), 2);
+    assert_eq!(status(&v386(&["--vm", &vm, "-fda", img.to_str().unwrap()])), 2);
+}
