@@ -8,10 +8,11 @@
 use super::exit::VmExit;
 use super::hostbus::HostBus;
 use super::interp::{self, Action};
+use super::vcpu::Vcpu;
 use super::vm::{VmState, VmStop};
 use super::Vmm;
 use crate::cpu::v386::vcb::exec;
-use crate::cpu::v386::{event, guest_can_take_interrupt, VmRun};
+use crate::cpu::v386::{event, guest_can_take_interrupt};
 use crate::machine::NS_PER_INSTRUCTION;
 use alloc::format;
 
@@ -111,17 +112,20 @@ impl Vmm {
             let entry = self.cpu.icount;
             let r = {
                 let (mut bus, vcb) = HostBus::new(&mut self.mem, vm, entry);
-                self.cpu.vm_run(&mut bus, vcb, u64::MAX)
+                Vcpu::new(&mut self.cpu, vcb).run(&mut bus, u64::MAX)
             };
             let vm = &mut self.vms[i];
             let retired = vm.vcb.exit.guest_retired;
             vm.clock += retired;
             vm.counters.retired += retired;
             left = left.saturating_sub(retired);
-            if let VmRun::ControlError(n) = r {
-                vm.state = VmState::Stopped(VmStop::Error(format!("control check {n} failed")));
-                return (quantum - left, 0);
-            }
+            let exit = match r {
+                Ok(exit) => exit,
+                Err(e) => {
+                    vm.state = VmState::Stopped(VmStop::Error(format!("{e}")));
+                    return (quantum - left, 0);
+                }
+            };
             let g = &vm.vcb.guest;
             let eip = g.segs[crate::cpu::CS as usize].base.wrapping_add(g.eip);
             let reason = vm.vcb.exit.reason & 0xffff;
@@ -129,7 +133,6 @@ impl Vmm {
                 *c += 1;
             }
             self.log.push(self.cpu.icount, vm.id, &vm.vcb.exit, eip);
-            let exit = VmExit::decode(&vm.vcb.exit, &vm.vcb.guest);
             match self.interpret(i, exit) {
                 Action::Continue => {}
                 Action::EndTurn => return (quantum - left, 0),

@@ -8,6 +8,7 @@
 //!   round-robin scheduler driven by the preemption timer; interrupt injection.
 //! - [`interp`]: one interpreter per kind of exit.
 //! - [`exit`]: [`VmExit`], an exit decoded with its data (kvm-ioctls' `VcpuExit` shape).
+//! - [`vcpu`]: [`Vcpu`], `run()` returning a `VmExit` (kvm-ioctls' `VcpuFd` shape).
 //! - [`vm`]: one VM — its VCB, its own PC board (the models the bare machine uses), its
 //!   memory, its state and counters.
 //! - [`hostbus`]: what the processor sees while one VM runs.
@@ -23,6 +24,7 @@ pub mod exit;
 pub mod hostbus;
 pub mod interp;
 pub mod log;
+pub mod vcpu;
 pub mod vm;
 
 use crate::cpu::Cpu;
@@ -33,6 +35,7 @@ use allocator::{AllocError, HostMemory, MAX_VMS};
 pub use dispatcher::RunOutcome;
 pub use exit::VmExit;
 use log::ExitLog;
+pub use vcpu::{Vcpu, VcpuError};
 pub use vm::{Vm, VmState, VmStop};
 
 /// How the VMM runs its VMs.
