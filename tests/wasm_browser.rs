@@ -14,4 +14,5 @@ wasm_tests!(
     seabios_banner_on_vga_and_serial,
     bad_configs_are_errors_not_panics,
     keys_reach_the_keyboard_controller,
+    vmm_runs_two_vms_and_shows_the_exit_log,
 );

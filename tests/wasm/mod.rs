@@ -147,3 +147,37 @@ pub fn keys_reach_the_keyboard_controller() {
     // The 8042 now has a byte for the guest: status register bit 0 (output buffer full).
     assert_eq!(m.inner().bus.kbd.read(0x64, v386::bus::IoSize::Byte) & 1, 1);
 }
+
+/// Two VMs under the VMM through the exported `Vmm` class: each boots the boot sector
+/// (no BIOS), prints on its own serial line and screen, and the exit log is read in place
+/// through a `Uint8Array` on wasm memory, record by record (`vmm::log::ExitRecord`).
+pub fn vmm_runs_two_vms_and_shows_the_exit_log() {
+    use v386::web::WebVmm;
+    let vm = |name: &str| config(&[("name", name.into()), ("memoryMb", 4.into()), ("fda", bytes(&boot_sector()))]);
+    let vms = js_sys::Array::of2(&vm("left"), &vm("right"));
+    let mut v = WebVmm::new(config(&[("quantum", 1000.into()), ("vms", vms.into())])).unwrap();
+    assert_eq!(v.run(1_000_000.0), "stopped", "both halt with interrupts off");
+    assert_eq!((v.vm_count(), v.vm_name(0), v.vm_name(1)), (2, "left".into(), "right".into()));
+    for i in 0..2 {
+        assert_eq!(v.take_serial(i), b"hello\n");
+        assert!(v.screen_text(i).starts_with("OK"), "screen {i}: {}", v.screen_text(i));
+        assert_eq!(v.vm_state(i), "stopped: DeadHalt");
+        // Six OUTs to COM1 and the HLT, counted by reason number (30 = IO, 12 = HLT).
+        let c = v.counters(i);
+        assert_eq!((c[30], c[12]), (6.0, 1.0));
+    }
+    let memory: WebAssembly::Memory = wasm_memory().dyn_into().unwrap();
+    let size = v.exit_record_size();
+    let n = v.exit_log_len();
+    assert_eq!(v.exit_log_total() as usize, n);
+    let raw = Uint8Array::new_with_byte_offset_and_length(&memory.buffer(), v.exit_log_ptr() as u32, (n * size) as u32)
+        .to_vec();
+    let field16 = |r: &[u8], off: usize| u16::from_le_bytes([r[off], r[off + 1]]);
+    // time u64, qualification u64, guest_eip u32, vm u16 (offset 20), reason u16 (22).
+    let io: Vec<(u16, u16)> =
+        raw.chunks(size).map(|r| (field16(r, 20), field16(r, 22))).filter(|r| r.1 == 30).collect();
+    assert!(io.iter().any(|r| r.0 == 1) && io.iter().any(|r| r.0 == 2), "exits of both VMs: {io:?}");
+    assert!(WebVmm::new(config(&[("vms", 5.into())])).is_err());
+    let bad = js_sys::Array::of1(&config(&[("memoryMB", 4.into())]));
+    assert!(WebVmm::new(config(&[("vms", bad.into())])).is_err(), "a misspelt field is an error");
+}
