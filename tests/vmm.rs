@@ -166,3 +166,32 @@ fn linux_and_a_seabios_guest_run_side_by_side() {
         assert!(c.count(ExitReason::Io) > 0, "{}: port I/O exits", vm.name);
     }
 }
+
+/// Deterministic time makes the VMM reproducible: the same VMs run twice give the same
+/// exits, in the same order, at the same instants (what a class can rely on).
+#[test]
+fn two_runs_give_the_same_exit_log() {
+    let (Some(bios), Some(vgabios)) = (read_image("bios.bin"), read_image("vgabios-stdvga.bin")) else { return };
+    let Some(floppy) = assemble_webdemo() else { return };
+    let run = || {
+        let mut vmm = Vmm::new(VmmConfig { quantum: 50_000, ..Default::default() });
+        for name in ["a", "b"] {
+            let spec = MachineSpec {
+                memory_mb: Some(16),
+                bios: Some(bios.clone()),
+                vga_bios: Some(vgabios.clone()),
+                fda: Some(floppy.clone()),
+                ..Default::default()
+            };
+            vmm.add_vm(name, spec).expect("a VM");
+        }
+        vmm.run(40_000_000);
+        let log: Vec<_> = vmm.log.iter().copied().collect();
+        (log, vmm.log.total)
+    };
+    let (first, n) = run();
+    let (second, m) = run();
+    assert!(n > 5_000, "the VMs exited {n} times");
+    assert_eq!(n, m);
+    assert!(first == second, "the exit logs differ");
+}
