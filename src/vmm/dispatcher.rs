@@ -5,6 +5,7 @@
 //! from a VM's devices are injected into that VM (§10.1), through an interrupt-window
 //! exit when the guest cannot take them yet (§10.2).
 
+use super::allocator::PAGE;
 use super::exit::VmExit;
 use super::hostbus::HostBus;
 use super::interp::{self, Action};
@@ -109,6 +110,18 @@ impl Vmm {
             if core::mem::take(&mut vm.flush_tlb) {
                 vm.vcb.controls.tlb_control = 1;
             }
+            // DMA that ran in an interpreter (an intercepted write to the floppy's or the
+            // 8237A's ports) wrote the VM's RAM behind the processor's back: drop the code
+            // it had decoded from those pages, as `Cpu::after_device_access` does after a
+            // port the guest reaches directly. Pages past the VM's RAM (DMA addresses its
+            // RAM does not back) are not its own and are skipped.
+            let (base, pages) = (vm.ram_base / PAGE, vm.ram_len as u64 / PAGE);
+            let icache = &mut self.cpu.icache;
+            vm.board.for_each_dirty_page(&mut |p| {
+                if (p as u64) < pages {
+                    icache.note_write((base + p as u64) as u32);
+                }
+            });
             let entry = self.cpu.icount;
             let r = {
                 let (mut bus, vcb) = HostBus::new(&mut self.mem, vm, entry);
@@ -203,5 +216,70 @@ impl Vmm {
         if let Err(e) = vm.remap(&mut self.mem) {
             vm.state = VmState::Stopped(VmStop::Error(format!("{e}")));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::machine::{ClockMode, Machine, MachineConfig, DEFAULT_RTC_START};
+    use crate::vmm::VmmConfig;
+    use alloc::vec;
+    use alloc::vec::Vec;
+
+    /// A real-mode boot sector calls a routine at 7D00h twice (so its code is decoded and
+    /// cached), has the floppy controller DMA a sector over it (8237A channel 2, READ DATA
+    /// of C0 H0 R2: every port write is an exit, so the transfer runs in the interpreter),
+    /// and calls it again. The routine prints 'A'; the sector's version prints 'B'.
+    #[test]
+    fn code_written_by_dma_during_an_exit_is_not_run_stale() {
+        let mut code: Vec<u8> = Vec::new();
+        let call_7d00 = |code: &mut Vec<u8>| {
+            let next = 0x7c00 + code.len() as u16 + 3;
+            code.push(0xe8);
+            code.extend(0x7d00u16.wrapping_sub(next).to_le_bytes());
+        };
+        // mov al, v; out port, al
+        let out = |code: &mut Vec<u8>, port: u8, v: u8| code.extend([0xb0, v, 0xe6, port]);
+        call_7d00(&mut code);
+        call_7d00(&mut code);
+        // Channel 2: mask, clear the flip-flop, mode single/write, address 7D00h, page 0,
+        // count 511, unmask (8237A datasheet; page register 81h).
+        for (port, v) in [(0x0a, 6), (0x0c, 0), (0x0b, 0x46), (0x04, 0x00), (0x04, 0x7d), (0x81, 0)] {
+            out(&mut code, port, v);
+        }
+        for (port, v) in [(0x05, 0xff), (0x05, 0x01), (0x0a, 0x02)] {
+            out(&mut code, port, v);
+        }
+        // mov dx, 3F5h; READ DATA (82077AA Table 5-1): MFM, drive 0, C0 H0 R2 N2, EOT 18.
+        code.extend([0xba, 0xf5, 0x03]);
+        for b in [0x46, 0, 0, 0, 2, 2, 18, 0x1b, 0xff] {
+            code.extend([0xb0, b, 0xee]);
+        }
+        call_7d00(&mut code);
+        code.extend([0xfa, 0xf4]); // cli; hlt
+        let mut img = vec![0u8; 1_474_560];
+        img[..code.len()].copy_from_slice(&code);
+        // mov al, 'A' / 'B'; out 0E9h, al; ret
+        img[0x100..0x105].copy_from_slice(&[0xb0, b'A', 0xe6, 0xe9, 0xc3]);
+        img[512..517].copy_from_slice(&[0xb0, b'B', 0xe6, 0xe9, 0xc3]);
+        img[510] = 0x55;
+        img[511] = 0xaa;
+
+        let cfg = MachineConfig {
+            mem_mb: 1,
+            debug_exit_port: None,
+            clock: ClockMode::Deterministic,
+            rtc_start: DEFAULT_RTC_START,
+        };
+        let mut m = Machine::new(&cfg).unwrap();
+        m.boot_floppy(&img).unwrap();
+        m.insert_floppy(0, img).unwrap();
+        let mut vmm = Vmm::new(VmmConfig::default());
+        let id = vmm.add_machine("dma", m).unwrap();
+        vmm.run(100_000);
+        let vm = vmm.vm(id).unwrap();
+        assert_eq!(vm.state, VmState::Stopped(VmStop::DeadHalt));
+        assert_eq!(vm.board.debugcon.out, b"AAB");
     }
 }

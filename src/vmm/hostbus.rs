@@ -111,8 +111,15 @@ impl Bus for HostBus<'_> {
     }
 
     fn for_each_dirty_page(&mut self, f: &mut dyn FnMut(u32)) {
-        let base = (self.ram_base / PAGE) as u32;
-        self.board.for_each_dirty_page(&mut |p| f(base + p));
+        // A DMA address past the VM's RAM wrote nothing (the board's DMA stays inside the
+        // VM's RAM slice); its page number plus the base would name a host page of
+        // someone else.
+        let (base, pages) = ((self.ram_base / PAGE) as u32, (self.ram_len as u64 / PAGE) as u32);
+        self.board.for_each_dirty_page(&mut |p| {
+            if p < pages {
+                f(base + p)
+            }
+        });
     }
 }
 
