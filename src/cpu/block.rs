@@ -124,15 +124,6 @@ impl Cpu {
                 break;
             }
         }
-        let count = ops.len() as u32;
-        if let [.., x, j] = &ops[..] {
-            if let Some(f) = fast::fuse(x, j) {
-                ops.pop();
-                if let Some(x) = ops.last_mut() {
-                    *x = f;
-                }
-            }
-        }
         let empty = ops.is_empty();
         *b = Block {
             phys: if empty { u32::MAX } else { phys },
@@ -140,7 +131,6 @@ impl Cpu {
             code32,
             chain: chains(&last),
             bytes: pos as u32 - phys,
-            count,
             ops,
         };
         (!empty).then_some(slot)
@@ -210,9 +200,8 @@ impl Cpu {
                 }
                 return (steps + last as u64 + 1, Err(e));
             }
-            // The last op retires one instruction, or two when it is a fused pair.
-            self.icount += (b.count as usize - last) as u64;
-            steps += b.count as u64;
+            self.icount += 1;
+            steps += ops.len() as u64;
             if self.did_io {
                 if let Err(e) = self.after_device_access(bus) {
                     return (steps, Err(e));
@@ -236,7 +225,7 @@ impl Cpu {
             if next_phys == phys {
                 // A loop back to this block's start: it is still valid (a write to its page
                 // would have ended the run above) and inside the limit (checked on entry).
-                if b.count as u64 > allowed - steps {
+                if ops.len() as u64 > allowed - steps {
                     return (steps, Ok(()));
                 }
                 continue;
@@ -250,7 +239,7 @@ impl Cpu {
                 },
             };
             let nb = &blocks[next];
-            if !within_limit(off, nb.bytes, limit, code32) || nb.count as u64 > allowed - steps {
+            if !within_limit(off, nb.bytes, limit, code32) || nb.ops.len() as u64 > allowed - steps {
                 return (steps, Ok(()));
             }
             slot = next;

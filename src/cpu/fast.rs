@@ -82,16 +82,6 @@ pub(crate) enum Fast {
     JmpRel,
     CallRel,
     Ret,
-    /// A flag-setting register instruction and the `Jcc` after it, fused into one op
-    /// ([`fuse`]): the condition is `Op::cc`, the jump displacement `Op::jdisp`; the
-    /// first instruction's operands as in its own shape.
-    DecJcc,
-    IncJcc,
-    CmpRRJcc,
-    CmpRIJcc,
-    TestRRJcc,
-    SubRIJcc,
-    AddRIJcc,
 }
 
 /// The Jcc handlers in condition-code order.
@@ -125,9 +115,6 @@ pub struct Op {
     /// Offset of the instruction's first byte from the block's start (faults restore EIP
     /// from it, so the block loop does not keep EIP up to date instruction by instruction).
     pub(crate) start: u16,
-    /// Fused ops: the Jcc's condition code and displacement.
-    pub(crate) cc: u8,
-    pub(crate) jdisp: u32,
 }
 
 /// The ALU operation of an opcode-map row (00, 08, … 38) or group-1 `reg` field.
@@ -145,7 +132,7 @@ fn alu_ri(op: AluOp) -> Fast {
 /// Choose the handler for `i` (at block-build time). Only 32-bit operand shapes without
 /// REP or LOCK are specialised; anything else is [`Fast::Generic`].
 pub(crate) fn select(i: &Instr, start: u16) -> Op {
-    let mut op = Op { instr: *i, fast: Fast::Generic, d: 0, s: 0, start, cc: 0, jdisp: 0 };
+    let mut op = Op { instr: *i, fast: Fast::Generic, d: 0, s: 0, start };
     if !i.op32 || i.lock || i.rep != Rep::None {
         return op;
     }
@@ -180,29 +167,6 @@ pub(crate) fn select(i: &Instr, start: u16) -> Op {
     op.d = d;
     op.s = s;
     op
-}
-
-/// Fuse `x` and the `Jcc` `j` right after it into one op, as processors macro-fuse
-/// `dec ecx / jnz` and `cmp / jcc` pairs: one dispatch instead of two for the idiom that
-/// closes most loops. Only register shapes that cannot fault qualify, so the pair still
-/// retires as two instructions or not at all; the block counts both (`Block::count`).
-/// measured (v386-bench, native, register / paged memory loop, which both end in
-/// `dec ecx / jnz`): see block.rs's module doc.
-pub(crate) fn fuse(x: &Op, j: &Op) -> Option<Op> {
-    if !JCC.contains(&j.fast) {
-        return None;
-    }
-    let fast = match x.fast {
-        Fast::DecR => Fast::DecJcc,
-        Fast::IncR => Fast::IncJcc,
-        Fast::CmpRR => Fast::CmpRRJcc,
-        Fast::CmpRI => Fast::CmpRIJcc,
-        Fast::TestRR => Fast::TestRRJcc,
-        Fast::SubRI => Fast::SubRIJcc,
-        Fast::AddRI => Fast::AddRIJcc,
-        _ => return None,
-    };
-    Some(Op { fast, cc: (j.instr.opcode & 0xf) as u8, jdisp: j.instr.imm, ..*x })
 }
 
 /// A memory operand with a 32-bit address (the handlers compute it with [`Cpu::ea32`]).
@@ -268,15 +232,6 @@ impl Cpu {
     fn jcc_rel(&mut self, op: &Op, cc: u8) -> Res<()> {
         if self.flags.cond(cc) {
             return self.jump_abs(self.eip.wrapping_add(op.instr.imm), true);
-        }
-        Ok(())
-    }
-
-    /// The jump half of a fused op: EIP already points past the pair.
-    #[inline(always)]
-    fn fused_jump(&mut self, op: &Op, taken: bool) -> Res<()> {
-        if taken {
-            return self.jump_abs(self.eip.wrapping_add(op.jdisp), true);
         }
         Ok(())
     }
@@ -368,31 +323,6 @@ impl Cpu {
             Fast::Ret => {
                 self.ret_near(bus, &op.instr)?;
                 return self.end_if_broken();
-            }
-            Fast::DecJcc | Fast::IncJcc => {
-                let r = self.inc_dec(op.fast == Fast::IncJcc, 32, self.regs[op.d as usize]);
-                self.regs[op.d as usize] = r;
-                // JNZ/JZ, the loop idiom, read the result instead of the lazy flags.
-                let taken = match op.cc {
-                    4 => r == 0,
-                    5 => r != 0,
-                    cc => self.flags.cond(cc),
-                };
-                return self.fused_jump(op, taken);
-            }
-            Fast::CmpRRJcc | Fast::CmpRIJcc | Fast::TestRRJcc | Fast::SubRIJcc | Fast::AddRIJcc => {
-                match op.fast {
-                    Fast::CmpRRJcc => self.alu_rr(op, AluOp::Cmp),
-                    Fast::CmpRIJcc => self.alu_ri(op, AluOp::Cmp),
-                    Fast::TestRRJcc => {
-                        let (d, s) = (self.regs[op.d as usize], self.regs[op.s as usize]);
-                        self.alu(AluOp::And, 32, d, s);
-                    }
-                    Fast::SubRIJcc => self.alu_ri(op, AluOp::Sub),
-                    _ => self.alu_ri(op, AluOp::Add),
-                }
-                let taken = self.flags.cond(op.cc);
-                return self.fused_jump(op, taken);
             }
         }
         Ok(())

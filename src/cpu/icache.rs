@@ -47,7 +47,7 @@ impl Default for ICache {
 
 impl ICache {
     pub fn new() -> Self {
-        let empty = Block { phys: u32::MAX, gen: 0, code32: false, chain: false, bytes: 0, count: 0, ops: Vec::new() };
+        let empty = Block { phys: u32::MAX, gen: 0, code32: false, chain: false, bytes: 0, ops: Vec::new() };
         ICache {
             entries: vec![EMPTY; ENTRIES].into_boxed_slice(),
             page_gen: Vec::new(),
@@ -138,8 +138,6 @@ pub struct Block {
     pub chain: bool,
     /// Total length in bytes.
     pub bytes: u32,
-    /// Instructions: `ops.len()`, plus one for a fused last op (`fast::fuse`).
-    pub count: u32,
     pub ops: Vec<Op>,
 }
 

@@ -366,7 +366,7 @@ impl Cpu {
             let block =
                 if self.flags.bits & flags::TF == 0 && !shadow { self.block_at(bus, &mut blocks) } else { None };
             let r = match block {
-                Some(slot) if blocks[slot].count as u64 <= allowed => {
+                Some(slot) if blocks[slot].ops.len() as u64 <= allowed => {
                     let (n, r) = self.run_blocks(bus, &mut blocks, slot, allowed);
                     remaining -= n - 1;
                     r
