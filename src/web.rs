@@ -464,3 +464,9 @@ impl WebVmm {
         &mut self.vmm
     }
 }
+
+/// The name of exit reason `n` (docs/v386.md Table 8-1), or "" for a number no reason has.
+#[wasm_bindgen(js_name = exitReasonName)]
+pub fn exit_reason_name(n: u32) -> String {
+    crate::cpu::v386::ExitReason::from_number(n).map(|r| r.name().into()).unwrap_or_default()
+}

@@ -11,7 +11,8 @@
 //! fixed instruction counts, so each run gives the same screen and it must match
 //! `tests/golden/<name>.txt` exactly, except for the digits of kernel log timestamps,
 //! which move with any change in instruction timing, and of the kernel-build-specific
-//! sizes the kernel prints (Debian updates the kernel scripts/images.sh fetches). After an intended change in what the guests see, run
+//! sizes the kernel prints (Debian updates the kernel scripts/images.sh fetches). After
+//! an intended change in what the guests see, run
 //! `V386_BLESS=1 cargo test --test vga_golden` to rewrite the files and review their diff.
 //! On a mismatch the screen the test got is left next to the test binary's scratch files
 //! (`<name>.actual.txt` under CARGO_TARGET_TMPDIR) for comparison.

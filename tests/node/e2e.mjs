@@ -20,7 +20,10 @@
 //     and the same image dropped on the page replaces it;
 //  4. errors reach the page's error panel: a missing image (HTTP 404) and a config the
 //     emulator rejects (a Machine constructor exception in the worker), and a wasm panic
-//     (Machine.panicForTest: console_error_panic_hook's message).
+//     (Machine.panicForTest: console_error_panic_hook's message);
+//  5. the VMs page (vms.html): VMs under the VMM on V386 — SeaBIOS's demo floppy and the
+//     demo kernels when built — each with its screen and serial line, the exits table
+//     with counts by reason and the exit log filling in          → tests/out/e2e-vms.png
 // Prints one line per check; exits 1 when any fails.
 import { mkdirSync } from 'node:fs';
 import path from 'node:path';
@@ -239,6 +242,31 @@ async function testErrors(context, base) {
     await page.close();
 }
 
+async function testVms(context, base) {
+    log('--- the VMs page: VMs under the VMM, exits as they happen');
+    const { page, errors } = await openPage(context, `${base}vms.html`);
+    const vmScreen = (i) => page.evaluate((i) => document.querySelector(`.vm[data-vm="${i}"] .screen`)?.textContent ?? '', i);
+    const screen = await waitFor(async () => ((await vmScreen(0)).includes(BANNER) ? vmScreen(0) : ''), 60_000, 200);
+    check(screen, `the SeaBIOS VM shows "${BANNER}" on its own screen`, await vmScreen(0));
+    const serial = await page.evaluate(() => document.querySelector('.vm[data-vm="0"] .serial')?.textContent ?? '');
+    check(serial.includes(BANNER), 'and on its own serial line');
+    const reasons = await waitFor(async () => {
+        const r = await page.evaluate(() => [...document.querySelectorAll('#exit-body tr')].map((tr) => tr.dataset.reason));
+        return r.includes('IO') && r.includes('HLT') ? r : null;
+    }, 20_000);
+    check(reasons, `the exits table counts reasons: ${reasons?.filter((r) => /^[A-Z_]+$/.test(r)).join(', ')}`);
+    const rows = await page.evaluate(() => document.querySelectorAll('#exit-log tr').length);
+    check(rows > 10, `the exit log fills in (${rows} rows shown)`);
+    const vmCount = await page.evaluate(() => document.querySelectorAll('.vm').length);
+    log(`${vmCount} VM panel(s)`);
+    // The demo kernels are optional: a 404 for one that was not built is not an error.
+    const real = errors.filter((e) => !/Failed to load resource.*404/.test(e));
+    check(real.length === 0, 'no page errors', real.join('\n'));
+    await page.screenshot({ path: path.join(OUT, 'e2e-vms.png'), fullPage: true });
+    log('screenshot tests/out/e2e-vms.png');
+    await page.close();
+}
+
 mkdirSync(OUT, { recursive: true });
 const server = await startServer();
 log(`server ${server.url}`);
@@ -250,6 +278,7 @@ try {
     await testCdromUrl(browser.context, server.url);
     await testFilePickerAndDrop(browser.context, server.url);
     await testErrors(browser.context, server.url);
+    await testVms(browser.context, server.url);
 } catch (err) {
     check(false, 'the test ran to its end', err.stack);
 } finally {

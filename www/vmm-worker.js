@@ -1,0 +1,135 @@
+// vmm-worker.js — runs the VMM (several VMs on the V386 extension) in a module Web
+// Worker for vms.html, and publishes what each VM shows and the VM exits as they happen.
+//
+// Messages, page → worker:
+//   {type:'boot', config}     config = {quantum?, vms:[{name?, ...MachineSpec}]} (images as
+//                             Uint8Array); builds the VMM and starts it.
+//   {type:'start'} {type:'pause'}
+//   {type:'serial', vm, bytes} bytes typed on VM `vm`'s COM1.
+//
+// Messages, worker → page:
+//   {type:'ready'}
+//   {type:'update', t, instructions, exitTotal, vms:[{name, state, screen, serial, counters}],
+//    log:[{time, vm, reason, name, qual, eip, bytes}]}
+//        about 10 times a second: each VM's screen as text, the serial bytes since the last
+//        update (Uint8Array), its counters (exits by reason number 0-64, then retired,
+//        turns, preemptions, device-memory accesses), and the exits logged since the last
+//        update (the newest LOG_ROWS at most), read in place from the wasm memory.
+//   {type:'error', message}
+import init, { Vmm, wasmMemory, exitReasonName } from '../pkg/v386.js';
+
+const TICK_MS = 16; // run for at most this long, then yield to the event loop
+const UPDATE_MS = 100; // how often the page hears from us
+const SLICE = 200_000; // guest instructions per call into the VMM
+const LOG_ROWS = 200;
+
+let v = null;
+let running = false;
+let lastUpdate = 0;
+let seen = 0; // exits already published
+const names = new Map();
+const reasonName = (n) => {
+    if (!names.has(n)) names.set(n, exitReasonName(n));
+    return names.get(n);
+};
+
+const post = (msg, transfer = []) => self.postMessage(msg, transfer);
+
+/** The exits logged since the last update: records of the ring (vmm::log::ExitRecord). */
+function newExits() {
+    const total = v.exitLogTotal();
+    const len = v.exitLogLen();
+    const size = v.exitRecordSize();
+    const fresh = Math.min(total - seen, len, LOG_ROWS);
+    seen = total;
+    if (fresh <= 0) return [];
+    // Views are made here, after the run: wasm memory may have grown since the last one.
+    const view = new DataView(wasmMemory().buffer, v.exitLogPtr(), len * size);
+    const rows = [];
+    for (let k = total - fresh; k < total; k++) {
+        const at = (k % len) * size;
+        const time = Number(view.getBigUint64(at, true));
+        const qual = view.getBigUint64(at + 8, true);
+        const eip = view.getUint32(at + 16, true);
+        const vm = view.getUint16(at + 20, true);
+        const reason = view.getUint16(at + 22, true);
+        const n = view.getUint8(at + 39);
+        const bytes = [];
+        for (let b = 0; b < n; b++) bytes.push(view.getUint8(at + 24 + b));
+        rows.push({ time, vm, reason, name: reasonName(reason), qual: qual.toString(16), eip, bytes });
+    }
+    return rows;
+}
+
+function update() {
+    const vms = [];
+    const transfer = [];
+    for (let i = 0; i < v.vmCount(); i++) {
+        const serial = v.takeSerial(i);
+        transfer.push(serial.buffer);
+        vms.push({
+            name: v.vmName(i),
+            state: v.vmState(i),
+            screen: v.screenText(i),
+            serial,
+            counters: Array.from(v.counters(i)),
+        });
+    }
+    post(
+        { type: 'update', t: performance.now(), instructions: v.instructions(), exitTotal: v.exitLogTotal(), vms, log: newExits() },
+        transfer,
+    );
+}
+
+function tick() {
+    if (!running || !v) return;
+    const t0 = performance.now();
+    try {
+        let outcome = 'running';
+        while (performance.now() - t0 < TICK_MS && outcome === 'running') outcome = v.run(SLICE);
+        if (outcome !== 'running') running = false;
+        if (performance.now() - lastUpdate >= UPDATE_MS || !running) {
+            lastUpdate = performance.now();
+            update();
+        }
+    } catch (err) {
+        running = false;
+        post({ type: 'error', message: err?.message || String(err) });
+        return;
+    }
+    setTimeout(tick, 0);
+}
+
+self.onmessage = (e) => {
+    const msg = e.data;
+    try {
+        switch (msg.type) {
+            case 'boot':
+                if (v) v.free();
+                v = new Vmm(msg.config);
+                seen = 0;
+                running = true;
+                update();
+                tick();
+                break;
+            case 'start':
+                if (!running) {
+                    running = true;
+                    tick();
+                }
+                break;
+            case 'pause':
+                running = false;
+                break;
+            case 'serial':
+                v?.serialInput(msg.vm, msg.bytes);
+                break;
+        }
+    } catch (err) {
+        running = false;
+        post({ type: 'error', message: err?.message || String(err) });
+    }
+};
+
+await init();
+post({ type: 'ready' });
