@@ -8,6 +8,8 @@
 #   www/node_modules/    the page's npm packages (@xterm/xterm)
 #   tests/node/node_modules/  playwright-core and v86 for the node tests and benchmark
 #   .cache/images/webdemo.img  the default machine's demo floppy (tests/guests/webdemo.asm)
+#   .cache/images/vmdemo_clock.img, vmdemo_sensitive.img  the VMM demo's guests, Multiboot
+#                        kernels (tests/guests/vmdemo_clock.asm, vmdemo_sensitive.asm)
 #
 # Idempotent: npm installs run only when package-lock.json is newer than node_modules.
 set -euo pipefail
@@ -34,8 +36,11 @@ log "wasm-pack build --target web --release"
 wasm-pack --quiet build --target web --mode no-install --release --out-dir pkg --out-name v386 >/dev/null
 
 mkdir -p .cache/images
-if [ tests/guests/webdemo.asm -nt .cache/images/webdemo.img ] || [ ! -f .cache/images/webdemo.img ]; then
-    log "nasm tests/guests/webdemo.asm"
-    nasm -f bin -o .cache/images/webdemo.img tests/guests/webdemo.asm
-fi
+# The demo floppy and the VMM demo's Multiboot kernels, each rebuilt when its source is newer.
+for name in webdemo vmdemo_clock vmdemo_sensitive; do
+    if [ "tests/guests/$name.asm" -nt ".cache/images/$name.img" ] || [ ! -f ".cache/images/$name.img" ]; then
+        log "nasm tests/guests/$name.asm"
+        nasm -f bin -o ".cache/images/$name.img" "tests/guests/$name.asm"
+    fi
+done
 log "ok: pkg/v386_bg.wasm $(stat -c %s pkg/v386_bg.wasm) bytes"
