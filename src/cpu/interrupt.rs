@@ -70,7 +70,7 @@ impl Cpu {
             let snap = self.snapshot();
             match self.deliver(bus, e.vector(), Kind::Exception, e.error_code()) {
                 Ok(()) => return None,
-                Err(Fault::VmExit) => {
+                Err(Fault::VmExit) | Err(Fault::Exc(Exception::VmExit)) => {
                     // The delivery itself exited (a nested page fault on the guest's IDT
                     // or stack): the VMM re-injects the event (IDT_VECTORING_INFO).
                     self.restore(snap);
@@ -114,16 +114,16 @@ impl Cpu {
         let snap = self.snapshot();
         match self.deliver(bus, vector, Kind::External, None) {
             Ok(()) => None,
-            Err(Fault::Exc(e)) => {
-                self.restore(snap);
-                self.raise(bus, e)
-            }
-            Err(Fault::VmExit) => {
+            Err(Fault::VmExit) | Err(Fault::Exc(Exception::VmExit)) => {
                 self.restore(snap);
                 if let Some(x) = self.exit_info_mut() {
                     x.idt_vectoring_info = super::v386::event::VALID | vector as u32;
                 }
                 self.complete_exit(bus)
+            }
+            Err(Fault::Exc(e)) => {
+                self.restore(snap);
+                self.raise(bus, e)
             }
             Err(_) => None,
         }

@@ -353,6 +353,7 @@ impl Cpu {
 
     /// VMENTER (0F 0A, §7.1) executed outside V386 mode; in a guest it exits first
     /// ([`Cpu::vx_intercept`]).
+    #[inline(never)]
     pub(crate) fn vmenter<B: Bus>(&mut self, bus: &mut B) -> Res<()> {
         if !self.protected() || self.v86() || self.cpl > 0 {
             return Err(Exception::UD.into());
@@ -444,6 +445,7 @@ impl Cpu {
 
     /// The common part of entry (§7.1 after the control checks). Returns `Some` when the
     /// entry ended in an exit at once and the host is a Rust one.
+    #[inline(never)]
     fn vm_enter<B: Bus>(
         &mut self,
         bus: &mut B,
@@ -494,6 +496,7 @@ impl Cpu {
     }
 
     /// Deliver `EVENT_INJECT` through the guest's IDT (§10.1).
+    #[inline(never)]
     fn inject_event<B: Bus>(&mut self, bus: &mut B) -> Option<StopReason> {
         let a = self.v386.as_deref_mut()?;
         let e = a.vcb.controls.event_inject;
@@ -557,6 +560,7 @@ impl Cpu {
     /// Finish a recorded exit (the instruction is unwound, EIP is at its start or, for an
     /// asynchronous exit, at the next one): save the guest, restore the host. Returns
     /// `Some(VmExit)` for a Rust host (the run loop stops), `None` for an x86 one.
+    #[inline(never)]
     pub(crate) fn complete_exit<B: Bus>(&mut self, bus: &mut B) -> Option<StopReason> {
         let instr = self.v386.as_deref().map_or(InstrInfo::None, |a| a.instr);
         if instr != InstrInfo::None {
@@ -567,6 +571,7 @@ impl Cpu {
 
     /// Copy the length and bytes of the instruction at the guest's CS:EIP into the exit
     /// information, through the TLB only (it was just fetched, so its page is there).
+    #[inline(never)]
     fn copy_exit_instruction<B: Bus>(&mut self, bus: &mut B, decode: bool) {
         let cs = &self.segs[CS as usize];
         let code32 = cs.big();
@@ -601,6 +606,7 @@ impl Cpu {
 
     /// The second half of an exit. `guest_ran`: the guest state in the processor is the
     /// guest's (false for an entry failure, which never loaded it).
+    #[inline(never)]
     fn finish_exit<B: Bus>(&mut self, bus: &mut B, guest_ran: bool) -> Option<StopReason> {
         let mut a = self.v386.take()?;
         let fpu = a.vcb.controls.exec & exec::FPU_SWAP != 0;
@@ -671,6 +677,7 @@ impl Cpu {
 
     /// A guest exception about to be delivered (§5.5): exit instead when its bit is set in
     /// `EXCEPTION_BITMAP`. Returns the exit's outcome, or None to deliver it.
+    #[inline(never)]
     pub(crate) fn vx_exception<B: Bus>(&mut self, bus: &mut B, e: Exception) -> Option<Option<StopReason>> {
         let a = self.v386.as_deref()?;
         let v = e.vector();
@@ -692,6 +699,7 @@ impl Cpu {
     }
 
     /// A triple fault in a guest (§5.5): always an exit.
+    #[inline(never)]
     pub(crate) fn vx_triple_fault<B: Bus>(&mut self, bus: &mut B) -> Option<Option<StopReason>> {
         self.v386.as_deref()?;
         self.record_exit(ExitReason::TripleFault, 0, false);
@@ -840,6 +848,7 @@ impl Cpu {
 
     /// Port I/O in V386 mode, after the guest's own IOPL/TSS check (§4.6): exit when a
     /// bit of the I/O bitmap covers the access.
+    #[inline(never)]
     pub(crate) fn vx_io<B: Bus>(&mut self, bus: &mut B, io: IoAccess) -> Res<()> {
         let IoAccess { port, size, input, imm, value, string } = io;
         let Some(a) = self.v386.as_deref() else { return Ok(()) };
