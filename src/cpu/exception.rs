@@ -36,8 +36,8 @@ pub enum Exception {
     AC,
     /// Not a guest exception: the access caused a VM exit (a nested page fault,
     /// docs/v386.md §6.3), already recorded in the CPU. It travels the memory layer's
-    /// `Result<_, Exception>` paths and becomes `Fault::VmExit` at the first `?` into the
-    /// instruction's result; it is never delivered to a guest.
+    /// `Result<_, Exception>` paths like any fault and `Cpu::raise` completes the exit
+    /// instead of delivering it; it never reaches a guest.
     VmExit,
 }
 
