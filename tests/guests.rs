@@ -10,12 +10,10 @@
 mod common;
 use common::*;
 
-use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use v386::cpu::StopReason;
-use v386::machine::{Machine, MachineConfig, StartMode};
 
 /// The isa-debug-exit port the guests write their result to.
 const DEBUG_EXIT_PORT: u16 = 0xf4;
@@ -25,42 +23,6 @@ const BUDGET: u64 = 50_000_000;
 const FLOPPY_SIZE: usize = 1_474_560;
 /// Wall-clock limit for one QEMU run.
 const QEMU_TIMEOUT: Duration = Duration::from_secs(60);
-
-fn guests_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests").join("guests")
-}
-
-/// Assemble `tests/guests/<name>.asm` into a flat image; None when nasm is not installed.
-fn assemble(name: &str) -> Option<Vec<u8>> {
-    if !tool_available("nasm", "-v") {
-        return None;
-    }
-    let src = guests_dir().join(format!("{name}.asm"));
-    let img = out_dir("guests").join(format!("{name}.img"));
-    // nasm wants the include directory with a trailing separator.
-    let include = format!("{}{}", guests_dir().display(), std::path::MAIN_SEPARATOR);
-    let out = Command::new("nasm")
-        .args(["-f", "bin", "-I"])
-        .arg(&include)
-        .arg(&src)
-        .arg("-o")
-        .arg(&img)
-        .output()
-        .expect("run nasm");
-    assert!(out.status.success(), "nasm failed on {}:\n{}", src.display(), String::from_utf8_lossy(&out.stderr));
-    Some(std::fs::read(&img).expect("read the assembled image"))
-}
-
-/// Run an image on v386 the way `--flat IMG --load-addr 0x7c00 --entry 0x7e00 --mode real`
-/// does: what it printed on port 0xE9 and why it stopped.
-fn run_v386(img: &[u8]) -> (Vec<u8>, StopReason) {
-    let mut m =
-        Machine::new(&MachineConfig { mem_mb: 32, debug_exit_port: Some(DEBUG_EXIT_PORT), ..Default::default() })
-            .expect("create the machine");
-    m.load_flat(img, 0x7c00, 0x7e00, StartMode::Real).expect("load the image");
-    let stop = m.run(BUDGET);
-    (m.take_debugcon(), stop)
-}
 
 /// Boot an image on QEMU from a floppy (SeaBIOS loads the boot sector, whose loader reads
 /// the rest): the debug-console output and QEMU's exit status. None when QEMU is missing.
@@ -132,12 +94,12 @@ fn qemu_major_version() -> Option<u32> {
 /// Assemble a guest and require that it passes on v386: the image and what it printed;
 /// None when skipped (no nasm).
 fn check_guest_on_v386(name: &str) -> Option<(Vec<u8>, String)> {
-    let Some(img) = assemble(name) else {
+    let Some(img) = assemble_guest(name, "guests") else {
         skip("nasm is not installed");
         return None;
     };
 
-    let (v386_out, stop) = run_v386(&img);
+    let (v386_out, stop) = run_flat_real(&img, DEBUG_EXIT_PORT, BUDGET);
     let v386_text = String::from_utf8_lossy(&v386_out).into_owned();
     eprintln!("--- v386 output ({stop:?}) ---\n{v386_text}--- end ---");
     assert!(

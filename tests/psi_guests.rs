@@ -11,12 +11,9 @@
 mod common;
 use common::*;
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::Instant;
 
 use v386::cpu::StopReason;
-use v386::machine::{Machine, MachineConfig, StartMode};
 
 /// The isa-debug-exit port the guest writes its result to.
 const DEBUG_EXIT_PORT: u16 = 0xf4;
@@ -109,42 +106,6 @@ const V86_PLAIN: &[&str] = &[
     "retf imm16",
 ];
 
-fn guests_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests").join("guests")
-}
-
-/// Assemble `tests/guests/<name>.asm` into a flat image; None when nasm is not installed.
-fn assemble(name: &str) -> Option<Vec<u8>> {
-    if !tool_available("nasm", "-v") {
-        return None;
-    }
-    let src = guests_dir().join(format!("{name}.asm"));
-    let img = out_dir("psi_guests").join(format!("{name}.img"));
-    // nasm wants the include directory with a trailing separator.
-    let include = format!("{}{}", guests_dir().display(), std::path::MAIN_SEPARATOR);
-    let out = Command::new("nasm")
-        .args(["-f", "bin", "-I"])
-        .arg(&include)
-        .arg(&src)
-        .arg("-o")
-        .arg(&img)
-        .output()
-        .expect("run nasm");
-    assert!(out.status.success(), "nasm failed on {}:\n{}", src.display(), String::from_utf8_lossy(&out.stderr));
-    Some(std::fs::read(&img).expect("read the assembled image"))
-}
-
-/// Run an image the way `--flat IMG --load-addr 0x7c00 --entry 0x7e00 --mode real` does:
-/// what it printed on port 0xE9 and why it stopped.
-fn run_v386(img: &[u8]) -> (Vec<u8>, StopReason) {
-    let mut m =
-        Machine::new(&MachineConfig { mem_mb: 32, debug_exit_port: Some(DEBUG_EXIT_PORT), ..Default::default() })
-            .expect("create the machine");
-    m.load_flat(img, 0x7c00, 0x7e00, StartMode::Real).expect("load the image");
-    let stop = m.run(BUDGET);
-    (m.take_debugcon(), stop)
-}
-
 /// Every line the guest must print, in order.
 fn expected_lines() -> Vec<String> {
     let mut lines = vec![
@@ -170,12 +131,12 @@ fn expected_lines() -> Vec<String> {
 /// (tests/guests/psi.asm).
 #[test]
 fn psi_guest() {
-    let Some(img) = assemble("psi") else {
+    let Some(img) = assemble_guest("psi", "psi_guests") else {
         skip("nasm is not installed");
         return;
     };
     let start = Instant::now();
-    let (out, stop) = run_v386(&img);
+    let (out, stop) = run_flat_real(&img, DEBUG_EXIT_PORT, BUDGET);
     let elapsed = start.elapsed();
     let text = String::from_utf8_lossy(&out).into_owned();
     eprintln!("--- v386 output ({stop:?}, {elapsed:?}) ---\n{text}--- end ---");

@@ -12,11 +12,9 @@
 mod common;
 use common::*;
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::Path;
 
 use v386::cpu::StopReason;
-use v386::machine::{Machine, MachineConfig, StartMode};
 
 /// The isa-debug-exit port the program writes its result to.
 const DEBUG_EXIT_PORT: u16 = 0xf4;
@@ -50,48 +48,14 @@ const REASONS: [&str; 19] = [
 /// (§5.3) and isolation.
 const OTHER_CASES: [&str; 3] = ["CONTROL_CHECKS", "GUEST_STATE", "ISOLATION"];
 
-fn guests_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests").join("guests")
-}
-
-/// Assemble `tests/guests/<name>.asm`; None when nasm is not installed.
-fn assemble(name: &str) -> Option<Vec<u8>> {
-    if !tool_available("nasm", "-v") {
-        return None;
-    }
-    let src = guests_dir().join(format!("{name}.asm"));
-    let img = out_dir("v386_host").join(format!("{name}.img"));
-    let include = format!("{}{}", guests_dir().display(), std::path::MAIN_SEPARATOR);
-    let out = Command::new("nasm")
-        .args(["-f", "bin", "-I"])
-        .arg(&include)
-        .arg(&src)
-        .arg("-o")
-        .arg(&img)
-        .output()
-        .expect("run nasm");
-    assert!(out.status.success(), "nasm failed on {}:\n{}", src.display(), String::from_utf8_lossy(&out.stderr));
-    Some(std::fs::read(&img).expect("read the assembled image"))
-}
-
-/// Run an image as `--flat IMG --load-addr 0x7c00 --entry 0x7e00 --mode real` does, with
-/// 32 MiB and the debug-exit device: what it printed on port 0xE9 and why it stopped.
-fn run_v386(img: &[u8]) -> (String, StopReason) {
-    let mut m =
-        Machine::new(&MachineConfig { mem_mb: 32, debug_exit_port: Some(DEBUG_EXIT_PORT), ..Default::default() })
-            .expect("create the machine");
-    m.load_flat(img, 0x7c00, 0x7e00, StartMode::Real).expect("load the image");
-    let stop = m.run(BUDGET);
-    (String::from_utf8_lossy(&m.take_debugcon()).into_owned(), stop)
-}
-
 #[test]
 fn x86_host_handles_every_exit_reason() {
-    let Some(img) = assemble("v386_host") else {
+    let Some(img) = assemble_guest("v386_host", "v386_host") else {
         skip("nasm is not installed");
         return;
     };
-    let (out, stop) = run_v386(&img);
+    let (out, stop) = run_flat_real(&img, DEBUG_EXIT_PORT, BUDGET);
+    let out = String::from_utf8_lossy(&out).into_owned();
     eprintln!("--- v386_host output ({stop:?}) ---\n{out}--- end ---");
     assert!(!out.contains("FAIL"), "the host program reported a failure:\n{out}");
     for name in REASONS.iter().chain(OTHER_CASES.iter()) {

@@ -9,7 +9,6 @@
 mod common;
 use common::*;
 
-use std::process::Command;
 use std::time::Instant;
 
 use v386::cpu::v386::ExitReason;
@@ -17,18 +16,6 @@ use v386::machine::MachineSpec;
 use v386::vmm::{RunOutcome, VmState, Vmm, VmmConfig};
 
 const PROMPT: &str = "v386:/# ";
-
-fn assemble_webdemo() -> Option<Vec<u8>> {
-    if !tool_available("nasm", "-v") {
-        skip("nasm is not installed");
-        return None;
-    }
-    let src = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/guests/webdemo.asm");
-    let out = out_dir("vmm").join("webdemo.img");
-    let st = Command::new("nasm").args(["-f", "bin", "-o"]).arg(&out).arg(&src).status().expect("run nasm");
-    assert!(st.success(), "nasm failed on {}", src.display());
-    Some(std::fs::read(out).expect("read the image"))
-}
 
 /// Serial output of VM `id` since the last call, appended to `text`.
 fn drain(vmm: &mut Vmm, id: u16, text: &mut String) {
@@ -90,7 +77,10 @@ fn linux_and_a_seabios_guest_run_side_by_side() {
     ) else {
         return;
     };
-    let Some(floppy) = assemble_webdemo() else { return };
+    let Some(floppy) = assemble_guest("webdemo", "vmm") else {
+        skip("nasm is not installed");
+        return;
+    };
     let mut vmm = Vmm::new(VmmConfig::default());
     let linux = vmm
         .add_vm(
@@ -172,7 +162,10 @@ fn linux_and_a_seabios_guest_run_side_by_side() {
 #[test]
 fn two_runs_give_the_same_exit_log() {
     let (Some(bios), Some(vgabios)) = (read_image("bios.bin"), read_image("vgabios-stdvga.bin")) else { return };
-    let Some(floppy) = assemble_webdemo() else { return };
+    let Some(floppy) = assemble_guest("webdemo", "vmm") else {
+        skip("nasm is not installed");
+        return;
+    };
     let run = || {
         let mut vmm = Vmm::new(VmmConfig { quantum: 50_000, ..Default::default() });
         for name in ["a", "b"] {

@@ -29,7 +29,6 @@
 mod common;
 use common::*;
 
-use std::process::Command;
 use std::time::Instant;
 
 use v386::cpu::v386::ExitReason;
@@ -43,19 +42,6 @@ const MEM_MB: u32 = 16;
 /// sensitive demo (20 Hz) about 15 s.
 const BUDGET: u64 = 300_000_000;
 const CHUNK: u64 = 20_000_000;
-
-/// Assemble `tests/guests/<name>.asm`; None (skipped) without nasm.
-fn assemble(name: &str) -> Option<Vec<u8>> {
-    if !tool_available("nasm", "-v") {
-        skip("nasm is not installed");
-        return None;
-    }
-    let src = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("tests/guests/{name}.asm"));
-    let bin = out_dir("vmm_demo").join(format!("{name}.img"));
-    let out = Command::new("nasm").args(["-f", "bin", "-o"]).arg(&bin).arg(&src).output().expect("run nasm");
-    assert!(out.status.success(), "nasm failed on {}:\n{}", src.display(), String::from_utf8_lossy(&out.stderr));
-    Some(std::fs::read(bin).expect("read the assembled kernel"))
-}
 
 /// A text screen as lines (characters only, trailing blanks dropped).
 fn text(s: &v386::devices::vga::TextScreen) -> String {
@@ -93,7 +79,10 @@ fn nonzero(vm: &v386::vmm::Vm) -> Vec<(ExitReason, u64)> {
 
 #[test]
 fn the_demo_guests_run_side_by_side_with_exits_flowing() {
-    let (Some(clock_img), Some(sens_img)) = (assemble("vmdemo_clock"), assemble("vmdemo_sensitive")) else {
+    let (Some(clock_img), Some(sens_img)) =
+        (assemble_guest("vmdemo_clock", "vmm_demo"), assemble_guest("vmdemo_sensitive", "vmm_demo"))
+    else {
+        skip("nasm is not installed");
         return;
     };
     let mut vmm = Vmm::new(VmmConfig::default());
@@ -237,7 +226,10 @@ fn the_demo_guests_run_side_by_side_with_exits_flowing() {
 /// in the guests depends on the host's clock.
 #[test]
 fn the_demo_guests_are_deterministic() {
-    let (Some(clock_img), Some(sens_img)) = (assemble("vmdemo_clock"), assemble("vmdemo_sensitive")) else {
+    let (Some(clock_img), Some(sens_img)) =
+        (assemble_guest("vmdemo_clock", "vmm_demo"), assemble_guest("vmdemo_sensitive", "vmm_demo"))
+    else {
+        skip("nasm is not installed");
         return;
     };
     let run = || {
@@ -267,7 +259,10 @@ fn the_demo_guests_are_deterministic() {
 /// handler steps over, and shows the processor's own CPUID (V386 present).
 #[test]
 fn the_sensitive_demo_runs_on_the_bare_machine_too() {
-    let Some(img) = assemble("vmdemo_sensitive") else { return };
+    let Some(img) = assemble_guest("vmdemo_sensitive", "vmm_demo") else {
+        skip("nasm is not installed");
+        return;
+    };
     let mut m = Machine::new(&MachineConfig { mem_mb: MEM_MB, ..Default::default() }).expect("the machine");
     assert_eq!(m.load_kernel(&img, None, "").expect("load the kernel"), KernelKind::Multiboot);
     let mut serial = String::new();

@@ -30,7 +30,6 @@ use common::*;
 use std::collections::hash_map::DefaultHasher;
 use std::collections::{BTreeMap, BTreeSet};
 use std::hash::{Hash, Hasher};
-use std::process::Command;
 use std::time::Instant;
 
 use v386::cpu::v386::slt::bits;
@@ -70,14 +69,6 @@ fn pattern_address(v: u32) -> Option<u32> {
     }
     let a = (v ^ PATTERN_XOR).wrapping_mul(inv);
     ((PATTERN_START..PATTERN_END).contains(&a) && a % 4 == 0).then_some(a)
-}
-
-fn assemble(name: &str) -> Vec<u8> {
-    let src = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("tests/guests/{name}.asm"));
-    let bin = out_dir("vmm_isolation").join(format!("{name}.bin"));
-    let out = Command::new("nasm").args(["-f", "bin", "-o"]).arg(&bin).arg(&src).output().expect("run nasm");
-    assert!(out.status.success(), "nasm failed on {}:\n{}", src.display(), String::from_utf8_lossy(&out.stderr));
-    std::fs::read(bin).expect("read the assembled kernel")
 }
 
 /// A 1.44 MB floppy whose every sector starts with "FLPY" and its LBA.
@@ -188,8 +179,8 @@ fn an_attacking_vm_cannot_reach_outside_its_allocation() {
         skip("nasm is not installed");
         return;
     }
-    let victim_img = assemble("vmm_victim");
-    let attack_img = assemble("vmm_attack");
+    let victim_img = assemble_guest("vmm_victim", "vmm_isolation").expect("nasm is installed");
+    let attack_img = assemble_guest("vmm_attack", "vmm_isolation").expect("nasm is installed");
     let t = Instant::now();
 
     let mut vmm = Vmm::new(VmmConfig::default());

@@ -12,7 +12,7 @@ use crate::cpu::flags::IF;
 use crate::cpu::msr::index;
 use crate::cpu::v386::event;
 use crate::cpu::v386::slt::Access;
-use crate::cpu::{Cpu, CS, EAX, EBX, ECX, EDX};
+use crate::cpu::{Cpu, EAX, EBX, ECX, EDX};
 use alloc::format;
 
 /// What the dispatcher does after an interpreter.
@@ -28,13 +28,9 @@ pub enum Action {
     Reset,
 }
 
-/// Step the guest past the instruction that exited (its length is in the exit
-/// information) and drop any STI/MOV SS blocking it started.
+/// Step the guest past the instruction that exited (`vcpu::skip_instruction`).
 pub fn skip_instruction(vm: &mut Vm) {
-    let g = &mut vm.vcb.guest;
-    let len = vm.vcb.exit.instr_len;
-    g.eip = if g.segs[CS as usize].big() { g.eip.wrapping_add(len) } else { g.eip.wrapping_add(len) & 0xffff };
-    g.interruptibility = 0;
+    super::vcpu::skip_instruction(&mut vm.vcb);
 }
 
 /// Act on what a device asked for during the access (isa-debug-exit, soft-off, reset).

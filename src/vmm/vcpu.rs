@@ -60,12 +60,19 @@ impl<'a> Vcpu<'a> {
 
     /// Step the guest past the instruction that caused the last exit, after emulating it.
     pub fn skip_instruction(&mut self) {
-        let g = &mut self.vcb.guest;
-        let len = self.vcb.exit.instr_len;
-        let next = g.eip.wrapping_add(len);
-        g.eip = if g.segs[CS as usize].big() { next } else { next & 0xffff };
-        g.interruptibility = 0;
+        skip_instruction(self.vcb);
     }
+}
+
+/// Step the guest of `vcb` past the instruction its last exit reported (its length is in
+/// the exit information), wrapping a 16-bit IP, and drop any STI/MOV SS blocking it
+/// started (VT-x requires the same of a VMM that emulates an instruction).
+pub fn skip_instruction(vcb: &mut Vcb) {
+    let len = vcb.exit.instr_len;
+    let g = &mut vcb.guest;
+    let next = g.eip.wrapping_add(len);
+    g.eip = if g.segs[CS as usize].big() { next } else { next & 0xffff };
+    g.interruptibility = 0;
 }
 
 #[cfg(test)]

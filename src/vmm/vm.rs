@@ -124,12 +124,6 @@ impl Vm {
         (WINDOW_BASE >> 12) + self.id as u64 * WINDOW_PAGES
     }
 
-    /// The guest address a host page of the device window stands for.
-    pub fn window_gpa(&self, hpa_page: u64) -> Option<u32> {
-        let slot = hpa_page.checked_sub(self.window_first_page())?;
-        self.window.get(slot as usize).copied()
-    }
-
     /// Map guest page `page` as the board says it is backed (docs/v386.md §5.6 for A20):
     /// RAM read-write, read-only shadow RAM and ROM read and execute, device memory and
     /// holes into the device window.

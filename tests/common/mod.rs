@@ -51,3 +51,43 @@ pub fn tool_available(program: &str, arg: &str) -> bool {
         .map(|s| s.success())
         .unwrap_or(false)
 }
+
+/// `tests/guests/`, where the nasm guest programs live.
+pub fn guests_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests").join("guests")
+}
+
+/// Assemble `tests/guests/<name>.asm` with nasm into a flat image (scratch files under
+/// `out_dir(scratch)`); None when nasm is not installed (the caller skips).
+pub fn assemble_guest(name: &str, scratch: &str) -> Option<Vec<u8>> {
+    if !tool_available("nasm", "-v") {
+        return None;
+    }
+    let src = guests_dir().join(format!("{name}.asm"));
+    let img = out_dir(scratch).join(format!("{name}.img"));
+    // nasm wants the include directory with a trailing separator.
+    let include = format!("{}{}", guests_dir().display(), std::path::MAIN_SEPARATOR);
+    let out = Command::new("nasm")
+        .args(["-f", "bin", "-I"])
+        .arg(&include)
+        .arg(&src)
+        .arg("-o")
+        .arg(&img)
+        .output()
+        .expect("run nasm");
+    assert!(out.status.success(), "nasm failed on {}:\n{}", src.display(), String::from_utf8_lossy(&out.stderr));
+    Some(std::fs::read(&img).expect("read the assembled image"))
+}
+
+/// Run an image the way `--flat IMG --load-addr 0x7c00 --entry 0x7e00 --mode real` does,
+/// with 32 MiB and isa-debug-exit at `debug_exit_port`: what it printed on port 0xE9 and
+/// why it stopped.
+pub fn run_flat_real(img: &[u8], debug_exit_port: u16, budget: u64) -> (Vec<u8>, v386::cpu::StopReason) {
+    use v386::machine::{Machine, MachineConfig, StartMode};
+    let mut m =
+        Machine::new(&MachineConfig { mem_mb: 32, debug_exit_port: Some(debug_exit_port), ..Default::default() })
+            .expect("create the machine");
+    m.load_flat(img, 0x7c00, 0x7e00, StartMode::Real).expect("load the image");
+    let stop = m.run(budget);
+    (m.take_debugcon(), stop)
+}

@@ -335,7 +335,7 @@ impl Cpu {
         }
         if self.v386.is_some() {
             // V386 mode: intercepted instructions exit before they run (docs/v386.md §5.4).
-            self.vx_intercept(bus, i)?;
+            self.vx_intercept(i)?;
         }
         let op = i.opcode;
         match op {

@@ -262,37 +262,14 @@ impl Cpu {
 
     /// The processor's architectural state as a state area holds it.
     pub fn capture_state(&self) -> State {
-        // (Kept as one expression so a reader sees every field; `capture_into` is the
-        // exit path's copy of it.)
-        State {
-            regs: self.regs,
-            eip: self.eip,
-            eflags: self.flags.get(),
-            cr0: self.cr0,
-            cr2: self.cr2,
-            cr3: self.cr3,
-            cr4: self.cr4,
-            dr: [self.dr[0], self.dr[1], self.dr[2], self.dr[3], self.dr[6], self.dr[7]],
-            segs: self.segs,
-            ldtr: self.ldtr,
-            tr: self.tr,
-            gdtr: self.gdtr,
-            idtr: self.idtr,
-            cpl: self.cpl,
-            activity: self.halted as u8,
-            interruptibility: if self.inhibit_irq { vcb::interruptibility::STI } else { 0 },
-            sysenter_cs: self.msr.sysenter_cs,
-            sysenter_esp: self.msr.sysenter_esp,
-            sysenter_eip: self.msr.sysenter_eip,
-            efer: self.msr.efer,
-            pdpte: self.pdpte,
-            fpu: self.fpu.clone(),
-        }
+        let mut s = State::default();
+        self.capture_into(&mut s, true);
+        s
     }
 
     /// [`Cpu::capture_state`] into an existing area, leaving its FPU image alone unless
     /// `fpu` (no allocation, for the exit path).
-    fn capture_into(&mut self, s: &mut State, fpu: bool) {
+    fn capture_into(&self, s: &mut State, fpu: bool) {
         s.regs = self.regs;
         s.eip = self.eip;
         s.eflags = self.flags.get();
@@ -710,7 +687,7 @@ impl Cpu {
     /// the faults based on the guest's CPL (§5.4 "Priority"). `Err(Fault::VmExit)` when
     /// `i` exits.
     #[inline(never)]
-    pub(crate) fn vx_intercept<B: Bus>(&mut self, bus: &mut B, i: &decode::Instr) -> Res<()> {
+    pub(crate) fn vx_intercept(&mut self, i: &decode::Instr) -> Res<()> {
         let Some(a) = self.v386.as_deref() else { return Ok(()) };
         let c = &a.vcb.controls;
         let on = |bit: u32| c.intercepts & bit != 0;
@@ -804,7 +781,6 @@ impl Cpu {
             }
             _ => None,
         };
-        let _ = bus;
         match exit {
             Some((reason, qual)) => Err(self.record_exit(reason, qual, true)),
             None => Ok(()),
