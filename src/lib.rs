@@ -9,7 +9,7 @@
 //! - [`machine`]: one [`machine::Machine`] owns all emulated state (CPU, RAM, devices).
 //! - [`devices`]: the devices of the PC, one file each.
 //! - [`front`]: what a front end shows and sends (screen arrays, key codes), wasm-free.
-//! - `web`: the wasm-bindgen façade, built for `wasm32` only: the browser's `Machine`.
+//! - `web`: the wasm-bindgen façade, built for `wasm32` only: the browser's `Machine` and `Vmm`.
 //! - `src/bin/v386.rs`: the native command-line runner (QEMU's option spelling).
 //!
 //! Without the `std` feature the crate is `no_std` + `alloc`.
