@@ -9,6 +9,8 @@
 //! - [`machine`]: one [`machine::Machine`] owns all emulated state (CPU, RAM, devices).
 //! - [`devices`]: the devices of the PC, one file each.
 //! - [`front`]: what a front end shows and sends (screen arrays, key codes), wasm-free.
+//! - [`snapshot`]: the snapshot file format; `Machine::save`/`restore` and
+//!   `Vmm::save`/`restore` write and read whole machines with it.
 //! - `web`: the wasm-bindgen façade, built for `wasm32` only: the browser's `Machine` and `Vmm`.
 //! - `src/bin/v386.rs`: the native command-line runner (QEMU's option spelling).
 //!
@@ -25,6 +27,7 @@ pub mod cpu;
 pub mod devices;
 pub mod front;
 pub mod machine;
+pub mod snapshot;
 pub mod vmm;
 #[cfg(target_arch = "wasm32")]
 pub mod web;

@@ -5,6 +5,8 @@
 //! computed only when something reads it. The other bits (IF, DF, IOPL, …) live in
 //! `Flags::bits`, which never holds the six arithmetic flags while they are lazy.
 
+use serde::{Deserialize, Serialize};
+
 /// EFLAGS bit positions (SDM Vol. 1 Figure 3-8).
 pub const CF: u32 = 1 << 0;
 pub const PF: u32 = 1 << 2;
@@ -34,7 +36,7 @@ pub const FIXED1: u32 = 1 << 1;
 pub const IMPLEMENTED: u32 = ARITH | TF | IF | DF | IOPL | NT | RF | VM | AC | ID;
 
 /// The operation that last set the arithmetic flags, with its operand width.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Op {
     /// Flags are in `Flags::bits` already.
     None,
@@ -51,7 +53,7 @@ pub enum Op {
 }
 
 /// Operands and result of the last flag-setting operation.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, Serialize, Deserialize)]
 pub struct Lazy {
     pub op: Op,
     /// Operand width in bits: 8, 16 or 32.
@@ -64,7 +66,7 @@ pub struct Lazy {
 }
 
 /// EFLAGS, with the arithmetic flags possibly pending in `lazy`.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, Serialize, Deserialize)]
 pub struct Flags {
     /// Every bit; while `lazy.op != Op::None` the six arithmetic ones are stale.
     pub bits: u32,

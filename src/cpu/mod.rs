@@ -13,6 +13,7 @@
 //! The CPU reaches memory and ports only through [`Bus`]; it is generic over it so the
 //! compiler inlines the PC's bus (or the tests' flat RAM) into the interpreter loop.
 
+use serde::{Deserialize, Serialize};
 mod block;
 pub mod cpuid;
 pub mod decode;
@@ -107,7 +108,7 @@ pub enum StopReason {
 }
 
 /// A descriptor-table register (GDTR, IDTR: SDM Vol. 3A §2.4).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TableReg {
     pub base: u32,
     pub limit: u16,
@@ -147,7 +148,7 @@ impl From<Exception> for Fault {
 pub(crate) type Res<T> = Result<T, Fault>;
 
 /// The architectural (and a little micro-architectural) state of one processor.
-#[derive(Clone)]
+#[derive(Clone, Serialize, Deserialize)]
 pub struct Cpu {
     /// EAX, ECX, EDX, EBX, ESP, EBP, ESI, EDI.
     pub regs: [u32; 8],
@@ -181,8 +182,10 @@ pub struct Cpu {
     pub halted: bool,
     /// Interrupts are inhibited for one instruction (after STI, MOV SS, POP SS).
     pub(crate) inhibit_irq: bool,
+    #[serde(skip)]
     pub tlb: Tlb,
     /// Decoded instructions by physical address.
+    #[serde(skip)]
     pub icache: icache::ICache,
     /// EIP of the instruction being executed (faults report it).
     pub(crate) start_eip: u32,
@@ -197,9 +200,11 @@ pub struct Cpu {
     /// V386 mode (docs/v386.md §5): `Some` while a guest runs (EFLAGS.VX = 1).
     pub(crate) v386: Option<alloc::boxed::Box<v386::Active>>,
     /// The TLBs of guest tags not in use (§6.5), most recently used last.
+    #[serde(skip)]
     pub(crate) tlb_banks: alloc::vec::Vec<(u16, Tlb)>,
     /// The V386 state box of the last guest, kept for the next entry (no allocation per
     /// round trip); after a Rust host's exit it holds the VCB [`Cpu::vm_run`] hands back.
+    #[serde(skip)]
     pub(crate) vx_spare: Option<alloc::boxed::Box<v386::Active>>,
     /// EIP after the instruction being executed (an exit's instruction length).
     pub(crate) exec_eip: u32,

@@ -1,6 +1,8 @@
 //! Model-specific registers (SDM Vol. 4): the ones Linux and BIOSes read on a P6-class CPU.
 //! An MSR not listed here raises #GP(0), as on hardware, which `rdmsr_safe` callers expect.
 
+use serde::{Deserialize, Serialize};
+
 /// MSR numbers (SDM Vol. 4 Table 2-2, "IA-32 Architectural MSRs", and §2.12 for P6).
 pub mod index {
     pub const IA32_P5_MC_ADDR: u32 = 0x0;
@@ -17,7 +19,7 @@ pub mod index {
 }
 
 /// MSR state.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct Msrs {
     /// Added to the retired-instruction count to give the TSC (WRMSR to the TSC sets it).
     pub tsc_offset: u64,

@@ -9,6 +9,7 @@ use super::decode::{CS, SS};
 use super::exception::{selector_error, Exception};
 use super::{Cpu, Res};
 use crate::bus::Bus;
+use serde::{Deserialize, Serialize};
 
 /// Access-byte bits (byte 5 of a descriptor).
 pub mod access {
@@ -40,7 +41,7 @@ pub mod systype {
 }
 
 /// A segment register's visible selector and its descriptor cache.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Seg {
     pub sel: u16,
     pub base: u32,

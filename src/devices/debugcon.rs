@@ -3,13 +3,15 @@
 //! no device set-up.
 
 use alloc::vec::Vec;
+use serde::{Deserialize, Serialize};
 
 /// The debug console's port (Bochs "port 0xE9 hack", QEMU `isa-debugcon` default iobase).
 pub const DEBUGCON_PORT: u16 = 0xe9;
 
 /// Collects what the guest writes.
-#[derive(Default, Clone, Debug)]
+#[derive(Default, Clone, Debug, Serialize, Deserialize)]
 pub struct DebugCon {
+    #[serde(with = "serde_bytes")]
     pub out: Vec<u8>,
 }
 

@@ -3,11 +3,12 @@
 //! test suites such as kvm-unit-tests rely on).
 
 use crate::bus::IoSize;
+use serde::{Deserialize, Serialize};
 
 /// The usual iobase (`-device isa-debug-exit,iobase=0xf4`); the device spans 4 ports.
 pub const DEFAULT_DEBUG_EXIT_PORT: u16 = 0xf4;
 
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, Serialize, Deserialize)]
 pub struct DebugExit {
     pub iobase: u16,
 }

@@ -25,6 +25,7 @@
 //! device. Memory-to-memory transfers (command bit 0) are not modelled.
 
 use crate::bus::IoSize;
+use serde::{Deserialize, Serialize};
 
 /// First port of DMA1 (channels 0–3). IBM PC AT Technical Reference, I/O address map:
 /// 000h–01Fh "DMA controller 1, 8237A-5" (the chip decodes 000h–00Fh).
@@ -93,7 +94,7 @@ pub const MODE_CASCADE: u8 = 0xc0;
 pub const COMMAND_DISABLE: u8 = 0x04;
 
 /// One channel's registers (8237A datasheet, Table 1 "8237A Internal Registers").
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
 struct Channel {
     base_address: u16,
     base_count: u16,
@@ -106,7 +107,7 @@ struct Channel {
 }
 
 /// One 8237A.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 struct Controller {
     channels: [Channel; 4],
     command: u8,
@@ -239,7 +240,7 @@ impl Controller {
 }
 
 /// The two 8237A controllers and the page registers of the PC/AT.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Dma {
     /// DMA1 (channels 0–3) and DMA2 (channels 4–7).
     controllers: [Controller; 2],

@@ -69,6 +69,7 @@ use super::dma::Dma;
 use crate::bus::IoSize;
 use alloc::vec::Vec;
 use core::fmt;
+use serde::{Deserialize, Serialize};
 
 /// Status register A (read; PS/2 layout). 82077AA datasheet, "Status Register A (SRA)".
 pub const FDC_SRA: u16 = 0x3f0;
@@ -198,7 +199,7 @@ const RECALIBRATE_STEPS: u8 = 79;
 const MAX_HEAD_CYLINDER: u8 = 83;
 
 /// A floppy image format, identified by the image's size.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum DiskFormat {
     /// 720 KB double density: 80 cylinders × 2 heads × 9 sectors, 250 kbps.
     Dd720K,
@@ -298,15 +299,16 @@ pub enum DmaDirection {
 }
 
 /// A floppy in a drive.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 struct Medium {
+    #[serde(with = "crate::snapshot::sparse")]
     data: Vec<u8>,
     format: DiskFormat,
     write_protected: bool,
 }
 
 /// One drive on the cable.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
 struct Drive {
     connected: bool,
     medium: Option<Medium>,
@@ -319,7 +321,7 @@ struct Drive {
 }
 
 /// Command / execution / result phases (datasheet, "Controller Phases").
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 enum Phase {
     /// Waiting for the first byte of a command.
     Idle,
@@ -333,7 +335,7 @@ enum Phase {
     Result,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 enum Op {
     Read,
     Write,
@@ -341,7 +343,7 @@ enum Op {
 }
 
 /// The state of a READ DATA, WRITE DATA or FORMAT TRACK execution phase.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 struct Transfer {
     op: Op,
     drive: u8,
@@ -357,6 +359,7 @@ struct Transfer {
     /// An implied seek ran: ST0 gets SE.
     seek_end: bool,
     /// Sector data (READ/WRITE), or the 4-byte ID being received (FORMAT).
+    #[serde(with = "serde_big_array::BigArray")]
     buf: [u8; SECTOR_SIZE],
     pos: usize,
     /// Byte offset of the current sector in the image.
@@ -393,7 +396,7 @@ impl Transfer {
 }
 
 /// The floppy disk controller and its two drives.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Fdc {
     drives: [Drive; 2],
     dor: u8,

@@ -81,6 +81,7 @@ use crate::bus::IoSize;
 use alloc::string::String;
 use alloc::vec;
 use alloc::vec::Vec;
+use serde::{Deserialize, Serialize};
 
 /// Selector register (16-bit, write-only).
 pub const FW_CFG_PORT_SELECTOR: u16 = 0x510;
@@ -267,14 +268,14 @@ pub fn encode_e820(entries: &[E820Entry]) -> Vec<u8> {
 }
 
 /// A named file: its selector and contents.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 struct File {
     name: String,
     key: u16,
 }
 
 /// The fw_cfg device.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct FwCfg {
     /// Items by selector (legacy keys and files alike), sorted by key.
     items: Vec<(u16, Vec<u8>)>,

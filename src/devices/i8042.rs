@@ -37,6 +37,7 @@
 use super::Nanos;
 use crate::bus::IoSize;
 use alloc::collections::VecDeque;
+use serde::{Deserialize, Serialize};
 
 /// Data port: output buffer (read), input buffer for data (write).
 pub const I8042_DATA_PORT: u16 = 0x60;
@@ -309,7 +310,7 @@ pub fn ascii_to_set2(c: u8) -> Option<(u8, bool)> {
 }
 
 /// Where the byte in the output buffer came from.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 enum Source {
     Controller,
     Keyboard,
@@ -317,7 +318,7 @@ enum Source {
 }
 
 /// A controller command waiting for its data byte at port 0x60.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 enum Pending {
     WriteRam(u8),
     WriteOutputPort,
@@ -328,7 +329,7 @@ enum Pending {
 }
 
 /// A keyboard command waiting for its option byte.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 enum KbdArg {
     Leds,
     Typematic,
@@ -338,7 +339,7 @@ enum KbdArg {
 }
 
 /// The MF2 keyboard on the first port.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 struct Keyboard {
     /// Replies to commands; sent before keystrokes.
     replies: VecDeque<u8>,
@@ -511,14 +512,14 @@ impl Keyboard {
 }
 
 /// A mouse command waiting for its argument.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 enum AuxArg {
     Resolution,
     SampleRate,
 }
 
 /// A standard PS/2 mouse on the auxiliary port.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 struct Mouse {
     replies: VecDeque<u8>,
     packets: VecDeque<u8>,
@@ -721,7 +722,7 @@ impl Mouse {
 }
 
 /// The 8042 keyboard controller with its keyboard and mouse.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct I8042 {
     /// Controller RAM; byte 0 is the command byte.
     ram: [u8; 32],

@@ -34,6 +34,7 @@
 use super::lapic::{DeliveryMode, InterruptMessage};
 use crate::addr::Phys;
 use crate::bus::IoSize;
+use serde::{Deserialize, Serialize};
 
 /// Default base (82093AA datasheet, Table 2 "Memory Address of I/O APIC Registers":
 /// FEC0_xy00h with x = y = 0 unless the PIIX3's APIC base register moves it).
@@ -80,7 +81,7 @@ const RTE_WRITABLE: u64 = 0xff00_0000_0001_afff;
 const RTE_RESET: u64 = RTE_MASKED;
 
 /// The 82093AA.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct IoApic {
     base: u32,
     /// IOREGSEL bits 7:0.

@@ -52,6 +52,7 @@
 use super::Nanos;
 use crate::addr::Phys;
 use crate::bus::IoSize;
+use serde::{Deserialize, Serialize};
 
 /// IA32_APIC_BASE MSR number (SDM Vol. 3A §10.4.4, Figure 10-5 "IA32_APIC_BASE MSR").
 pub const IA32_APIC_BASE: u32 = 0x1b;
@@ -170,7 +171,7 @@ pub const ESR_ILLEGAL_REGISTER: u32 = 1 << 7;
 /// (§10.6.1), of LVT entries (§10.5.1) and of the I/O APIC's redirection entries
 /// (82093AA datasheet, IOREDTBL bits 10:8). Encoding 011b is reserved everywhere; 110b is
 /// Start-Up in the ICR and reserved elsewhere.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum DeliveryMode {
     /// 000b: the vector, to every destination.
     Fixed,
@@ -205,7 +206,7 @@ impl DeliveryMode {
 }
 
 /// An interrupt message as the I/O APIC (or the ICR) sends it to local APICs.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct InterruptMessage {
     /// Vector (ignored for NMI, SMI, INIT and ExtINT).
     pub vector: u8,
@@ -219,7 +220,7 @@ pub struct InterruptMessage {
 }
 
 /// 256 vectors, one bit each, as the IRR, ISR and TMR hold them (§10.8.4, Figure 10-20).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 struct VectorSet([u32; 8]);
 
 impl VectorSet {
@@ -255,7 +256,7 @@ impl VectorSet {
 
 /// A running countdown of the APIC timer: the count was `count` at bus clock `tick`, and
 /// it decrements once every `divisor` bus clocks from there.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 struct Countdown {
     tick: u64,
     /// Always at least 1: the count reaching 0 is handled at that instant.
@@ -283,7 +284,7 @@ fn all_ones(size: IoSize) -> u32 {
 }
 
 /// What LINT0 asks for, given the 8259A's INTR level.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 enum Lint0 {
     Idle,
     /// ExtINT: the 8259A supplies the vector.
@@ -293,7 +294,7 @@ enum Lint0 {
 }
 
 /// The local APIC.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Lapic {
     /// IA32_APIC_BASE as RDMSR returns it.
     base_msr: u64,

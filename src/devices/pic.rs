@@ -11,6 +11,7 @@
 //! Both chips live in one struct because the cascade is a wire between them, not a call.
 
 use crate::bus::IoSize;
+use serde::{Deserialize, Serialize};
 
 /// Master 8259A, A0 = 0 (ICW1, OCW2, OCW3; reads IRR/ISR/poll word). IBM PC/AT Technical
 /// Reference, I/O address map: 020h–03Fh "interrupt controller 1, 8259A, master".
@@ -40,7 +41,7 @@ const ELCR_SLAVE_WRITABLE: u8 = 0xde;
 
 /// Where a chip is in its initialisation sequence (8259A datasheet, "Initialization Command
 /// Words", flowchart: ICW1, ICW2, then ICW3 if SNGL = 0, then ICW4 if IC4 = 1).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 enum InitStep {
     Ready,
     Icw2,
@@ -49,7 +50,7 @@ enum InitStep {
 }
 
 /// One 8259A.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 struct Chip {
     /// Hard-wired master (SP/EN high) or slave.
     master: bool,
@@ -354,7 +355,7 @@ impl Chip {
 }
 
 /// The cascaded pair of 8259As and the ELCR.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Pic {
     master: Chip,
     slave: Chip,

@@ -15,6 +15,7 @@
 
 use super::Nanos;
 use crate::bus::IoSize;
+use serde::{Deserialize, Serialize};
 
 /// Counter 0 (IRQ0). IBM PC/AT Technical Reference, I/O address map: 040h–05Fh "timer"
 /// (8254: counter 0 at 40h, counter 1 at 41h, counter 2 at 42h, control word at 43h).
@@ -80,7 +81,7 @@ fn half_len(high: bool, n: u32) -> u64 {
 }
 
 /// One counter of the 8254.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 struct Counter {
     /// Mode 0–5 (control word M2–M0, with x10 = 2 and x11 = 3).
     mode: u8,
@@ -499,7 +500,7 @@ impl Counter {
 }
 
 /// The 8254 and port 61h.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Pit {
     counters: [Counter; 3],
     /// Port 61h bits 3–0 as written.

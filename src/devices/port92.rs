@@ -16,6 +16,7 @@
 //! open when either source opens it) and polls [`Port92::take_reset_request`].
 
 use crate::bus::IoSize;
+use serde::{Deserialize, Serialize};
 
 /// The port's address (IBM PS/2 Technical Reference, "System Control Port A").
 pub const PORT92: u16 = 0x92;
@@ -33,7 +34,7 @@ pub const PORT92_DISK_LIGHT: u8 = 0xc0;
 const PORT92_STORED: u8 = PORT92_FAST_RESET | PORT92_A20 | PORT92_SECURITY_LOCK | PORT92_DISK_LIGHT;
 
 /// System control port A.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct Port92 {
     value: u8,
     reset_request: bool,

@@ -18,6 +18,7 @@
 
 use super::Nanos;
 use crate::bus::IoSize;
+use serde::{Deserialize, Serialize};
 
 /// Index register; bit 7 masks NMI. IBM PC/AT Technical Reference, I/O address map:
 /// 070h "CMOS RAM address register port (write only) and NMI mask"; bit 7 = 1 disables NMI.
@@ -135,7 +136,7 @@ fn civil_from_days(days: u64) -> (u64, u32, u32) {
 }
 
 /// An alarm register: don't care, a value, or one that no time can match.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 enum AlarmField {
     Any,
     Is(u32),
@@ -153,7 +154,7 @@ impl AlarmField {
 }
 
 /// The time and calendar registers, decoded to binary with the hour in 24-hour form.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 struct DateTime {
     sec: u32,
     min: u32,
@@ -209,9 +210,10 @@ impl DateTime {
 }
 
 /// The MC146818A with 128 bytes of CMOS RAM.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Rtc {
     /// Registers 00h–0Dh (C and D are computed, A without UIP) and RAM 0Eh–7Fh.
+    #[serde(with = "serde_big_array::BigArray")]
     ram: [u8; 128],
     /// Port 70h bits 6–0.
     index: u8,

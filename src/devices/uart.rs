@@ -43,6 +43,7 @@ use super::Nanos;
 use crate::bus::IoSize;
 use alloc::collections::VecDeque;
 use alloc::vec::Vec;
+use serde::{Deserialize, Serialize};
 
 /// COM1's base port and IRQ (IBM PC/AT Technical Reference, system I/O address map).
 pub const COM1_BASE: u16 = 0x3f8;
@@ -159,7 +160,7 @@ pub const BAUD_BASE: u32 = 115_200;
 pub const OUTPUT_LIMIT: usize = 4 << 20;
 
 /// One 16550A UART.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Uart {
     base: u16,
     /// The receive FIFO; in 16450 mode (FIFOs off) it holds at most one byte, the RBR.
@@ -167,6 +168,7 @@ pub struct Uart {
     /// Host bytes that have not fitted into the receiver yet.
     host_queue: VecDeque<u8>,
     /// Transmitted bytes for the host.
+    #[serde(with = "serde_bytes")]
     output: Vec<u8>,
     /// The last byte the receiver handed out (what RBR reads when empty).
     last_rx: u8,

@@ -54,6 +54,7 @@ use crate::devices::uart::{Uart, COM1_BASE, COM1_IRQ, COM2_BASE, COM2_IRQ, UART_
 use crate::devices::vga::{Vga, LEGACY_WINDOW_BASE, LEGACY_WINDOW_SIZE};
 use crate::devices::Nanos;
 use alloc::vec::Vec;
+use serde::{Deserialize, Serialize};
 
 /// SeaBIOS's debug output port (its `CONFIG_DEBUG_IO`, the port QEMU builds of SeaBIOS
 /// write their log to).
@@ -107,8 +108,10 @@ pub enum PageKind {
 }
 
 /// The firmware, the clock and the devices of one PC: everything but its RAM.
+#[derive(Serialize, Deserialize)]
 pub struct Board {
     /// The system BIOS image (mapped below 4 GiB and, its last 128 KiB, below 1 MiB).
+    #[serde(with = "crate::snapshot::sparse")]
     pub bios: Vec<u8>,
     pub clock: Clock,
     /// The CPU's retired-instruction count at the last [`Board::sync`].

@@ -11,6 +11,7 @@
 //!   between two slices never go backwards.
 
 use crate::devices::Nanos;
+use serde::{Deserialize, Serialize};
 
 /// Nanoseconds of virtual time per retired instruction in deterministic mode: a "100 MIPS"
 /// machine. Guests calibrate their delay loops against the PIT, so any value works; this
@@ -18,7 +19,7 @@ use crate::devices::Nanos;
 pub const NS_PER_INSTRUCTION: u64 = 10;
 
 /// Where time comes from.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub enum ClockMode {
     /// Time follows retired instructions (reproducible runs).
     #[default]
@@ -28,7 +29,7 @@ pub enum ClockMode {
 }
 
 /// Virtual time.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct Clock {
     mode: ClockMode,
     /// Deterministic: time spent halted (no instructions retire while it passes).
@@ -38,6 +39,19 @@ pub struct Clock {
     slice_icount: u64,
     /// The last value returned: time never goes backwards.
     last: Nanos,
+    /// Wall: added to the host's time. Zero until a restore: a restored machine's time
+    /// goes on from where it was saved, whatever the new host's clock reads.
+    host_offset: Nanos,
+    /// Wall: restored from a snapshot, and the next [`Clock::set_host_time`] sets
+    /// `host_offset` so that time resumes at `last`. Never saved: a clock read back from
+    /// a snapshot always starts with it set.
+    #[serde(skip, default = "restored")]
+    rebase: bool,
+}
+
+/// What a clock read from a snapshot has in [`Clock::rebase`].
+fn restored() -> bool {
+    true
 }
 
 impl Clock {
@@ -64,6 +78,10 @@ impl Clock {
 
     /// Wall mode: the host's time now (monotonic nanoseconds), at the start of a slice.
     pub fn set_host_time(&mut self, host: Nanos, icount: u64) {
+        if core::mem::take(&mut self.rebase) {
+            self.host_offset = self.last.wrapping_sub(host);
+        }
+        let host = host.wrapping_add(self.host_offset);
         self.slice_host = host.max(self.last);
         self.slice_icount = icount;
     }
@@ -101,5 +119,19 @@ mod tests {
         // The host's clock lags the instructions run: time holds, it does not go back.
         c.set_host_time(1_000_010, 10_000);
         assert!(c.now(10_000) >= 1_000_000 + 10 * NS_PER_INSTRUCTION);
+    }
+
+    #[test]
+    fn a_restored_wall_clock_goes_on_from_its_own_time() {
+        let mut c = Clock::new(ClockMode::Wall);
+        c.set_host_time(5_000_000_000, 0);
+        let saved = c.now(0);
+        let bytes = postcard::to_allocvec(&c).unwrap();
+        let mut r: Clock = postcard::from_bytes(&bytes).unwrap();
+        // A new host (a reloaded page) whose clock started again near zero.
+        r.set_host_time(1_000, 0);
+        assert_eq!(r.now(0), saved);
+        r.set_host_time(2_000, 0);
+        assert_eq!(r.now(0), saved + 1_000);
     }
 }

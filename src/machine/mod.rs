@@ -9,11 +9,14 @@
 //!   routing: everything of a PC but its RAM ([`Board`]);
 //! - `pcbus.rs`: the CPU's [`Bus`]: the machine's RAM and its board ([`PcBus`]);
 //! - `clock.rs`: virtual time, deterministic or following the host ([`Clock`]);
-//! - `spec.rs`: a machine described as data and built in one call ([`MachineSpec`]).
+//! - `spec.rs`: a machine described as data and built in one call ([`MachineSpec`]);
+//! - `snapshot.rs`: [`Machine::save`] and [`Machine::restore`] (the format: [`crate::snapshot`]).
 
+use serde::{Deserialize, Serialize};
 mod board;
 mod clock;
 mod pcbus;
+pub(crate) mod snapshot;
 mod spec;
 
 pub use board::{Board, PageKind, FIRMWARE_LOG_PORT, FPU_BUSY_PORT, PAGE_SIZE};
@@ -122,6 +125,7 @@ impl fmt::Display for MachineError {
 }
 
 /// The whole emulated PC.
+#[derive(Serialize, Deserialize)]
 pub struct Machine {
     pub cpu: Cpu,
     pub bus: PcBus,

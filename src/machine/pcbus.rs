@@ -13,10 +13,13 @@ use crate::addr::Phys;
 use crate::bus::{Bus, IoSize, StopRequest};
 use alloc::vec::Vec;
 use core::ops::{Deref, DerefMut};
+use serde::{Deserialize, Serialize};
 
 /// RAM and the board: the PC as the CPU sees it.
+#[derive(Serialize, Deserialize)]
 pub struct PcBus {
     /// Guest-physical RAM from address 0.
+    #[serde(with = "crate::snapshot::sparse")]
     pub ram: Vec<u8>,
     pub board: Board,
 }

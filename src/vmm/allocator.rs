@@ -15,12 +15,13 @@
 use crate::cpu::v386::slt::bits;
 use alloc::vec;
 use alloc::vec::Vec;
+use serde::{Deserialize, Serialize};
 
 /// 4 KiB.
 pub const PAGE: u64 = 4096;
 
 /// Who a host page belongs to.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Owner {
     Free,
     /// The VMM itself (I/O bitmaps, the sink page of nothing).
@@ -30,7 +31,9 @@ pub enum Owner {
 }
 
 /// Host-physical memory.
+#[derive(Serialize, Deserialize)]
 pub struct HostMemory {
+    #[serde(with = "crate::snapshot::sparse")]
     pub bytes: Vec<u8>,
     owners: Vec<Owner>,
 }
@@ -111,11 +114,18 @@ impl HostMemory {
     pub fn pages(&self) -> u64 {
         self.bytes.len() as u64 / PAGE
     }
+
+    /// Whole pages, below the device windows, each with an owner: what a host memory read
+    /// back from a snapshot must be.
+    pub(crate) fn is_consistent(&self) -> bool {
+        let len = self.bytes.len() as u64;
+        len % PAGE == 0 && len <= WINDOW_BASE && self.owners.len() as u64 == len / PAGE
+    }
 }
 
 /// One VM's second-level tables (docs/v386.md §6): 4 KiB mappings, tables allocated on
 /// demand from the VM's own pages.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Slt {
     pub root: u64,
     owner: Owner,

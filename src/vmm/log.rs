@@ -3,10 +3,11 @@
 
 use crate::cpu::v386::{ExitInfo, ExitReason};
 use alloc::vec::Vec;
+use serde::{Deserialize, Serialize};
 
 /// One exit, as the live view shows it. `repr(C)` with a fixed size, so a page can read
 /// the ring through a typed-array view without copying.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[repr(C)]
 pub struct ExitRecord {
     /// Time of the exit: instructions retired by the whole machine (all VMs).
@@ -26,9 +27,10 @@ pub struct ExitRecord {
 pub const REASONS: usize = 65;
 
 /// Counters of one VM.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Counters {
     /// Exits by reason number.
+    #[serde(with = "serde_big_array::BigArray")]
     pub by_reason: [u64; REASONS],
     /// Device-memory accesses the host bus sent to the VM's devices (no exit: the SLT maps
     /// the VM's device pages into its window after the first nested page fault).
@@ -57,8 +59,10 @@ impl Counters {
 }
 
 /// A ring of the last `capacity` exits and the total ever logged.
+#[derive(Serialize, Deserialize)]
 pub struct ExitLog {
     records: Vec<ExitRecord>,
+    #[serde(deserialize_with = "super::snapshot::log_capacity")]
     capacity: usize,
     /// Exits logged since the start (the next record goes to `total % capacity`).
     pub total: u64,

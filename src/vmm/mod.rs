@@ -13,17 +13,20 @@
 //!   memory, its state and counters.
 //! - [`hostbus`]: what the processor sees while one VM runs.
 //! - [`log`]: the bounded exit ring and the per-VM counters the live view shows.
+//! - `snapshot.rs`: [`Vmm::save`] and [`Vmm::restore`] (the format: [`crate::snapshot`]).
 //!
 //! The processor is the one `crate::cpu::Cpu` the bare machine uses; the VMM enters a
 //! guest with `Cpu::vm_run`, the same entry and exit code an x86 host reaches with
 //! `VMENTER`.
 
+use serde::{Deserialize, Serialize};
 pub mod allocator;
 pub mod dispatcher;
 pub mod exit;
 pub mod hostbus;
 pub mod interp;
 pub mod log;
+mod snapshot;
 pub mod vcpu;
 pub mod vm;
 
@@ -39,7 +42,7 @@ pub use vcpu::{Vcpu, VcpuError};
 pub use vm::{Vm, VmState, VmStop};
 
 /// How the VMM runs its VMs.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, Serialize, Deserialize)]
 pub struct VmmConfig {
     /// Guest instructions per scheduling turn (the preemption timer's quantum).
     pub quantum: u32,
@@ -74,6 +77,7 @@ impl core::fmt::Display for VmmError {
 }
 
 /// The monitor: the processor, host memory, the VMs and the exit log.
+#[derive(Serialize, Deserialize)]
 pub struct Vmm {
     /// The one processor the VMs share.
     pub cpu: Cpu,

@@ -11,9 +11,10 @@ use crate::machine::{Board, Machine, PageKind};
 use alloc::collections::BTreeMap;
 use alloc::string::String;
 use alloc::vec::Vec;
+use serde::{Deserialize, Serialize};
 
 /// Why a VM stopped for good.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum VmStop {
     /// The guest wrote this value to its isa-debug-exit port.
     DebugExit(u32),
@@ -28,7 +29,7 @@ pub enum VmStop {
 }
 
 /// Where a VM is in the scheduler's eyes.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum VmState {
     Runnable,
     /// HLT: waiting for an interrupt from its devices.
@@ -37,6 +38,7 @@ pub enum VmState {
 }
 
 /// One VM.
+#[derive(Serialize, Deserialize)]
 pub struct Vm {
     pub id: u16,
     pub name: String,

@@ -20,6 +20,8 @@
 //! one with a sticky bit in a `u128`, and [`round`] rounds it once to the destination
 //! format, so every basic operation is correctly rounded.
 
+use serde::{Deserialize, Serialize};
+
 /// Exception flags, at their bit positions in the status and control words (SDM Vol. 1
 /// §8.1.3, Figure 8-5; §8.1.5, Figure 8-6).
 pub const IE: u8 = 1 << 0;
@@ -31,7 +33,7 @@ pub const PE: u8 = 1 << 5;
 
 /// An x87 register value: `se` is sign (bit 15) and biased exponent (bits 14–0), `sig` the
 /// significand with the integer bit J in bit 63 (SDM Vol. 1 §4.2.2, Figure 4-3).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct F80 {
     pub se: u16,
     pub sig: u64,

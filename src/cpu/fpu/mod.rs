@@ -23,6 +23,7 @@
 //! PC routes to IRQ13 — see [`Cpu::fpu_irq13_pending`].
 
 pub(crate) mod env;
+use serde::{Deserialize, Serialize};
 mod exec;
 pub mod float80;
 mod transcend;
@@ -72,7 +73,7 @@ pub mod cw {
 const TAG_EMPTY: u16 = 3;
 
 /// The x87 state (SDM Vol. 1 §8.1).
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Fpu {
     /// The physical data registers R0–R7; ST(i) is R((TOP + i) mod 8).
     pub regs: [F80; 8],

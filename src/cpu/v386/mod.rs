@@ -21,6 +21,7 @@
 //! TLB tags (§6.5) are banks: the TLB in use is the current tag's, the others wait in
 //! `Cpu::tlb_banks`, and entry and exit swap them. A hit therefore needs no tag compare.
 
+use serde::{Deserialize, Serialize};
 pub mod checks;
 mod memory;
 pub mod slt;
@@ -170,7 +171,7 @@ pub mod event {
 }
 
 /// Who entered the guest, which decides what an exit does.
-#[derive(Clone, Copy)]
+#[derive(Clone, Copy, Serialize, Deserialize)]
 enum Host {
     /// `VMENTER` with the VCB at this host-physical address: the exit writes it back and
     /// the host goes on after its `VMENTER`.
@@ -180,7 +181,7 @@ enum Host {
 }
 
 /// How an exit gets its instruction length and bytes (§4.4).
-#[derive(Clone, Copy, PartialEq, Eq)]
+#[derive(Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 enum InstrInfo {
     /// Not caused by an instruction (or by a fetch): length 0.
     None,
@@ -193,7 +194,7 @@ enum InstrInfo {
 /// The processor's V386 state while a guest runs (`Cpu::v386` is `Some`: EFLAGS.VX = 1).
 /// The box is kept after an exit (`Cpu::vx_spare`) and reused, so a round trip through a
 /// Rust host allocates nothing.
-#[derive(Clone)]
+#[derive(Clone, Serialize, Deserialize)]
 pub(crate) struct Active {
     /// Controls as read at entry; the guest state is stale until the exit saves it.
     pub vcb: Vcb,

@@ -6,6 +6,7 @@
 
 use crate::cpu::fpu::{env, Fpu};
 use crate::cpu::{Seg, TableReg};
+use serde::{Deserialize, Serialize};
 
 /// Size and alignment of a VCB (§4.1, §4.7).
 pub const VCB_SIZE: usize = 4096;
@@ -127,7 +128,7 @@ pub mod interruptibility {
 }
 
 /// The control area (§4.2).
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Controls {
     pub revision: u32,
     pub vtag: u16,
@@ -148,6 +149,7 @@ pub struct Controls {
     pub event_instr_len: u32,
     /// Some byte of the reserved range 040H–0BFH is not zero (entry check error 4).
     pub reserved_nonzero: bool,
+    #[serde(with = "serde_big_array::BigArray")]
     pub software: [u8; 64],
 }
 
@@ -178,7 +180,7 @@ impl Default for Controls {
 }
 
 /// A processor state as the guest-state area (§4.3) and the host-save area (§4.5) hold it.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct State {
     pub regs: [u32; 8],
     pub eip: u32,
@@ -252,7 +254,7 @@ fn tr_reset() -> Seg {
 }
 
 /// The exit-information area (§4.4).
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ExitInfo {
     /// Bits 15:0 the basic reason (Table 8-1); bit 31 an entry failure.
     pub reason: u32,
@@ -270,7 +272,7 @@ pub struct ExitInfo {
 }
 
 /// A whole VCB.
-#[derive(Clone, Debug, Default, PartialEq)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Vcb {
     pub controls: Controls,
     pub guest: State,

@@ -11,6 +11,7 @@
 use super::drive::{Drive, Kind, Phase, CMD_SET_FEATURES};
 use super::identify;
 use super::*;
+use serde::{Deserialize, Serialize};
 
 // ATA command codes (ATA/ATAPI-6 §8; the obsolete ATA-1 power-management aliases 94h–99h
 // are still sent by old drivers).
@@ -54,7 +55,7 @@ pub(super) const MAX_MULTIPLE: u8 = 16;
 const MAX_CHS_SECTORS: u64 = 16383 * 16 * 63;
 
 /// A CHS translation.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub(super) struct Geometry {
     pub cylinders: u32,
     pub heads: u32,
@@ -110,7 +111,7 @@ impl Geometry {
 }
 
 /// How a command addressed its sectors (outputs use the same form).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub(super) enum Addressing {
     Chs,
     Lba28,
@@ -118,7 +119,7 @@ pub(super) enum Addressing {
 }
 
 /// A PIO read or write in progress.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub(super) struct AtaXfer {
     /// Read: the next sector to load. Write: the first sector of the block being collected.
     pub lba: u64,
@@ -130,7 +131,7 @@ pub(super) struct AtaXfer {
 }
 
 /// Power state, for CHECK POWER MODE.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub(super) enum Power {
     Active,
     Idle,
@@ -138,7 +139,9 @@ pub(super) enum Power {
 }
 
 /// A hard disk.
+#[derive(Serialize, Deserialize)]
 pub(super) struct Disk {
+    #[serde(with = "crate::snapshot::backend")]
     pub backend: Box<dyn BlockBackend>,
     /// Capacity in sectors.
     pub sectors: u64,

@@ -15,6 +15,7 @@ use super::drive::{Drive, Kind, Phase, CMD_SET_FEATURES};
 use super::identify;
 use super::*;
 use alloc::vec;
+use serde::{Deserialize, Serialize};
 
 // ATA commands a PACKET device handles (ATA/ATAPI-6 §8).
 const CMD_DEVICE_RESET: u8 = 0x08;
@@ -90,7 +91,7 @@ const LEAD_OUT: u8 = 0xaa;
 const ADR_CONTROL_DATA: u8 = 0x14;
 
 /// SCSI sense data: key and additional sense code/qualifier.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub(super) struct Sense {
     pub key: u8,
     pub asc: u8,
@@ -105,7 +106,7 @@ impl Sense {
 
 /// A media event for GET EVENT STATUS NOTIFICATION's media class (MMC-2, media event
 /// codes).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 enum MediaEvent {
     None = 0,
     NewMedia = 2,
@@ -128,6 +129,7 @@ pub(super) enum Outcome {
 }
 
 /// The data-in side of an ATAPI transfer in progress.
+#[derive(Serialize, Deserialize)]
 pub(super) enum Source {
     /// A prepared reply and the next byte of it.
     Reply(Vec<u8>, usize),
@@ -136,6 +138,7 @@ pub(super) enum Source {
 }
 
 /// An ATAPI data-in transfer in progress.
+#[derive(Serialize, Deserialize)]
 pub(super) struct AtapiIn {
     pub source: Source,
     /// Bytes not yet put into a chunk.
@@ -143,8 +146,10 @@ pub(super) struct AtapiIn {
 }
 
 /// The CD-ROM drive's state.
+#[derive(Serialize, Deserialize)]
 pub(super) struct Cdrom {
     /// The disc: loaded when the tray is closed, lying in the open tray otherwise.
+    #[serde(with = "crate::snapshot::backend::option")]
     medium: Option<Box<dyn BlockBackend>>,
     tray_open: bool,
     /// PREVENT ALLOW MEDIUM REMOVAL: the guest has locked the tray.

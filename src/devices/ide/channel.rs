@@ -20,6 +20,7 @@
 
 use super::drive::Drive;
 use super::*;
+use serde::{Deserialize, Serialize};
 
 /// What a register read sees when no device drives the bus (DD7 pulled down, the rest
 /// pulled up).
@@ -33,7 +34,7 @@ pub(super) const DIAG_PASSED: u8 = 0x01;
 pub(super) const CMD_EXECUTE_DEVICE_DIAGNOSTIC: u8 = 0x90;
 
 /// Who answers a register read.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 enum Responder {
     /// The selected device.
     Selected(usize),
@@ -43,6 +44,7 @@ enum Responder {
     Nobody,
 }
 
+#[derive(Serialize, Deserialize)]
 pub(super) struct Channel {
     drives: [Option<Drive>; 2],
     /// The DEV bit as last written: the device the host addresses (0 or 1).

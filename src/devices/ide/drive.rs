@@ -21,6 +21,7 @@ use super::channel::FLOATING_DATA;
 use super::*;
 use alloc::format;
 use alloc::string::String;
+use serde::{Deserialize, Serialize};
 
 /// ATA commands both device types implement.
 pub(super) const CMD_SET_FEATURES: u8 = 0xef;
@@ -28,7 +29,7 @@ pub(super) const CMD_SET_FEATURES: u8 = 0xef;
 /// The command block registers as one device holds them. Each of the five LBA48-capable
 /// registers is a two-deep FIFO: `[current, previous]` (ATA/ATAPI-6 §7: a write pushes the
 /// current value to "previous content", read back with HOB set).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub(super) struct TaskFile {
     pub feature: [u8; 2],
     pub count: [u8; 2],
@@ -132,12 +133,14 @@ impl TaskFile {
 }
 
 /// The device's command set and medium.
+#[derive(Serialize, Deserialize)]
 pub(super) enum Kind {
     Disk(Disk),
     Cdrom(Cdrom),
 }
 
 /// What the data port is doing.
+#[derive(Serialize, Deserialize)]
 pub(super) enum Phase {
     /// No transfer: DRQ is clear.
     Idle,
@@ -155,6 +158,7 @@ pub(super) enum Phase {
     AtapiOut(u64),
 }
 
+#[derive(Serialize, Deserialize)]
 pub(super) struct Drive {
     pub kind: Kind,
     /// Serial number reported by IDENTIFY (unique per position).
@@ -165,6 +169,7 @@ pub(super) struct Drive {
     /// The device's interrupt is pending (INTRQ asserted while selected and nIEN clear).
     pub intrq: bool,
     /// The current DRQ block / chunk / packet.
+    #[serde(with = "serde_bytes")]
     pub buf: Vec<u8>,
     /// Next byte of `buf` the data port moves.
     pub pos: usize,

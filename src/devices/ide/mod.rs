@@ -44,6 +44,7 @@
 //! CD-ROM, audio playback, raw/sub-channel READ CD and READ CD MSF, writing, DVD
 //! structures, and the power-on/reset unit attention (only media changes raise one).
 
+use serde::{Deserialize, Serialize};
 mod ata;
 mod atapi;
 mod backend;
@@ -213,6 +214,7 @@ fn check_size(len: u64, sector: usize) -> Result<(), IdeError> {
 }
 
 /// The controller: two channels of two devices each.
+#[derive(Serialize, Deserialize)]
 pub struct Ide {
     channels: [Channel; 2],
 }

@@ -9,6 +9,7 @@
 //! and the expansion ROM base address register (§6.2.5.2).
 
 use crate::bus::IoSize;
+use serde::{Deserialize, Serialize};
 
 /// Size of a conventional PCI configuration space in bytes (PCI 3.0 §6.1).
 pub const CONFIG_SPACE_SIZE: usize = 256;
@@ -87,7 +88,7 @@ pub enum BarKind {
 /// Which registers a configuration write changed, so the machine can remap what depends on
 /// them (decode enables, BARs, chipset registers such as PAM or PIRQ routing). Writes that
 /// leave a register's value as it was report nothing.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ConfigChange {
     /// The command register (04h–05h) changed: I/O, memory or bus-master enables.
     pub command: bool,
@@ -134,10 +135,13 @@ impl ConfigChange {
 /// a write may change) and a write-1-to-clear mask (bits a write of 1 clears). Bits in
 /// neither mask are read-only to the guest; the device model sets them through the
 /// `set_*` methods, which ignore both masks.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct ConfigSpace {
+    #[serde(with = "serde_big_array::BigArray")]
     data: [u8; CONFIG_SPACE_SIZE],
+    #[serde(with = "serde_big_array::BigArray")]
     wmask: [u8; CONFIG_SPACE_SIZE],
+    #[serde(with = "serde_big_array::BigArray")]
     w1c: [u8; CONFIG_SPACE_SIZE],
     /// Size of each BAR in bytes (0 = not implemented), for [`ConfigSpace::bar_address`].
     bar_size: [u32; 6],

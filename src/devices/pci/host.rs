@@ -17,6 +17,7 @@
 
 use super::config::*;
 use super::PciFunction;
+use serde::{Deserialize, Serialize};
 
 /// PAM0 (F0000h–FFFFFh in its high nibble); PAM1–PAM6 follow at 5Ah–5Fh.
 pub const I440FX_PAM0: u8 = 0x59;
@@ -67,7 +68,7 @@ pub const PAM_RANGES: [PamRange; 13] = {
 };
 
 /// The 82441FX host bridge function.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct HostBridge {
     cfg: ConfigSpace,
 }

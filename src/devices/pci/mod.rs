@@ -36,6 +36,7 @@
 use crate::bus::IoSize;
 use alloc::boxed::Box;
 use alloc::vec::Vec;
+use serde::{Deserialize, Serialize};
 
 mod config;
 mod host;
@@ -133,7 +134,7 @@ pub trait PciFunction {
 }
 
 /// The reset the PIIX3 reset control register asked for.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum ResetKind {
     /// SRST = 1: reset the whole system (processor and chipset).
     Hard,
@@ -142,6 +143,7 @@ pub enum ResetKind {
 }
 
 /// Bus 0 of the PC with its built-in functions and configuration mechanism #1.
+#[derive(Serialize, Deserialize)]
 pub struct PciBus {
     /// CONFIG_ADDRESS as last written.
     config_address: u32,
@@ -159,6 +161,7 @@ pub struct PciBus {
     /// 02.0, if the machine has the PCI VGA.
     pub vga: Option<VgaFunction>,
     /// Further functions, by device/function number.
+    #[serde(with = "crate::snapshot::no_extra_functions")]
     extra: Vec<(u8, Box<dyn PciFunction>)>,
     /// Changes not yet collected by [`PciBus::take_changes`], one entry per function.
     changes: Vec<(u8, ConfigChange)>,

@@ -22,6 +22,7 @@
 
 use super::config::*;
 use super::PciFunction;
+use serde::{Deserialize, Serialize};
 
 /// PIRQA route control; PIRQB–PIRQD follow at 61h–63h.
 pub const PIIX_PIRQRC: u8 = 0x60;
@@ -46,7 +47,7 @@ pub const PIIX_BM_SIZE: u32 = 16;
 const PIRQ_VALID_IRQS: u16 = 0b1101_1110_1111_1000;
 
 /// The PIIX3 PCI-to-ISA bridge function.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct IsaBridge {
     cfg: ConfigSpace,
 }
@@ -122,7 +123,7 @@ impl PciFunction for IsaBridge {
 }
 
 /// The PIIX3 IDE function (legacy mode).
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct IdeFunction {
     cfg: ConfigSpace,
     bus_master: bool,

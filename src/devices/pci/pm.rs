@@ -38,6 +38,7 @@ use super::config::*;
 use super::PciFunction;
 use crate::bus::IoSize;
 use crate::devices::Nanos;
+use serde::{Deserialize, Serialize};
 
 /// PM I/O base address register (PMBA).
 pub const PIIX4_PMBA: u8 = 0x40;
@@ -139,7 +140,7 @@ fn time_of_tick(tick: u64) -> Nanos {
 }
 
 /// The PIIX4 power-management function and the ACPI registers it decodes.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct PowerManagement {
     cfg: ConfigSpace,
     /// Whether the machine has SMM (decides the APMC_EN preset).
@@ -152,6 +153,7 @@ pub struct PowerManagement {
     /// current value differs.
     tmrof_epoch: u64,
     /// The other registers of the PM block (offsets 0Ch–3Fh), stored as written.
+    #[serde(with = "serde_big_array::BigArray")]
     regs: [u8; PM_IO_SIZE as usize],
     gpe_enable: [u8; 2],
     apm_control: u8,

@@ -18,6 +18,7 @@
 
 use super::config::*;
 use super::PciFunction;
+use serde::{Deserialize, Serialize};
 
 /// Size of the linear framebuffer BAR.
 pub const VGA_LFB_SIZE: u32 = 16 << 20;
@@ -25,7 +26,7 @@ pub const VGA_LFB_SIZE: u32 = 16 << 20;
 pub const VGA_LFB_BAR: usize = 0;
 
 /// The VGA function.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct VgaFunction {
     cfg: ConfigSpace,
     rom_size: u32,

@@ -12,8 +12,12 @@
 //! interface 0xB0C3). The IBM part shares one address register between the two cycles;
 //! they are kept apart here, which no guest can tell from a correctly ordered sequence.
 
+use serde::{Deserialize, Serialize};
+
 /// The DAC.
+#[derive(Serialize, Deserialize)]
 pub(super) struct Dac {
+    #[serde(with = "serde_big_array::BigArray")]
     entries: [[u8; 3]; 256],
     /// PEL Mask register (0x3C6), ANDed with every colour index.
     pub mask: u8,

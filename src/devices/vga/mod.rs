@@ -44,6 +44,7 @@ use crate::addr::Phys;
 use crate::bus::IoSize;
 use alloc::vec;
 use alloc::vec::Vec;
+use serde::{Deserialize, Serialize};
 
 mod dac;
 mod memory;
@@ -252,8 +253,10 @@ pub enum VgaMode {
 }
 
 /// The VGA adapter with the Bochs VBE extension. See the module documentation.
+#[derive(Serialize, Deserialize)]
 pub struct Vga {
     /// Video memory, planes interleaved (plane `p`, offset `o` at `o * 4 + p`).
+    #[serde(with = "crate::snapshot::sparse")]
     vram: Vec<u8>,
     /// The four plane latches, loaded by every planar read.
     latch: [u8; 4],

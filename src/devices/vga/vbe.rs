@@ -11,6 +11,8 @@
 //! enabled, out-of-range values), this model never panics: writes while enabled are
 //! accepted, out-of-range values are ignored and the register keeps its old value.
 
+use serde::{Deserialize, Serialize};
+
 /// Register indices (vbe_display_api.txt "#defines", VBE_DISPI_INDEX_*).
 pub const INDEX_ID: u16 = 0x0;
 pub const INDEX_XRES: u16 = 0x1;
@@ -52,6 +54,7 @@ pub(super) struct WriteOutcome {
 }
 
 /// The DISPI registers.
+#[derive(Serialize, Deserialize)]
 pub(super) struct Vbe {
     index: u16,
     id: u16,
