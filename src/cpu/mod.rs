@@ -182,6 +182,8 @@ pub struct Cpu {
     pub halted: bool,
     /// Interrupts are inhibited for one instruction (after STI, MOV SS, POP SS).
     pub(crate) inhibit_irq: bool,
+    /// Not saved (nor the caches below): derived from memory and rebuilt as the guest
+    /// runs, so a restored processor starts with them empty (`crate::snapshot`).
     #[serde(skip)]
     pub tlb: Tlb,
     /// Decoded instructions by physical address.
@@ -195,7 +197,9 @@ pub struct Cpu {
     /// The run slice is to end after the current instruction ([`StopReason::Yield`]).
     pub(crate) end_slice: bool,
     /// Set by a write to a page holding cached code and by MMIO: the block being run
-    /// must stop after the current instruction.
+    /// must stop after the current instruction. Not saved: it follows the code cache,
+    /// which a restore empties, and each block clears it before it runs.
+    #[serde(skip)]
     pub(crate) break_block: bool,
     /// V386 mode (docs/v386.md §5): `Some` while a guest runs (EFLAGS.VX = 1).
     pub(crate) v386: Option<alloc::boxed::Box<v386::Active>>,
@@ -204,6 +208,7 @@ pub struct Cpu {
     pub(crate) tlb_banks: alloc::vec::Vec<(u16, Tlb)>,
     /// The V386 state box of the last guest, kept for the next entry (no allocation per
     /// round trip); after a Rust host's exit it holds the VCB [`Cpu::vm_run`] hands back.
+    /// Not saved: every entry overwrites what it holds.
     #[serde(skip)]
     pub(crate) vx_spare: Option<alloc::boxed::Box<v386::Active>>,
     /// EIP after the instruction being executed (an exit's instruction length).
