@@ -15,4 +15,5 @@ wasm_tests!(
     bad_configs_are_errors_not_panics,
     keys_reach_the_keyboard_controller,
     vmm_runs_two_vms_and_shows_the_exit_log,
+    snapshots_save_and_restore_through_the_facade,
 );

@@ -69,16 +69,19 @@ pub mod no_extra_functions {
     use super::*;
     use crate::devices::pci::PciFunction;
 
+    /// `PciBus::extra`'s type.
+    type Extra = Vec<(u8, Box<dyn PciFunction>)>;
+
     // serde hands `with` functions a reference to the field, here a `Vec`.
     #[allow(clippy::ptr_arg)]
-    pub fn serialize<S: Serializer>(extra: &Vec<(u8, Box<dyn PciFunction>)>, s: S) -> Result<S::Ok, S::Error> {
+    pub fn serialize<S: Serializer>(extra: &Extra, s: S) -> Result<S::Ok, S::Error> {
         if !extra.is_empty() {
             return Err(S::Error::custom("PCI functions added at run time"));
         }
         ().serialize(s)
     }
 
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<(u8, Box<dyn PciFunction>)>, D::Error> {
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Extra, D::Error> {
         <()>::deserialize(d)?;
         Ok(Vec::new())
     }

@@ -16,12 +16,12 @@ const RUN_FOR_CHUNK: u64 = 100_000;
 /// One emulated PC, as the page drives it.
 #[wasm_bindgen(js_name = Machine)]
 pub struct WebMachine {
-    pc: Pc,
-    screen: ScreenView,
-    wall: bool,
+    pub(super) pc: Pc,
+    pub(super) screen: ScreenView,
+    pub(super) wall: bool,
     started_ms: f64,
     /// Retired instructions and host milliseconds of the last `runFor`, for `mips()`.
-    last_run: (u64, f64),
+    pub(super) last_run: (u64, f64),
 }
 
 #[wasm_bindgen(js_class = Machine)]
@@ -39,9 +39,9 @@ impl WebMachine {
         }
         let spec: MachineSpec =
             serde_wasm_bindgen::from_value(config).map_err(|e| JsError::new(&alloc::format!("config: {e}")))?;
-        let wall = spec.clock_mode().map_err(|e| JsError::new(&e.to_string()))? == ClockMode::Wall;
+        spec.clock_mode().map_err(|e| JsError::new(&e.to_string()))?;
         let pc = spec.build().map_err(|e| JsError::new(&e.to_string()))?;
-        Ok(WebMachine { pc, screen: ScreenView::new(), wall, started_ms: now_ms(), last_run: (0, 0.0) })
+        Ok(WebMachine::from_machine(pc))
     }
 
     /// Run up to `instructions` instructions; returns why it stopped ("running" when the
@@ -258,6 +258,13 @@ impl WebMachine {
             let ns = ((now_ms() - self.started_ms).max(0.0) * 1e6) as u64;
             self.pc.set_host_time(ns);
         }
+    }
+
+    /// The façade around a built (or restored) machine; pacing by host time follows its
+    /// clock mode.
+    pub(super) fn from_machine(pc: Pc) -> WebMachine {
+        let wall = pc.bus.clock.mode() == ClockMode::Wall;
+        WebMachine { pc, screen: ScreenView::new(), wall, started_ms: now_ms(), last_run: (0, 0.0) }
     }
 
     /// The machine inside, for Rust tests of the façade.

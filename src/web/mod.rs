@@ -5,6 +5,8 @@
 //! - [`machine`]: `Machine`, one bare PC (`www/worker.js`).
 //! - [`vmm`]: `Vmm`, several PCs as VMs on the V386 extension (`www/vmm-worker.js`), and
 //!   `exitReasonName`.
+//! - [`snapshot`]: `save()`, `restore(bytes)` and `Machine.fromSnapshot(bytes)` /
+//!   `Vmm.fromSnapshot(bytes)` on both classes.
 //!
 //! Contract with JavaScript (see `www/worker.js` and `pkg/v386.d.ts`):
 //! - `new Machine(config)`: `config` is a [`MachineSpec`] as a plain object (images as
@@ -19,6 +21,7 @@
 //!   worker forwards it to the page's error panel.
 
 pub mod machine;
+pub mod snapshot;
 pub mod vmm;
 
 pub use machine::WebMachine;

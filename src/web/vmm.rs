@@ -18,7 +18,7 @@ use wasm_bindgen::prelude::*;
 ///   is at index `(exitLogTotal() - 1) % exitLogLen()`.
 #[wasm_bindgen(js_name = Vmm)]
 pub struct WebVmm {
-    vmm: crate::vmm::Vmm,
+    pub(super) vmm: crate::vmm::Vmm,
 }
 
 #[wasm_bindgen(js_class = Vmm)]

@@ -181,3 +181,52 @@ pub fn vmm_runs_two_vms_and_shows_the_exit_log() {
     let bad = js_sys::Array::of1(&config(&[("memoryMB", 4.into())]));
     assert!(WebVmm::new(config(&[("vms", bad.into())])).is_err(), "a misspelt field is an error");
 }
+
+/// Snapshots through the façade: a machine saved halfway through the boot sector is
+/// restored into another machine and made anew with `fromSnapshot`; both finish the
+/// program as the original does. A VMM round-trips too, and bad files throw.
+pub fn snapshots_save_and_restore_through_the_facade() {
+    use v386::web::WebVmm;
+    let mut m = WebMachine::new(config(&[("memoryMb", 4.into()), ("fda", bytes(&boot_sector()))])).unwrap();
+    // Through the screen writes, before the serial output.
+    assert_eq!(m.run(12.0), "running");
+    let snap = m.save().unwrap();
+    assert!(snap.starts_with(b"V386SNAP"));
+    let mut other = WebMachine::new(config(&[("memoryMb", 8.into()), ("fda", bytes(&floppy()))])).unwrap();
+    other.restore(&snap).unwrap();
+    let mut fresh = WebMachine::from_snapshot(&snap).unwrap();
+    for x in [&mut m, &mut other, &mut fresh] {
+        assert_eq!(x.run(1000.0), "halted");
+        assert_eq!(x.take_serial(), b"hello\n");
+        x.refresh_screen();
+        assert!(x.screen_text().starts_with("OK\n"), "{}", x.screen_text());
+    }
+    assert_eq!((other.instructions(), fresh.instructions()), (m.instructions(), m.instructions()));
+
+    let message = |e: wasm_bindgen::JsError| {
+        let v: JsValue = e.into();
+        Reflect::get(&v, &JsValue::from_str("message")).unwrap().as_string().unwrap()
+    };
+    let before = other.instructions();
+    let e = message(other.restore(b"not a snapshot at all").err().unwrap());
+    assert!(e.contains("V386SNAP"), "{e}");
+    let e = message(other.restore(&snap[..snap.len() / 2]).err().unwrap());
+    assert!(e.contains("truncated"), "{e}");
+    assert_eq!(other.instructions(), before, "a failed restore leaves the machine as it was");
+
+    let vm = |name: &str| config(&[("name", name.into()), ("memoryMb", 4.into()), ("fda", bytes(&boot_sector()))]);
+    let vms = js_sys::Array::of2(&vm("left"), &vm("right"));
+    let mut v = WebVmm::new(config(&[("quantum", 1000.into()), ("vms", vms.into())])).unwrap();
+    v.run(2000.0);
+    let vsnap = v.save().unwrap();
+    let e = message(WebMachine::from_snapshot(&vsnap).err().unwrap());
+    assert!(e.contains("VMM"), "{e}");
+    let mut w = WebVmm::from_snapshot(&vsnap).unwrap();
+    for x in [&mut v, &mut w] {
+        assert_eq!(x.run(1_000_000.0), "stopped");
+    }
+    for i in 0..2 {
+        assert_eq!((v.take_serial(i), v.counters(i)), (w.take_serial(i), w.counters(i)));
+    }
+    assert_eq!(v.exit_log_total(), w.exit_log_total());
+}
