@@ -234,3 +234,46 @@ fn two_vms_each_print_with_their_prefix_and_counters_follow() {
     assert_eq!(status(&v386(&["--vm", "--help"])), 2);
     assert_eq!(status(&v386(&["--vm", &vm, "-fda", img.to_str().unwrap()])), 2);
 }
+
+#[test]
+fn save_after_and_restore_continue_the_run_exactly() {
+    // mov al,'a'; l: out 0xe9,al; inc al; jmp l — a byte on the debug console every three
+    // instructions.
+    let img = image("counter", &[0xb0, 0x61, 0xe6, 0xe9, 0xfe, 0xc0, 0xeb, 0xfa]);
+    let tmp = PathBuf::from(env!("CARGO_TARGET_TMPDIR"));
+    let snap = tmp.join("cli-counter.snap");
+    let out = |name: &str| tmp.join(format!("cli-counter-{name}.txt"));
+    let con = |name: &str| format!("file:{}", out(name).display());
+    let img = img.to_str().unwrap();
+    let snap_arg = snap.to_str().unwrap();
+    let o = v386(&[
+        "--flat",
+        img,
+        "--max-instructions",
+        "3000",
+        "-debugcon",
+        &con("full"),
+        "--save-after",
+        "1000",
+        snap_arg,
+    ]);
+    assert_eq!(status(&o), 0, "stderr: {}", stderr(&o));
+    assert!(stderr(&o).contains("saved the machine"), "{}", stderr(&o));
+    let o = v386(&["--flat", img, "--max-instructions", "1000", "-debugcon", &con("first")]);
+    assert_eq!(status(&o), 0, "stderr: {}", stderr(&o));
+    let o = v386(&["--restore", snap_arg, "--max-instructions", "2000", "-debugcon", &con("rest")]);
+    assert_eq!(status(&o), 0, "stderr: {}", stderr(&o));
+    assert!(stderr(&o).contains("after 3000 instructions"), "the count goes on: {}", stderr(&o));
+    let [full, first, rest] = ["full", "first", "rest"].map(|n| std::fs::read(out(n)).unwrap());
+    assert!(!first.is_empty() && !rest.is_empty());
+    assert_eq!([first, rest].concat(), full, "the restored run goes on where the first stopped");
+
+    // A bad snapshot, and options the snapshot already decides.
+    let bad = image("not-a-snapshot", b"hello");
+    let o = v386(&["--restore", bad.to_str().unwrap()]);
+    assert_eq!(status(&o), 2);
+    assert!(stderr(&o).contains("not a v386 snapshot"), "{}", stderr(&o));
+    let o = v386(&["--restore", snap_arg, "-m", "64"]);
+    assert_eq!(status(&o), 2);
+    assert!(stderr(&o).contains("'--restore' and 'options that describe the machine'"), "{}", stderr(&o));
+}

@@ -44,6 +44,7 @@ USAGE:
     v386 -fda FLOPPY.img [OPTIONS]
     v386 --flat IMAGE [--load-addr A] [--entry A] [--mode real|pm32] [OPTIONS]
     v386 --vm 'MACHINE OPTIONS' --vm 'MACHINE OPTIONS' ... [--quantum N] [--max-instructions N]
+    v386 --restore SNAPSHOT [OPTIONS]
 
 BOOT:
     -fda FILE                 Floppy image. With a BIOS (-bios, -L, -hda, -cdrom or
@@ -98,6 +99,12 @@ OPTIONS:
                               prefix unless its options say -serial/-debugcon file:PATH
                               or null. Exit counters per VM are printed at the end.
     --quantum N               Guest instructions per VM turn (default 100000).
+    --save-after N FILE       Once N instructions have retired, save the whole machine
+                              (processor, RAM, devices, images, clock) to the snapshot
+                              FILE, and run on.
+    --restore FILE            Start from a snapshot instead of booting: the machine, its
+                              images, memory size and clock come from FILE; only -serial,
+                              -debugcon, --max-instructions and --save-after apply.
     -display none, -nographic, -no-reboot
                               Accepted for compatibility; no effect.
     -h, --help                This help.
@@ -155,6 +162,8 @@ enum Boot {
         entry: Option<u32>,
         mode: StartMode,
     },
+    /// A machine saved by `--save-after`, started where it was saved.
+    Restore(PathBuf),
 }
 
 /// The `-device isa-debug-exit` settings.
@@ -175,6 +184,8 @@ struct Options {
     clock: ClockMode,
     debug_exit: Option<DebugExitOpt>,
     max_instructions: Option<u64>,
+    /// `--save-after N FILE`.
+    save_after: Option<(u64, PathBuf)>,
 }
 
 /// What the command line asks for.
@@ -227,6 +238,11 @@ enum CliError {
         path: PathBuf,
         err: MachineError,
     },
+    /// A snapshot that could not be written or read.
+    Snapshot {
+        path: PathBuf,
+        why: String,
+    },
 }
 
 impl CliError {
@@ -241,6 +257,7 @@ impl CliError {
                 | CliError::Vmm(_)
                 | CliError::EmptyImage(_)
                 | CliError::NoBios
+                | CliError::Snapshot { .. }
         )
     }
 }
@@ -279,6 +296,7 @@ impl fmt::Display for CliError {
             CliError::Output(err) => write!(f, "cannot write debugcon output: {err}"),
             CliError::Machine(e) => write!(f, "{e}"),
             CliError::Vmm(e) => write!(f, "{e}"),
+            CliError::Snapshot { path, why } => write!(f, "snapshot {}: {why}", path.display()),
         }
     }
 }
@@ -430,6 +448,8 @@ fn parse_args<I: IntoIterator<Item = OsString>>(args: I) -> Result<Command, CliE
     let mut append: Option<String> = None;
     let mut vm_args: Vec<String> = Vec::new();
     let mut quantum: Option<u32> = None;
+    let mut save_after: Option<(u64, PathBuf)> = None;
+    let mut restore: Option<PathBuf> = None;
 
     fn set<T>(slot: &mut Option<T>, v: T, opt: &'static str) -> Result<(), CliError> {
         if slot.is_some() {
@@ -521,8 +541,50 @@ fn parse_args<I: IntoIterator<Item = OsString>>(args: I) -> Result<Command, CliE
             "nographic" | "no-reboot" => {}
             "vm" => vm_args.push(str_value!("--vm")),
             "quantum" => set(&mut quantum, parse_u32("--quantum", &str_value!("--quantum"))?, "--quantum")?,
+            "save-after" => {
+                let v = str_value!("--save-after");
+                let n = parse_u64(&v).ok_or(CliError::BadNumber { opt: "--save-after", value: v })?;
+                set(&mut save_after, (n, PathBuf::from(value!("--save-after"))), "--save-after")?;
+            }
+            "restore" => set(&mut restore, PathBuf::from(value!("--restore")), "--restore")?,
             _ => return Err(CliError::UnknownOption(a.to_string())),
         }
+    }
+    if !vm_args.is_empty() && (save_after.is_some() || restore.is_some()) {
+        return Err(CliError::Conflict("--save-after/--restore", "--vm"));
+    }
+    if let Some(path) = restore {
+        // The machine is the snapshot's: every option that would describe it conflicts.
+        let machine_options = [
+            fda.is_some(),
+            flat.is_some(),
+            bios.is_some(),
+            hda.is_some(),
+            cdrom.is_some(),
+            kernel.is_some(),
+            initrd.is_some(),
+            append.is_some(),
+            order.is_some(),
+            firmware_dir.is_some(),
+            mem_mb.is_some(),
+            clock.is_some(),
+            debug_exit.is_some(),
+            load_addr.is_some() || entry.is_some() || mode.is_some(),
+            quantum.is_some(),
+        ];
+        if machine_options.iter().any(|&b| b) {
+            return Err(CliError::Conflict("--restore", "options that describe the machine"));
+        }
+        return Ok(Command::Run(Options {
+            boot: Boot::Restore(path),
+            mem_mb: DEFAULT_MEM_MB,
+            debugcon: debugcon.unwrap_or(DebugconSink::Null),
+            serial: serial.unwrap_or(SerialSink::Null),
+            clock: ClockMode::default(),
+            debug_exit: None,
+            max_instructions,
+            save_after,
+        }));
     }
     if !vm_args.is_empty() {
         let others = [fda.is_some(), flat.is_some(), bios.is_some(), hda.is_some(), cdrom.is_some(), kernel.is_some()];
@@ -547,6 +609,7 @@ fn parse_args<I: IntoIterator<Item = OsString>>(args: I) -> Result<Command, CliE
             clock: clock.unwrap_or_default(),
             debug_exit,
             max_instructions,
+            save_after,
         }));
     }
     if initrd.is_some() || append.is_some() {
@@ -587,6 +650,7 @@ fn parse_args<I: IntoIterator<Item = OsString>>(args: I) -> Result<Command, CliE
         clock: clock.unwrap_or_default(),
         debug_exit,
         max_instructions,
+        save_after,
     }))
 }
 
@@ -634,6 +698,10 @@ impl Sink {
 
 /// Build the machine the options describe.
 fn build_machine(opts: &Options) -> Result<Machine, CliError> {
+    if let Boot::Restore(path) = &opts.boot {
+        let bytes = std::fs::read(path).map_err(|err| CliError::Read { path: path.clone(), err })?;
+        return Machine::restore(&bytes).map_err(|e| CliError::Snapshot { path: path.clone(), why: e.to_string() });
+    }
     let cfg = MachineConfig {
         mem_mb: opts.mem_mb,
         debug_exit_port: opts.debug_exit.map(|d| d.iobase),
@@ -682,6 +750,8 @@ fn build_machine(opts: &Options) -> Result<Machine, CliError> {
             });
             m.load_flat(&img, load, entry.unwrap_or(load), *mode)?;
         }
+        // Restored above, before a machine was built.
+        Boot::Restore(_) => {}
     }
     Ok(m)
 }
@@ -703,15 +773,23 @@ fn run(opts: &Options) -> Result<u8, CliError> {
     };
     let input = (opts.serial == SerialSink::Stdio).then(stdin_reader);
     let started = std::time::Instant::now();
+    // A restored machine keeps the clock it was saved with.
+    let wall = m.bus.clock.mode() == ClockMode::Wall;
+    let first = m.cpu.icount;
+    let mut save = opts.save_after.clone();
     let mut left = opts.max_instructions;
     let reason = loop {
-        let n = left.map_or(SLICE, |l| l.min(SLICE));
+        let mut n = left.map_or(SLICE, |l| l.min(SLICE));
+        if let Some(due) = save_when_due(&m, first, &mut save)? {
+            // The slice ends where the snapshot is due.
+            n = n.min(due);
+        }
         if let Some(rx) = &input {
             while let Ok(bytes) = rx.try_recv() {
                 m.serial_input(&bytes);
             }
         }
-        if opts.clock == ClockMode::Wall {
+        if wall {
             m.set_host_time(started.elapsed().as_nanos() as u64);
         }
         let before = m.cpu.icount;
@@ -723,7 +801,7 @@ fn run(opts: &Options) -> Result<u8, CliError> {
         serial.write(&m.take_serial()).map_err(CliError::Output)?;
         match r {
             StopReason::BudgetSpent => {
-                if opts.clock == ClockMode::Wall && m.is_idle() {
+                if wall && m.is_idle() {
                     // Halted waiting for a timer that real time must reach.
                     std::thread::sleep(std::time::Duration::from_millis(1));
                 }
@@ -737,6 +815,10 @@ fn run(opts: &Options) -> Result<u8, CliError> {
             _ => break r,
         }
     };
+    // A snapshot due exactly where --max-instructions ends the run.
+    if reason == StopReason::BudgetSpent {
+        save_when_due(&m, first, &mut save)?;
+    }
 
     let icount = m.cpu.icount;
     let (what, status) = match reason {
@@ -772,6 +854,23 @@ fn run(opts: &Options) -> Result<u8, CliError> {
         eprintln!("{}", m.vga_text().to_text());
     }
     Ok(status)
+}
+
+/// `--save-after`: save the machine to the file once the instructions retired since
+/// `first` reach the count (then the request is done). Returns the instructions left
+/// until it is due, if it is still pending.
+fn save_when_due(m: &Machine, first: u64, save: &mut Option<(u64, PathBuf)>) -> Result<Option<u64>, CliError> {
+    let Some((at, path)) = save.as_ref() else { return Ok(None) };
+    let done = m.cpu.icount - first;
+    if done < *at {
+        return Ok(Some(at - done));
+    }
+    let fail = |why: String| CliError::Snapshot { path: path.clone(), why };
+    let bytes = m.save().map_err(|e| fail(e.to_string()))?;
+    std::fs::write(path, bytes).map_err(|e| fail(e.to_string()))?;
+    eprintln!("v386: saved the machine to {} after {done} instructions", path.display());
+    *save = None;
+    Ok(None)
 }
 
 /// Standard input, read on a thread and handed over in chunks (the guest's serial line).
