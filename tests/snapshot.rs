@@ -263,12 +263,19 @@ fn three_vms() -> Option<Vmm> {
 struct VmmView {
     cpu: CpuView,
     log_total: u64,
-    vms: Vec<(String, v386::vmm::VmState, u64, Vec<u64>, [u64; 4], CpuViewGuest)>,
+    vms: Vec<VmView>,
 }
 
-/// A VM's guest registers as its control block holds them between turns.
+/// One VM: its scheduling state, time and counters, and its guest registers as its
+/// control block holds them between turns.
 #[derive(Debug, PartialEq)]
-struct CpuViewGuest {
+struct VmView {
+    name: String,
+    state: v386::vmm::VmState,
+    clock: u64,
+    by_reason: Vec<u64>,
+    /// MMIO accesses, turns, preemptions, instructions retired.
+    counts: [u64; 4],
     regs: [u32; 8],
     eip: u32,
     eflags: u32,
@@ -284,14 +291,16 @@ fn vmm_view(v: &Vmm) -> VmmView {
             .map(|vm| {
                 let c = &vm.counters;
                 let g = &vm.vcb.guest;
-                (
-                    vm.name.clone(),
-                    vm.state.clone(),
-                    vm.clock,
-                    c.by_reason.to_vec(),
-                    [c.mmio, c.turns, c.preemptions, c.retired],
-                    CpuViewGuest { regs: g.regs, eip: g.eip, eflags: g.eflags },
-                )
+                VmView {
+                    name: vm.name.clone(),
+                    state: vm.state.clone(),
+                    clock: vm.clock,
+                    by_reason: c.by_reason.to_vec(),
+                    counts: [c.mmio, c.turns, c.preemptions, c.retired],
+                    regs: g.regs,
+                    eip: g.eip,
+                    eflags: g.eflags,
+                }
             })
             .collect(),
     }
