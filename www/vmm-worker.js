@@ -2,7 +2,7 @@
 // Worker for vms.html, and publishes what each VM shows and the VM exits as they happen.
 //
 // Messages, page → worker:
-//   {type:'boot', config}     config = {quantum?, vms:[{name?, ...MachineSpec}]} (images as
+//   {type:'boot', config}     config = {quantum?, deterministic?, vms:[{name?, ...MachineSpec}]} (images as
 //                             Uint8Array); builds the VMM and starts it.
 //   {type:'start'} {type:'pause'}
 //   {type:'serial', vm, bytes} bytes typed on VM `vm`'s COM1.
@@ -84,10 +84,11 @@ function update() {
 function tick() {
     if (!running || !v) return;
     const t0 = performance.now();
+    let outcome = 'running';
     try {
-        let outcome = 'running';
         while (performance.now() - t0 < TICK_MS && outcome === 'running') outcome = v.run(SLICE);
-        if (outcome !== 'running') running = false;
+        // 'waiting': wall-clock VMs all idle until a timer real time must reach.
+        if (outcome === 'stopped') running = false;
         if (performance.now() - lastUpdate >= UPDATE_MS || !running) {
             lastUpdate = performance.now();
             update();
@@ -97,7 +98,7 @@ function tick() {
         post({ type: 'error', message: err?.message || String(err) });
         return;
     }
-    setTimeout(tick, 0);
+    setTimeout(tick, outcome === 'waiting' ? 2 : 0);
 }
 
 self.onmessage = (e) => {
