@@ -3,11 +3,13 @@
 // the exits panel (exits.js). The VMs page (vms.html) and the <v386-machine> element
 // both mount one.
 //
-//   const view = await mountVmm(root, config, { exits: true, autostart: true });
-//   view.start(); view.pause(); view.onupdate = (msg) => …; view.onerror = (message) => …;
+//   const view = new VmmView(root, { screen: true, serial: true, exits: true });
+//   view.onupdate = (msg) => …; view.onerror = (message) => …;
+//   await view.boot(config, { autostart: true }); view.pause(); view.start();
 //
-// `config` is what the worker's 'boot' message takes: {quantum?, vms:[{name?, ...MachineSpec}]}
-// with images as Uint8Array.
+// `config` is what the worker's 'boot' message takes: {quantum?, deterministic?,
+// vms:[{name?, ...MachineSpec}]} with images as Uint8Array (config.js's loadConfig makes one
+// from JSON with image URLs).
 
 import { ExitsPanel } from './exits.js';
 
@@ -15,7 +17,7 @@ const decoder = new TextDecoder();
 
 /** One VM's panel: its name and state, its screen, its serial line. */
 class VmPanel {
-    constructor(parent, i, name) {
+    constructor(parent, i, name, show) {
         const el = document.createElement('article');
         el.className = 'vm';
         el.dataset.vm = String(i);
@@ -27,6 +29,8 @@ class VmPanel {
         this.serial = el.querySelector('.serial');
         this.state = el.querySelector('.state');
         this.text = '';
+        this.screen.hidden = !show.screen;
+        this.serial.hidden = !show.serial;
     }
 
     show(vm) {
@@ -45,9 +49,11 @@ class VmPanel {
 export class VmmView {
     /**
      * @param {HTMLElement} root where the view draws itself
-     * @param {{exits?: boolean}} options which panels to show
+     * @param {{screen?: boolean, serial?: boolean, exits?: boolean}} options which panels
+     *        to show (all by default)
      */
     constructor(root, options = {}) {
+        this.show = { screen: options.screen !== false, serial: options.serial !== false };
         this.root = root;
         root.classList.add('vmm-view');
         root.innerHTML = `<section class="vms" aria-label="Virtual machines"></section>` + `<section class="exits" aria-label="VM exits"></section>`;
@@ -58,7 +64,10 @@ export class VmmView {
         this.worker = new Worker(new URL('./vmm-worker.js', import.meta.url), { type: 'module' });
         const post = (msg, transfer) => this.worker.postMessage(msg, transfer ?? []);
         this.exits = options.exits === false ? null : new ExitsPanel(root.querySelector('.exits'), { post });
-        if (!this.exits) root.querySelector('.exits').hidden = true;
+        if (!this.exits) {
+            root.querySelector('.exits').hidden = true;
+            root.classList.add('no-exits');
+        }
         this.ready = new Promise((resolve) => (this.resolveReady = resolve));
         this.worker.onmessage = (e) => this.receive(e.data);
         this.worker.onerror = (e) => this.fail(e.message || 'the worker failed to start');
@@ -68,7 +77,7 @@ export class VmmView {
         if (msg.type === 'ready') {
             this.resolveReady();
         } else if (msg.type === 'update') {
-            msg.vms.forEach((vm, i) => (this.panels[i] ??= new VmPanel(this.vmsEl, i, vm.name)).show(vm));
+            msg.vms.forEach((vm, i) => (this.panels[i] ??= new VmPanel(this.vmsEl, i, vm.name, this.show)).show(vm));
             this.exits?.update(msg);
             this.onupdate?.(msg);
         } else if (msg.type === 'error') {

@@ -1,46 +1,18 @@
 // vms.js — the VMs page: several machines as VMs under the VMM on the V386 extension
 // (a VmmView: vmm-view.js), each VM's screen and serial line, and the VM exits.
 //
-// The default VMs: SeaBIOS booting the demo floppy, and the two demo kernels when the
-// set-up built them (a clock driven by the PIT, and the sensitive instructions seen from
-// inside a VM). URL parameters: linux=1 adds Debian's Linux (slow in a browser: minutes
-// to its shell); quantum=N sets the instructions per VM turn; autostart=0 starts paused.
+// The VMs come from a JSON config (config.js; docs/embedding.md): www/demo.json by default —
+// SeaBIOS booting the demo floppy, the two demo kernels (a PIT clock; the sensitive
+// instructions seen from inside a VM) and Debian's Linux when the set-up fetched it.
+// URL parameters: config=<URL or JSON> another config; deterministic=1|0 overrides the
+// config's; linux=0 leaves Linux out; quantum=N instructions per VM turn; autostart=0
+// starts paused.
 
+import { loadConfig } from './config.js';
 import { VmmView } from './vmm-view.js';
 
 const params = new URLSearchParams(location.search);
 const $ = (id) => document.getElementById(id);
-
-async function fetchBytes(url) {
-    const res = await fetch(url);
-    if (!res.ok) throw new Error(`could not fetch ${url}: HTTP ${res.status}`);
-    return new Uint8Array(await res.arrayBuffer());
-}
-
-/** Fetch `url`, or null when the server does not have it (an optional image). */
-async function maybeBytes(url) {
-    try {
-        return await fetchBytes(url);
-    } catch {
-        return null;
-    }
-}
-
-async function defaultVms() {
-    const [bios, vgaBios, floppy] = await Promise.all(
-        ['/images/bios.bin', '/images/vgabios-stdvga.bin', '/images/webdemo.img'].map(fetchBytes),
-    );
-    const vms = [{ name: 'seabios', memoryMb: 16, bios, vgaBios, fda: floppy }];
-    for (const name of ['clock', 'sensitive']) {
-        const kernel = await maybeBytes(`/images/vmdemo_${name}.img`);
-        if (kernel) vms.push({ name, memoryMb: 16, kernel });
-    }
-    if (params.get('linux') === '1') {
-        const [kernel, initrd] = await Promise.all(['/images/vmlinuz', '/images/initramfs.cpio.gz'].map(fetchBytes));
-        vms.push({ name: 'linux', memoryMb: 128, kernel, initrd, cmdline: 'console=ttyS0 cryptomgr.notests' });
-    }
-    return vms;
-}
 
 // ---- start ----------------------------------------------------------------------------
 
@@ -50,16 +22,37 @@ function showError(message) {
     el.textContent = `Error: ${message}`;
 }
 
-const view = new VmmView($('view'));
-view.onerror = showError;
-view.onupdate = (msg) => ($('status').textContent = msg.vms.map((v) => `${v.name}: ${v.state}`).join(' · '));
-$('btn-start').onclick = () => view.start();
-$('btn-pause').onclick = () => view.pause();
+let view = null;
+
+/** Build the view for `loaded` (a loadConfig result) and boot its VMs. */
+async function boot(loaded) {
+    view?.destroy();
+    const p = loaded.panels;
+    view = new VmmView($('view'), { screen: p.has('screen'), serial: p.has('serial'), exits: p.has('exits') });
+    view.onerror = showError;
+    view.onupdate = (msg) => ($('status').textContent = msg.vms.map((v) => `${v.name}: ${v.state}`).join(' · '));
+    $('deterministic').checked = loaded.vmm.deterministic;
+    if (loaded.title) document.title = `v386 — ${loaded.title}`;
+    await view.boot(loaded.vmm, { autostart: loaded.autostart });
+}
+
+let loaded = null;
+$('btn-start').onclick = () => view?.start();
+$('btn-pause').onclick = () => view?.pause();
+// The switch rebuilds the VMs: time's source is fixed when a machine is built.
+$('deterministic').onchange = () => {
+    if (!loaded) return;
+    loaded.vmm.deterministic = $('deterministic').checked;
+    boot(loaded).catch((err) => showError(err.message || String(err)));
+};
 
 try {
-    const config = { vms: await defaultVms() };
-    if (params.get('quantum')) config.quantum = Number(params.get('quantum'));
-    await view.boot(config, { autostart: params.get('autostart') !== '0' });
+    loaded = await loadConfig(params.get('config') ?? new URL('demo.json', location.href).href);
+    if (params.has('deterministic')) loaded.vmm.deterministic = params.get('deterministic') !== '0';
+    if (params.get('linux') === '0') loaded.vmm.vms = loaded.vmm.vms.filter((v) => v.name !== 'linux');
+    if (params.get('quantum')) loaded.vmm.quantum = Number(params.get('quantum'));
+    if (params.get('autostart') === '0') loaded.autostart = false;
+    await boot(loaded);
 } catch (err) {
     showError(err.message || String(err));
 }
