@@ -2,6 +2,7 @@
 //! of exit reasons.
 
 use super::now_ms;
+use super::screen::WebScreen;
 use crate::machine::{ClockMode, MachineSpec};
 use alloc::string::String;
 use alloc::vec::Vec;
@@ -127,6 +128,13 @@ impl WebVmm {
     #[wasm_bindgen(js_name = screenText)]
     pub fn screen_text(&self, i: usize) -> String {
         self.vmm.vms.get(i).map(|v| v.board.vga.text_snapshot().to_text()).unwrap_or_default()
+    }
+
+    /// Bring `screen`'s views up to date with VM `i`'s VGA (see `Screen`); true when
+    /// anything changed.
+    #[wasm_bindgen(js_name = refreshScreen)]
+    pub fn refresh_screen(&mut self, i: usize, screen: &mut WebScreen) -> bool {
+        self.vmm.vms.get(i).is_some_and(|v| screen.refresh(&v.board.vga))
     }
 
     /// VM `i`'s counters: exits by reason number (0–64), then retired instructions,
