@@ -9,6 +9,9 @@
 //     "quantum": 100000,                  guest instructions per VM turn
 //     "panels": ["screen", "serial", "exits"],   which panels to show (default: all)
 //     "autostart": true,                  run as soon as it is built
+//     "vgaFont": "/images/vgabios-stdvga.bin",   a VGA BIOS whose 8×16 font draws the screens
+//                                         of guests that load no font (kernels booted without
+//                                         a BIOS); by default a VM's own vgaBios
 //     "vms": [ { "name": "clock", "memoryMb": 16, "kernel": "/images/vmdemo_clock.img" }, … ]
 //   }
 //
@@ -19,7 +22,7 @@
 
 export const IMAGE_FIELDS = ['bios', 'vgaBios', 'fda', 'hda', 'cdrom', 'kernel', 'initrd'];
 export const PANELS = ['screen', 'serial', 'exits'];
-const VIEW_FIELDS = ['title', 'deterministic', 'quantum', 'panels', 'autostart', 'vms', 'exitCostCycles'];
+const VIEW_FIELDS = ['title', 'deterministic', 'quantum', 'panels', 'autostart', 'vgaFont', 'vms', 'exitCostCycles'];
 
 /** A config error names the part of the config that is wrong. */
 export class ConfigError extends Error {}
@@ -56,7 +59,8 @@ export async function readConfig(source, base = document.baseURI) {
 
 /**
  * Check a config and fetch its images. Returns
- * {title, panels: Set, autostart, vmm: {deterministic, quantum?, vms: [{name, ...MachineSpec}]}}
+ * {title, panels: Set, autostart, font, vmm: {deterministic, quantum?, vms: [{name, ...MachineSpec}]}}
+ * (font: the bytes of `vgaFont`, or null)
  * where `vmm` is what the worker's 'boot' message (and wasm's `new Vmm`) takes.
  */
 export async function loadConfig(source, base = document.baseURI) {
@@ -91,5 +95,6 @@ export async function loadConfig(source, base = document.baseURI) {
     if (json.quantum !== undefined) vmm.quantum = json.quantum;
     if (json.exitCostCycles !== undefined) vmm.exitCostCycles = json.exitCostCycles;
     if (vmm.vms.length === 0) throw new ConfigError('config: none of the VMs could be loaded');
-    return { title: json.title ?? '', panels, autostart: json.autostart ?? true, vmm };
+    const font = typeof json.vgaFont === 'string' ? await fetchBytes(new URL(json.vgaFont, from).href) : null;
+    return { title: json.title ?? '', panels, autostart: json.autostart ?? true, font, vmm };
 }

@@ -60,7 +60,7 @@ export async function createMachine(root, source, overrides = {}) {
     root.append(host);
     const view = new VmmView(host, { screen: panels.has('screen'), serial: panels.has('serial'), exits: panels.has('exits') });
     view.config = loaded;
-    await view.boot(loaded.vmm, { autostart });
+    await view.boot(loaded.vmm, { autostart, font: loaded.font });
     return view;
 }
 

@@ -12,37 +12,90 @@
 // from JSON with image URLs).
 
 import { ExitsPanel } from './exits.js';
+import { VgaScreen, fontFromVgaBios } from './vga.js';
+import { Terminal } from './node_modules/@xterm/xterm/lib/xterm.mjs';
 
-const decoder = new TextDecoder();
+const encoder = new TextEncoder();
 
-/** One VM's panel: its name and state, its screen, its serial line. */
+/** One VM's panel: its name and state, its screen (a canvas drawn by vga.js, the keyboard
+ *  while it has the focus; the text kept in a hidden <pre> for copying and tests), its
+ *  serial line (an xterm.js terminal: typing sends bytes). */
 class VmPanel {
-    constructor(parent, i, name, show) {
+    constructor(view, i, name, show) {
         const el = document.createElement('article');
         el.className = 'vm';
         el.dataset.vm = String(i);
-        el.innerHTML = `<h2><span class="name"></span><span class="state"></span></h2><pre class="screen"></pre><pre class="serial"></pre>`;
+        el.innerHTML =
+            `<h2><span class="name"></span><span class="state"></span><span class="kbd-hint"></span></h2>` +
+            `<div class="vga-wrap"><canvas class="vga" tabindex="0"></canvas></div>` +
+            `<pre class="screen" hidden></pre><div class="serial-term"></div>`;
         el.querySelector('.name').textContent = name;
-        parent.append(el);
+        view.vmsEl.append(el);
         this.el = el;
         this.screen = el.querySelector('.screen');
-        this.serial = el.querySelector('.serial');
         this.state = el.querySelector('.state');
-        this.text = '';
-        this.screen.hidden = !show.screen;
-        this.serial.hidden = !show.serial;
+        this.canvas = el.querySelector('.vga');
+        this.canvas.setAttribute('aria-label', `${name}: screen (click to type)`);
+        this.vga = new VgaScreen(this.canvas);
+        if (view.font) this.vga.setFallbackFont(view.font);
+        el.querySelector('.vga-wrap').hidden = !show.screen;
+        this.captureKeys(view, i, el.querySelector('.kbd-hint'));
+        this.term = null;
+        el.querySelector('.serial-term').hidden = !show.serial;
+        if (show.serial) {
+            this.term = new Terminal({
+                cols: 80,
+                rows: 10,
+                fontSize: 11,
+                fontFamily: '"DejaVu Sans Mono", "Cascadia Mono", Menlo, Consolas, monospace',
+                convertEol: false,
+                scrollback: 2000,
+                theme: { background: '#0a0c10', foreground: '#d7dde8', cursor: '#7aa2f7' },
+            });
+            this.term.open(el.querySelector('.serial-term'));
+            this.term.onData((data) => view.serial(i, encoder.encode(data)));
+        }
+    }
+
+    /** Keys typed on the focused canvas go to this VM's PS/2 keyboard. */
+    captureKeys(view, i, hint) {
+        const held = new Set();
+        const canvas = this.canvas;
+        const key = (e, down) => {
+            e.preventDefault();
+            if (down) held.add(e.code);
+            else held.delete(e.code);
+            view.worker.postMessage({ type: 'key', vm: i, code: e.code, down });
+        };
+        canvas.addEventListener('keydown', (e) => key(e, true));
+        canvas.addEventListener('keyup', (e) => key(e, false));
+        canvas.addEventListener('mousedown', () => canvas.focus());
+        canvas.addEventListener('focus', () => (hint.textContent = '⌨ typing here'));
+        canvas.addEventListener('blur', () => {
+            // Release what is still down, or the guest sees a stuck key.
+            for (const code of held) view.worker.postMessage({ type: 'key', vm: i, code, down: false });
+            held.clear();
+            hint.textContent = '';
+        });
     }
 
     show(vm) {
         this.state.textContent = vm.state;
         this.screen.textContent = vm.screen;
-        if (vm.serial.length) {
-            // Drop terminal escape sequences (SeaBIOS's serial console sends some).
-            this.text += decoder.decode(vm.serial).replace(/\x1b\[[0-9;?]*[A-Za-z]/g, '').replace(/\x1b./g, '').replace(/\r/g, '');
-            this.text = this.text.slice(-4000);
-            this.serial.textContent = this.text;
-            this.serial.scrollTop = this.serial.scrollHeight;
-        }
+        const d = vm.display;
+        if (d?.type === 'text') this.vga.text(d);
+        else if (d?.type === 'pixels') this.vga.pixels(d);
+        else if (d?.type === 'blank') this.vga.blank();
+        if (vm.serial.length && this.term) this.term.write(vm.serial);
+    }
+
+    /** The serial line as text (the terminal's buffer, one line per row). */
+    serialText() {
+        if (!this.term) return '';
+        const b = this.term.buffer.active;
+        const lines = [];
+        for (let y = 0; y < b.length; y++) lines.push(b.getLine(y)?.translateToString(true) ?? '');
+        return lines.join('\n').replace(/\n+$/, '');
     }
 }
 
@@ -71,13 +124,20 @@ export class VmmView {
         this.ready = new Promise((resolve) => (this.resolveReady = resolve));
         this.worker.onmessage = (e) => this.receive(e.data);
         this.worker.onerror = (e) => this.fail(e.message || 'the worker failed to start');
+        this.font = null; // the 8×16 font for screens whose guest loaded none (vga.js)
+        const frame = (now) => {
+            if (!this.worker) return;
+            for (const p of this.panels) p.vga.draw(now);
+            requestAnimationFrame(frame);
+        };
+        requestAnimationFrame(frame);
     }
 
     receive(msg) {
         if (msg.type === 'ready') {
             this.resolveReady();
         } else if (msg.type === 'update') {
-            msg.vms.forEach((vm, i) => (this.panels[i] ??= new VmPanel(this.vmsEl, i, vm.name, this.show)).show(vm));
+            msg.vms.forEach((vm, i) => (this.panels[i] ??= new VmPanel(this, i, vm.name, this.show)).show(vm));
             this.exits?.update(msg);
             this.onupdate?.(msg);
         } else if (msg.type === 'error') {
@@ -92,8 +152,15 @@ export class VmmView {
         else console.error(message);
     }
 
-    /** Build the VMs of `config` and run them (unless `autostart` is false). */
-    async boot(config, { autostart = true } = {}) {
+    /**
+     * Build the VMs of `config` and run them (unless `autostart` is false). `font` is a VGA
+     * BIOS image whose 8×16 font draws the screens of guests that loaded no font of their
+     * own (kernels booted without a BIOS); by default a VM's own VGA BIOS.
+     */
+    async boot(config, { autostart = true, font = null } = {}) {
+        const rom = font ?? config.vms.find((vm) => vm.vgaBios)?.vgaBios;
+        this.font = rom ? fontFromVgaBios(rom) : null;
+        for (const p of this.panels) p.vga.setFallbackFont(this.font);
         await this.ready;
         this.worker.postMessage({ type: 'boot', config });
         if (!autostart) this.pause();
@@ -114,6 +181,7 @@ export class VmmView {
 
     destroy() {
         this.worker.terminate();
+        this.worker = null;
         this.root.innerHTML = '';
     }
 }

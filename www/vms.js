@@ -29,11 +29,12 @@ async function boot(loaded) {
     view?.destroy();
     const p = loaded.panels;
     view = new VmmView($('view'), { screen: p.has('screen'), serial: p.has('serial'), exits: p.has('exits') });
+    window.v386vms = view; // for tests and the console
     view.onerror = showError;
     view.onupdate = (msg) => ($('status').textContent = msg.vms.map((v) => `${v.name}: ${v.state}`).join(' · '));
     $('deterministic').checked = loaded.vmm.deterministic;
     if (loaded.title) document.title = `v386 — ${loaded.title}`;
-    await view.boot(loaded.vmm, { autostart: loaded.autostart });
+    await view.boot(loaded.vmm, { autostart: loaded.autostart, font: loaded.font });
 }
 
 let loaded = null;

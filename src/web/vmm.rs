@@ -3,6 +3,7 @@
 
 use super::now_ms;
 use super::screen::WebScreen;
+use crate::front::keys::set2_bytes;
 use crate::machine::{ClockMode, MachineSpec};
 use alloc::string::String;
 use alloc::vec::Vec;
@@ -128,6 +129,19 @@ impl WebVmm {
     #[wasm_bindgen(js_name = screenText)]
     pub fn screen_text(&self, i: usize) -> String {
         self.vmm.vms.get(i).map(|v| v.board.vga.text_snapshot().to_text()).unwrap_or_default()
+    }
+
+    /// A key on VM `i`'s PS/2 keyboard, by `KeyboardEvent.code`; false for a code the
+    /// keyboard does not have.
+    pub fn key(&mut self, i: usize, code: &str, down: bool) -> bool {
+        let bytes = set2_bytes(code, down);
+        match self.vmm.vms.get_mut(i) {
+            Some(v) if !bytes.is_empty() => {
+                v.board.kbd.key(&bytes);
+                true
+            }
+            _ => false,
+        }
     }
 
     /// Bring `screen`'s views up to date with VM `i`'s VGA (see `Screen`); true when

@@ -252,7 +252,7 @@ async function testVms(context, base) {
     const vmScreen = (i) => page.evaluate((i) => document.querySelector(`.vm[data-vm="${i}"] .screen`)?.textContent ?? '', i);
     const screen = await waitFor(async () => ((await vmScreen(0)).includes(BANNER) ? vmScreen(0) : ''), 60_000, 200);
     check(screen, `the SeaBIOS VM shows "${BANNER}" on its own screen`, await vmScreen(0));
-    const serial = await page.evaluate(() => document.querySelector('.vm[data-vm="0"] .serial')?.textContent ?? '');
+    const serial = await page.evaluate(() => document.querySelector('.vm[data-vm="0"] .serial-term .xterm-rows')?.textContent ?? '');
     check(serial.includes(BANNER), 'and on its own serial line');
     const reasons = await waitFor(async () => {
         const r = await page.evaluate(() => [...document.querySelectorAll('.exit-body tr')].map((tr) => tr.dataset.reason));
@@ -276,7 +276,7 @@ async function testExamples(context, base) {
     const { page, errors } = await openPage(context, `${base}examples/`);
     const embedText = (id) =>
         page.evaluate(
-            (id) => [...document.querySelectorAll(`#${id} .vm .screen, #${id} .vm .serial`)].map((e) => e.textContent).join('\n'),
+            (id) => [...document.querySelectorAll(`#${id} .vm .screen, #${id} .vm .serial-term .xterm-rows`)].map((e) => e.textContent).join('\n'),
             id,
         );
     for (const [id, text, what] of [
@@ -288,7 +288,7 @@ async function testExamples(context, base) {
         check(got, `${what}: "${text}" on its VM's screen`, await embedText(id));
     }
     const shape = await page.evaluate(() => ({
-        fileSerialHidden: document.querySelector('#embed-file .vm .serial')?.hidden,
+        fileSerialHidden: document.querySelector('#embed-file .vm .serial-term')?.hidden,
         fileExitsHidden: document.querySelector('#embed-file .exits')?.hidden,
         inlineVms: document.querySelectorAll('#embed-inline .vm').length,
         inlineExitRows: document.querySelectorAll('#embed-inline .exit-body tr').length,
