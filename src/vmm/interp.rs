@@ -88,6 +88,17 @@ pub mod hypercall {
     pub const PUTCHAR: u32 = 1;
     /// Gives up the rest of the VM's turn.
     pub const YIELD: u32 = 2;
+    /// Paravirtual port read: EBX = port, ECX = size in bytes (1, 2 or 4); EAX = the
+    /// value, as IN would have read it. Any other size returns -1.
+    pub const IO_IN: u32 = 3;
+    /// Paravirtual task-priority write (the CR8 of 64-bit mode, the local APIC's TPR here):
+    /// EBX = the new TPR.
+    pub const SET_TPR: u32 = 4;
+    /// Paravirtual page-table update, after the guest wrote a PTE itself (lguest's
+    /// `set_pte` notification): EBX = the linear address the entry maps, ECX = the entry's
+    /// guest-physical address. Stands for the INVLPG that would follow; a VMM that
+    /// shadows the guest's tables would also re-read the entry there.
+    pub const PTE_UPDATE: u32 = 5;
 }
 
 /// VCALL. Unknown calls return -1 (ENOSYS-like).
@@ -99,6 +110,32 @@ pub fn vcall(vm: &mut Vm, nr: u32, args: [u32; 5]) -> Action {
             (0, Action::Continue)
         }
         hypercall::YIELD => (0, Action::EndTurn),
+        hypercall::IO_IN => {
+            let size = match args[1] {
+                1 => Some(IoSize::Byte),
+                2 => Some(IoSize::Word),
+                4 => Some(IoSize::Dword),
+                _ => None,
+            };
+            match size {
+                Some(size) => (vm.board.io_in(args[0] as u16, size), Action::Continue),
+                None => (u32::MAX, Action::Continue),
+            }
+        }
+        hypercall::SET_TPR => {
+            // Through the APIC's own register path, where the guest's MMIO write goes: the
+            // TPR is at offset 80h of the APIC page (SDM Vol. 3A Table 10-1).
+            let tpr = (vm.board.lapic.base_msr() as u32 & !0xfff) + 0x80;
+            vm.board.mmio_write(crate::addr::Phys(tpr), IoSize::Dword, args[0] & 0xff, &mut []);
+            (0, Action::Continue)
+        }
+        hypercall::PTE_UPDATE => {
+            // The SLT does not depend on the guest's tables: only the guest's cached
+            // translations must go, which a flush of the VM's tag at the next entry does
+            // (docs/v386.md §6.5).
+            vm.flush_tlb = true;
+            (0, Action::Continue)
+        }
         _ => (u32::MAX, Action::Continue),
     };
     vm.vcb.guest.regs[EAX] = result;
