@@ -158,3 +158,26 @@ fn the_exit_cost_is_configurable() {
         assert_eq!(t.cost.cycles(&m.cost), m.cost.instructions, "{}", m.bench.name());
     }
 }
+
+/// `v386 lab` prints the table: every row, the built columns, "not yet" for the others.
+#[test]
+fn the_command_prints_the_table() {
+    if !tool_available("nasm", "-v") {
+        skip("nasm is not installed");
+        return;
+    }
+    let out = Command::new(env!("CARGO_BIN_EXE_v386"))
+        .args(["lab", "--iterations", "50", "--exit-cost", "1000"])
+        .output()
+        .expect("run v386 lab");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(text.contains("cycles per iteration, N = 50") && text.contains("1000 per VM exit"), "{text}");
+    let in_row = text.lines().find(|l| l.starts_with("in ")).expect("the in row");
+    assert_eq!(
+        in_row.split_whitespace().collect::<Vec<_>>(),
+        ["in", "3", "not", "yet", "not", "yet", "not", "yet", "1003", "1002"],
+        "{text}"
+    );
+    assert_eq!(text.matches(": PASS").count(), 3, "{text}");
+}

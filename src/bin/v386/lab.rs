@@ -3,6 +3,7 @@
 
 use super::parse_u64;
 use std::ffi::OsString;
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use v386::lab::{self, Images, LabConfig, Table};
@@ -139,11 +140,16 @@ pub fn main(args: &[OsString]) -> u8 {
         }
     };
     let t = Table { columns: lab::run_all(&images, &o.config), cost: o.config.cost, iterations: o.config.iterations };
-    println!("{}\n{}\n{}", t.cycles(), t.instructions(), t.exits());
+    let mut text = format!("{}\n{}\n{}\n", t.cycles(), t.instructions(), t.exits());
     for (tech, r) in &t.columns {
         if let Ok(col) = r {
-            println!("{} {}: {}", tech.number(), tech.name(), col.serial.trim_end());
+            text.push_str(&format!("{} {}: {}\n", tech.number(), tech.name(), col.serial.trim_end()));
         }
+    }
+    // A closed pipe (`v386 lab | head`) is not an error worth a panic.
+    let mut out = std::io::stdout().lock();
+    if out.write_all(text.as_bytes()).and_then(|_| out.flush()).is_err() {
+        return 2;
     }
     let errors = t.errors();
     if errors.is_empty() {
