@@ -35,7 +35,8 @@
 ;           VCALL 5 PTE_UPDATE (EBX = the linear address it maps, ECX = the PTE's
 ;           guest-physical address) instead of INVLPG (lguest's set_pte notification).
 ; syscall, call/ret and divzero have nothing privileged in their loops and are the same
-; code in both builds. (A PV kernel for a deprivileged VMM would also want CR2 on a
+; code in both builds. The paravirtual build needs a VMM: on a processor outside V386
+; mode its first VCALL is #UD, which it reports as an unexpected exception (MARK_FAIL). (A PV kernel for a deprivileged VMM would also want CR2 on a
 ; shared page and a hypercall IRET; the V386 VMM needs neither, so they are left out.)
 ;
 ; Iterations: N from the Multiboot command line (its first decimal number, e.g.
