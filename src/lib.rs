@@ -9,6 +9,8 @@
 //! - [`machine`]: one [`machine::Machine`] owns all emulated state (CPU, RAM, devices).
 //! - [`devices`]: the devices of the PC, one file each.
 //! - [`front`]: what a front end shows and sends (screen arrays, key codes), wasm-free.
+//! - [`vmm`]: the virtual machine monitor on the V386 extension.
+//! - [`lab`]: the technique lab: one guest under each way of virtualizing, measured.
 //! - `web`: the wasm-bindgen façade, built for `wasm32` only: the browser's `Machine` and `Vmm`.
 //! - `src/bin/v386.rs`: the native command-line runner (QEMU's option spelling).
 //!
@@ -24,6 +26,7 @@ pub mod bus;
 pub mod cpu;
 pub mod devices;
 pub mod front;
+pub mod lab;
 pub mod machine;
 pub mod vmm;
 #[cfg(target_arch = "wasm32")]
