@@ -9,6 +9,8 @@
 //! - [`machine`]: one [`machine::Machine`] owns all emulated state (CPU, RAM, devices).
 //! - [`devices`]: the devices of the PC, one file each.
 //! - [`front`]: what a front end shows and sends (screen arrays, key codes), wasm-free.
+//! - [`vmm`]: the virtual machine monitor on the V386 extension.
+//! - [`lab`]: the technique lab: one guest under each way of virtualizing, measured.
 //! - [`snapshot`]: the snapshot file format; `Machine::save`/`restore` and
 //!   `Vmm::save`/`restore` write and read whole machines with it.
 //! - `web`: the wasm-bindgen façade, built for `wasm32` only: the browser's `Machine` and `Vmm`.
@@ -26,6 +28,7 @@ pub mod bus;
 pub mod cpu;
 pub mod devices;
 pub mod front;
+pub mod lab;
 pub mod machine;
 pub mod snapshot;
 pub mod vmm;

@@ -281,3 +281,49 @@ fn the_sensitive_demo_runs_on_the_bare_machine_too() {
     assert!(dec_after(&s, "Samples") >= 10, "{s}");
     assert!(serial.contains("sensitive: 1 s, SGDT ") && serial.contains("VCALL version FFFFFFFF"), "{serial}");
 }
+
+/// Wall-clock VMs (`clock: "wall"`, the page's `deterministic: false`): a halted VM waits
+/// for the host's clock instead of skipping to its next timer event. With the host's time
+/// held still, `Vmm::run` comes back `Waiting` once the clock kernel idles; as the host's
+/// time moves on by simulated seconds, the guest's uptime follows it, not its instructions.
+#[test]
+fn wall_clock_vms_wait_for_the_hosts_time() {
+    let Some(clock_img) = assemble_guest("vmdemo_clock", "vmm_demo_wall") else {
+        skip("nasm is not installed");
+        return;
+    };
+    let mut vmm = Vmm::new(VmmConfig::default());
+    let spec = MachineSpec {
+        memory_mb: Some(MEM_MB),
+        kernel: Some(clock_img),
+        clock: Some("wall".into()),
+        ..Default::default()
+    };
+    let id = vmm.add_vm("clock", spec).expect("the clock VM");
+    let mut host = 0u64;
+    vmm.set_host_time(host);
+    let mut outcome = RunOutcome::BudgetSpent;
+    for _ in 0..200 {
+        outcome = vmm.run(CHUNK);
+        if outcome == RunOutcome::Waiting {
+            break;
+        }
+    }
+    assert_eq!(outcome, RunOutcome::Waiting, "the idle clock kernel waits for the host's time");
+    let retired = vmm.vm(id).unwrap().counters.retired;
+    assert_eq!(vmm.run(CHUNK), RunOutcome::Waiting, "still waiting while the host's time stands still");
+    assert_eq!(vmm.vm(id).unwrap().counters.retired, retired, "and runs nothing meanwhile");
+
+    // Three seconds of host time, 1 ms at a time.
+    let mut serial = String::new();
+    for _ in 0..3000 {
+        host += 1_000_000;
+        vmm.set_host_time(host);
+        while vmm.run(CHUNK) == RunOutcome::BudgetSpent {}
+        serial.push_str(&String::from_utf8_lossy(&vmm.vm_mut(id).unwrap().board.com1.take_output()));
+    }
+    let guest_ns = vmm.vm_mut(id).unwrap().board.now();
+    println!("after 3 s of host time: guest clock {guest_ns} ns; COM1:\n{serial}");
+    assert!((3_000_000_000..3_100_000_000).contains(&guest_ns), "guest time follows the host's: {guest_ns} ns");
+    assert!(serial.contains("clock: 2 s") && !serial.contains("clock: 4 s"), "COM1:\n{serial}");
+}

@@ -2,21 +2,25 @@
 // Worker for vms.html, and publishes what each VM shows and the VM exits as they happen.
 //
 // Messages, page → worker:
-//   {type:'boot', config}     config = {quantum?, vms:[{name?, ...MachineSpec}]} (images as
+//   {type:'boot', config}     config = {quantum?, deterministic?, vms:[{name?, ...MachineSpec}]} (images as
 //                             Uint8Array); builds the VMM and starts it.
 //   {type:'start'} {type:'pause'}
 //   {type:'serial', vm, bytes} bytes typed on VM `vm`'s COM1.
+//   {type:'key', vm, code, down} a PS/2 key on VM `vm`'s keyboard, by KeyboardEvent.code.
 //
 // Messages, worker → page:
 //   {type:'ready'}
-//   {type:'update', t, instructions, exitTotal, vms:[{name, state, screen, serial, counters}],
+//   {type:'update', t, instructions, exitTotal, vms:[{name, state, screen, display, serial, counters}],
 //    log:[{time, vm, reason, name, qual, eip, bytes}]}
-//        about 10 times a second: each VM's screen as text, the serial bytes since the last
+//        about 10 times a second: each VM's screen as text and, when it changed, as the
+//        message vga.js draws (`display`: screen-feed.js's text/pixels/blank), the serial
+//        bytes since the last
 //        update (Uint8Array), its counters (exits by reason number 0-64, then retired,
 //        turns, preemptions, device-memory accesses), and the exits logged since the last
 //        update (the newest LOG_ROWS at most), read in place from the wasm memory.
 //   {type:'error', message}
-import init, { Vmm, wasmMemory, exitReasonName } from '../pkg/v386.js';
+import init, { Vmm, Screen, wasmMemory, exitReasonName } from '../pkg/v386.js';
+import { ScreenFeed } from './screen-feed.js';
 
 const TICK_MS = 16; // run for at most this long, then yield to the event loop
 const UPDATE_MS = 100; // how often the page hears from us
@@ -27,6 +31,8 @@ let v = null;
 let running = false;
 let lastUpdate = 0;
 let seen = 0; // exits already published
+let screens = []; // per VM: {screen: Screen, feed: ScreenFeed}
+let forceScreens = true; // send whole screens (after a boot)
 const names = new Map();
 const reasonName = (n) => {
     if (!names.has(n)) names.set(n, exitReasonName(n));
@@ -67,14 +73,20 @@ function update() {
     for (let i = 0; i < v.vmCount(); i++) {
         const serial = v.takeSerial(i);
         transfer.push(serial.buffer);
+        const s = (screens[i] ??= { screen: new Screen(), feed: new ScreenFeed(wasmMemory) });
+        const changed = v.refreshScreen(i, s.screen);
+        const display = changed || forceScreens ? s.feed.take(s.screen, forceScreens) : null;
+        if (display) transfer.push(...display.transfer);
         vms.push({
             name: v.vmName(i),
             state: v.vmState(i),
             screen: v.screenText(i),
+            display: display?.msg ?? null,
             serial,
             counters: Array.from(v.counters(i)),
         });
     }
+    forceScreens = false;
     post(
         { type: 'update', t: performance.now(), instructions: v.instructions(), exitTotal: v.exitLogTotal(), vms, log: newExits() },
         transfer,
@@ -84,10 +96,11 @@ function update() {
 function tick() {
     if (!running || !v) return;
     const t0 = performance.now();
+    let outcome = 'running';
     try {
-        let outcome = 'running';
         while (performance.now() - t0 < TICK_MS && outcome === 'running') outcome = v.run(SLICE);
-        if (outcome !== 'running') running = false;
+        // 'waiting': wall-clock VMs all idle until a timer real time must reach.
+        if (outcome === 'stopped') running = false;
         if (performance.now() - lastUpdate >= UPDATE_MS || !running) {
             lastUpdate = performance.now();
             update();
@@ -97,7 +110,7 @@ function tick() {
         post({ type: 'error', message: err?.message || String(err) });
         return;
     }
-    setTimeout(tick, 0);
+    setTimeout(tick, outcome === 'waiting' ? 2 : 0);
 }
 
 self.onmessage = (e) => {
@@ -108,6 +121,9 @@ self.onmessage = (e) => {
                 if (v) v.free();
                 v = new Vmm(msg.config);
                 seen = 0;
+                screens.forEach((s) => s.screen.free());
+                screens = [];
+                forceScreens = true;
                 running = true;
                 update();
                 tick();
@@ -123,6 +139,9 @@ self.onmessage = (e) => {
                 break;
             case 'serial':
                 v?.serialInput(msg.vm, msg.bytes);
+                break;
+            case 'key':
+                v?.key(msg.vm, msg.code, msg.down);
                 break;
         }
     } catch (err) {

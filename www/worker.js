@@ -35,16 +35,13 @@
 //                                                    real time, busy = share of host time spent
 //                                                    in the emulator.
 //   {type:'serial', bytes} {type:'debugcon', bytes}  guest output (Uint8Array, transferred).
-//   {type:'text', cols, rows, charHeight, full, rowList, cells, cursor:{col,row,start,end},
-//    blink, palette?, font?}                         text mode: the changed rows' cells
-//                                                    (Uint16Array, rowList.length × cols),
-//                                                    palette (16 × 0xRRGGBB) and font (512 × 32
-//                                                    bytes) only when they changed.
-//   {type:'pixels', width, height, data}             graphics mode: RGBA bytes (transferred).
-//   {type:'blank'}                                   no video output.
+//   {type:'text', …} {type:'pixels', …} {type:'blank'}
+//                                                    the screen, when it changed: see
+//                                                    screen-feed.js for their fields.
 //   {type:'error', message, detail}                  an exception or wasm panic; the machine is
 //                                                    paused and must be rebuilt ('restart').
-import init, { Machine, wasmMemory } from '../pkg/v386.js';
+import init, { Machine, Screen, wasmMemory } from '../pkg/v386.js';
+import { ScreenFeed } from './screen-feed.js';
 
 const TICK_MS = 16; // one tick: run, then publish screen and serial
 const STATE_MS = 250; // how often the state (MIPS, instruction count) is posted
@@ -59,8 +56,9 @@ let lastReason = 'paused';
 let tickPending = false;
 let panicText = ''; // what console_error_panic_hook printed
 
-// Published-screen memory: what the page already has.
-let shown = { mode: -1, cols: 0, rows: 0, width: 0, height: 0, palette: null, font: null };
+// The screen's arrays in wasm memory, and what the page already has of them.
+let screen = null;
+let feed = null;
 // Speed accounting since the last state message.
 let acct = { t0: performance.now(), i0: 0, busyMs: 0, fullMs: 0, fullInstr: 0 };
 let mips = 0; // the last emulation speed measured on ticks the guest did not cut short
@@ -121,7 +119,7 @@ function build(run) {
     running = false;
     broken = false;
     panicText = '';
-    shown = { mode: -1, cols: 0, rows: 0, width: 0, height: 0, palette: null, font: null };
+    feed?.reset();
     acct = { t0: performance.now(), i0: 0, busyMs: 0, fullMs: 0, fullInstr: 0 };
     mips = 0;
     try {
@@ -222,16 +220,6 @@ function postState(reason) {
 
 // ---- publishing the screen and the serial line -------------------------------------------
 
-function view(Type, ptr, len) {
-    return new Type(wasmMemory().buffer, ptr, len);
-}
-
-function sameBytes(a, b) {
-    if (!a || a.length !== b.length) return false;
-    for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
-    return true;
-}
-
 /** Serial and debug-console output, then the screen when it changed (or `force`). */
 function publish(force) {
     guarded('publish', () => {
@@ -239,62 +227,10 @@ function publish(force) {
         if (serial.length) post({ type: 'serial', bytes: serial }, [serial.buffer]);
         const dbg = m.takeDebugcon();
         if (dbg.length) post({ type: 'debugcon', bytes: dbg }, [dbg.buffer]);
-        const changed = m.refreshScreen();
-        if (changed || force) publishScreen(force);
+        const changed = m.refreshScreen(screen);
+        const out = changed || force ? feed.take(screen, force) : null;
+        if (out) post(out.msg, out.transfer);
     });
-}
-
-function publishScreen(force) {
-    const mode = m.screenMode();
-    if (mode === 0) {
-        if (shown.mode !== 0 || force) post({ type: 'blank' });
-        shown.mode = 0;
-        return;
-    }
-    if (mode === 2) {
-        const width = m.pixelWidth();
-        const height = m.pixelHeight();
-        const data = new Uint8ClampedArray(view(Uint8Array, m.pixelsPtr(), width * height * 4));
-        post({ type: 'pixels', width, height, data }, [data.buffer]);
-        shown.mode = 2;
-        return;
-    }
-    const cols = m.textCols();
-    const rows = m.textRows();
-    const full = force || shown.mode !== 1 || shown.cols !== cols || shown.rows !== rows;
-    const dirty = view(Uint8Array, m.dirtyPtr(), rows);
-    const cellsView = view(Uint16Array, m.textPtr(), rows * cols);
-    const rowList = [];
-    for (let r = 0; r < rows; r++) if (full || dirty[r]) rowList.push(r);
-    const cells = new Uint16Array(rowList.length * cols);
-    rowList.forEach((r, i) => cells.set(cellsView.subarray(r * cols, (r + 1) * cols), i * cols));
-    m.clearDirty();
-
-    const msg = {
-        type: 'text',
-        cols,
-        rows,
-        full,
-        rowList,
-        cells,
-        charHeight: m.charHeight(),
-        blink: m.blink(),
-        cursor: { col: m.cursorCol(), row: m.cursorRow(), start: m.cursorShape() >> 8, end: m.cursorShape() & 0xff },
-    };
-    const transfer = [cells.buffer];
-    const palette = view(Uint32Array, m.palettePtr(), 16);
-    if (full || !sameBytes(shown.palette, palette)) {
-        shown.palette = palette.slice();
-        msg.palette = palette.slice();
-    }
-    const font = view(Uint8Array, m.fontPtr(), m.fontLen());
-    if (full || !sameBytes(shown.font, font)) {
-        shown.font = font.slice();
-        msg.font = font.slice();
-        transfer.push(msg.font.buffer);
-    }
-    Object.assign(shown, { mode, cols, rows });
-    post(msg, transfer);
 }
 
 // ---- commands --------------------------------------------------------------------------
@@ -377,6 +313,8 @@ self.addEventListener('unhandledrejection', (e) => fail('worker', e.reason));
 
 init()
     .then(() => {
+        screen = new Screen();
+        feed = new ScreenFeed(wasmMemory);
         ready = true;
         post({ type: 'ready' });
         queue.splice(0).forEach(dispatch);

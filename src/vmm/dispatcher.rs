@@ -14,7 +14,7 @@ use super::vm::{VmState, VmStop};
 use super::Vmm;
 use crate::cpu::v386::vcb::exec;
 use crate::cpu::v386::{event, guest_can_take_interrupt};
-use crate::machine::NS_PER_INSTRUCTION;
+use crate::machine::{ClockMode, NS_PER_INSTRUCTION};
 use alloc::format;
 
 /// Why [`Vmm::run`] returned.
@@ -24,7 +24,13 @@ pub enum RunOutcome {
     BudgetSpent,
     /// Every VM has stopped.
     AllStopped,
+    /// Every VM that has not stopped is halted until a device event that the host's clock
+    /// has not reached yet (wall-clock VMs only): call again after some real time passed.
+    Waiting,
 }
+
+/// What [`Vmm::turn`] reports as the idle skip of a wall-clock VM that waits for real time.
+const WAITING: u64 = u64::MAX;
 
 impl Vmm {
     /// Run the VMs for about `budget` guest instructions in all, turn by turn. When every
@@ -34,6 +40,8 @@ impl Vmm {
         let mut spent = 0u64;
         // Over the current round of turns: instructions retired, and the shortest idle skip.
         let (mut round_retired, mut round_idle, mut round_left) = (0u64, u64::MAX, self.vms.len());
+        // VMs of the current round that are waiting for the host's clock, and that run at all.
+        let (mut round_waiting, mut round_live) = (0usize, 0usize);
         loop {
             if self.vms.iter().all(|v| matches!(v.state, VmState::Stopped(_))) {
                 return RunOutcome::AllStopped;
@@ -49,23 +57,31 @@ impl Vmm {
                 let (retired, idle) = self.turn(i, quantum);
                 spent += retired;
                 round_retired += retired;
-                if idle > 0 {
+                round_live += 1;
+                if idle == WAITING {
+                    round_waiting += 1;
+                } else if idle > 0 {
                     round_idle = round_idle.min(idle);
                 }
             }
             round_left -= 1;
             if round_left == 0 {
+                if round_retired == 0 && round_live > 0 && round_waiting == round_live {
+                    return RunOutcome::Waiting;
+                }
                 if round_retired == 0 && round_idle != u64::MAX {
                     spent += round_idle;
                 }
                 (round_retired, round_idle, round_left) = (0, u64::MAX, n);
+                (round_waiting, round_live) = (0, 0);
             }
         }
     }
 
     /// One turn of VM `i`: enter and handle exits until it has retired `quantum`
     /// instructions, halts or stops. Returns the instructions it retired and, for a
-    /// halted VM, the instructions' worth of time it skipped to its next device event.
+    /// halted VM, the instructions' worth of time it skipped to its next device event
+    /// ([`WAITING`] when a wall-clock VM must wait for the host's clock instead).
     fn turn(&mut self, i: usize, quantum: u64) -> (u64, u64) {
         let mut left = quantum;
         self.vms[i].counters.turns += 1;
@@ -90,6 +106,10 @@ impl Vmm {
                         vm.state = VmState::Stopped(VmStop::DeadHalt);
                         return (quantum - left, 0);
                     };
+                    if vm.board.clock.mode() == ClockMode::Wall {
+                        // Real time brings the event: `set_host_time` moves the clock.
+                        return (quantum - left, WAITING);
+                    }
                     let idle = (t.saturating_sub(now) / NS_PER_INSTRUCTION).max(1);
                     vm.board.clock.idle_until(t.max(now + 1), vm.clock);
                     return (quantum - left, idle);
@@ -159,6 +179,14 @@ impl Vmm {
                 self.vms[i].counters.preemptions += 1;
                 return (quantum, 0);
             }
+        }
+    }
+
+    /// Wall-clock VMs: the host's monotonic time now, in nanoseconds, before a call to
+    /// [`Vmm::run`]. Deterministic VMs ignore it.
+    pub fn set_host_time(&mut self, ns: u64) {
+        for vm in &mut self.vms {
+            vm.board.clock.set_host_time(ns, vm.clock);
         }
     }
 

@@ -88,17 +88,58 @@ pub mod hypercall {
     pub const PUTCHAR: u32 = 1;
     /// Gives up the rest of the VM's turn.
     pub const YIELD: u32 = 2;
+    /// Paravirtual port read: EBX = port, ECX = size in bytes (1, 2 or 4); EAX = the
+    /// value, as IN would have read it. Any other size returns -1.
+    pub const IO_IN: u32 = 3;
+    /// Paravirtual task-priority write (the CR8 of 64-bit mode, the local APIC's TPR here):
+    /// EBX = the new TPR.
+    pub const SET_TPR: u32 = 4;
+    /// Paravirtual page-table update, after the guest wrote a PTE itself (lguest's
+    /// `set_pte` notification): EBX = the linear address the entry maps, ECX = the entry's
+    /// guest-physical address. Stands for the INVLPG that would follow; a VMM that
+    /// shadows the guest's tables would also re-read the entry there.
+    pub const PTE_UPDATE: u32 = 5;
 }
 
-/// VCALL. Unknown calls return -1 (ENOSYS-like).
+/// VCALL. Unknown calls return -1 (ENOSYS-like), and so do the privileged ones (3-5:
+/// port reads, the TPR, page tables) from guest user mode, which the guest kernel's own
+/// IOPL and page protection would have kept away from them.
 pub fn vcall(vm: &mut Vm, nr: u32, args: [u32; 5]) -> Action {
+    let privileged = matches!(nr, hypercall::IO_IN | hypercall::SET_TPR | hypercall::PTE_UPDATE);
     let (result, action) = match nr {
+        _ if privileged && vm.vcb.guest.cpl != 0 => (u32::MAX, Action::Continue),
         hypercall::VERSION => (0x386, Action::Continue),
         hypercall::PUTCHAR => {
             vm.board.debugcon.write(args[0] as u8);
             (0, Action::Continue)
         }
         hypercall::YIELD => (0, Action::EndTurn),
+        hypercall::IO_IN => {
+            let size = match args[1] {
+                1 => Some(IoSize::Byte),
+                2 => Some(IoSize::Word),
+                4 => Some(IoSize::Dword),
+                _ => None,
+            };
+            match size {
+                Some(size) => (vm.board.io_in(args[0] as u16, size), Action::Continue),
+                None => (u32::MAX, Action::Continue),
+            }
+        }
+        hypercall::SET_TPR => {
+            // Through the APIC's own register path, where the guest's MMIO write goes: the
+            // TPR is at offset 80h of the APIC page (SDM Vol. 3A Table 10-1).
+            let tpr = (vm.board.lapic.base_msr() as u32 & !0xfff) + 0x80;
+            vm.board.mmio_write(crate::addr::Phys(tpr), IoSize::Dword, args[0] & 0xff, &mut []);
+            (0, Action::Continue)
+        }
+        hypercall::PTE_UPDATE => {
+            // The SLT does not depend on the guest's tables: only the guest's cached
+            // translations must go, which a flush of the VM's tag at the next entry does
+            // (docs/v386.md §6.5).
+            vm.flush_tlb = true;
+            (0, Action::Continue)
+        }
         _ => (u32::MAX, Action::Continue),
     };
     vm.vcb.guest.regs[EAX] = result;
@@ -190,4 +231,42 @@ pub fn nested_page_fault(vm: &mut Vm, mem: &mut HostMemory, gpa: u64, access: Ac
         return Action::Continue;
     }
     Action::Stop(VmStop::Error(format!("{access:?} denied at guest-physical {gpa:#x}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::addr::Phys;
+    use crate::machine::{Machine, MachineConfig};
+
+    fn vm() -> Vm {
+        let m = Machine::new(&MachineConfig { mem_mb: 1, ..Default::default() }).unwrap();
+        let mut mem = HostMemory::new();
+        Vm::from_machine(1, "pv".into(), m, &mut mem).unwrap()
+    }
+
+    fn tpr(vm: &mut Vm) -> u32 {
+        vm.board.mmio_read(Phys(0xfee0_0080), IoSize::Dword, &[])
+    }
+
+    #[test]
+    fn the_paravirtual_hypercalls_act_on_the_vms_own_board() {
+        let mut vm = vm();
+        // IO_IN: COM1's line-status register, THRE | TEMT after reset; a bad size is -1.
+        vcall(&mut vm, hypercall::IO_IN, [0x3fd, 1, 0, 0, 0]);
+        assert_eq!(vm.vcb.guest.regs[EAX], 0x60);
+        vcall(&mut vm, hypercall::IO_IN, [0x3fd, 3, 0, 0, 0]);
+        assert_eq!(vm.vcb.guest.regs[EAX], u32::MAX);
+        vcall(&mut vm, hypercall::SET_TPR, [0x20, 0, 0, 0, 0]);
+        assert_eq!((vm.vcb.guest.regs[EAX], tpr(&mut vm)), (0, 0x20));
+        vm.flush_tlb = false;
+        vcall(&mut vm, hypercall::PTE_UPDATE, [0x40_0000, 0x10_3000, 0, 0, 0]);
+        assert!(vm.flush_tlb);
+        // From guest user mode the privileged calls are refused.
+        vm.vcb.guest.cpl = 3;
+        vcall(&mut vm, hypercall::SET_TPR, [0x30, 0, 0, 0, 0]);
+        assert_eq!((vm.vcb.guest.regs[EAX], tpr(&mut vm)), (u32::MAX, 0x20));
+        vcall(&mut vm, hypercall::VERSION, [0; 5]);
+        assert_eq!(vm.vcb.guest.regs[EAX], 0x386);
+    }
 }

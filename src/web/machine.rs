@@ -1,9 +1,9 @@
 //! `Machine`: one bare PC as the page drives it (`www/worker.js`).
 
+use super::screen::WebScreen;
 use super::{now_ms, reason_str};
 use crate::cpu::StopReason;
 use crate::front::keys::set2_bytes;
-use crate::front::screen::{ScreenView, FONT_GLYPHS, GLYPH_BYTES};
 use crate::machine::{ClockMode, Machine as Pc, MachineSpec};
 use alloc::string::{String, ToString};
 use alloc::vec::Vec;
@@ -17,7 +17,6 @@ const RUN_FOR_CHUNK: u64 = 100_000;
 #[wasm_bindgen(js_name = Machine)]
 pub struct WebMachine {
     pub(super) pc: Pc,
-    pub(super) screen: ScreenView,
     pub(super) wall: bool,
     started_ms: f64,
     /// Retired instructions and host milliseconds of the last `runFor`, for `mips()`.
@@ -147,107 +146,11 @@ impl WebMachine {
         self.pc.vga_text().to_text()
     }
 
-    /// Bring the screen views up to date; returns true when anything changed.
+    /// Bring `screen`'s views up to date with this machine's VGA; returns true when
+    /// anything changed.
     #[wasm_bindgen(js_name = refreshScreen)]
-    pub fn refresh_screen(&mut self) -> bool {
-        self.screen.refresh(&self.pc.bus.vga)
-    }
-
-    /// 0 off, 1 text, 2 graphics.
-    #[wasm_bindgen(js_name = screenMode)]
-    pub fn screen_mode(&self) -> u8 {
-        self.screen.mode as u8
-    }
-
-    #[wasm_bindgen(js_name = textCols)]
-    pub fn text_cols(&self) -> u16 {
-        self.screen.cols
-    }
-
-    #[wasm_bindgen(js_name = textRows)]
-    pub fn text_rows(&self) -> u16 {
-        self.screen.rows
-    }
-
-    /// `textRows * textCols` u16 cells (character | attribute << 8).
-    #[wasm_bindgen(js_name = textPtr)]
-    pub fn text_ptr(&self) -> *const u16 {
-        self.screen.cells.as_ptr()
-    }
-
-    /// `textRows` bytes, 1 for rows changed since `clearDirty()`.
-    #[wasm_bindgen(js_name = dirtyPtr)]
-    pub fn dirty_ptr(&self) -> *const u8 {
-        self.screen.dirty.as_ptr()
-    }
-
-    #[wasm_bindgen(js_name = clearDirty)]
-    pub fn clear_dirty(&mut self) {
-        self.screen.clear_dirty();
-    }
-
-    /// Cursor column, or -1 when the cursor is hidden.
-    #[wasm_bindgen(js_name = cursorCol)]
-    pub fn cursor_col(&self) -> i32 {
-        self.screen.cursor.map_or(-1, |c| i32::from(c.0))
-    }
-
-    /// Cursor row, or -1 when the cursor is hidden.
-    #[wasm_bindgen(js_name = cursorRow)]
-    pub fn cursor_row(&self) -> i32 {
-        self.screen.cursor.map_or(-1, |c| i32::from(c.1))
-    }
-
-    /// Cursor start scan line << 8 | end scan line.
-    #[wasm_bindgen(js_name = cursorShape)]
-    pub fn cursor_shape(&self) -> u16 {
-        u16::from(self.screen.cursor_shape.0) << 8 | u16::from(self.screen.cursor_shape.1)
-    }
-
-    #[wasm_bindgen(js_name = charHeight)]
-    pub fn char_height(&self) -> u8 {
-        self.screen.char_height
-    }
-
-    /// Attribute bit 7 blinks (true) or brightens the background (false).
-    pub fn blink(&self) -> bool {
-        self.screen.blink
-    }
-
-    /// 16 u32 text colours, 0x00RRGGBB.
-    #[wasm_bindgen(js_name = palettePtr)]
-    pub fn palette_ptr(&self) -> *const u32 {
-        self.screen.palette.as_ptr()
-    }
-
-    /// 512 glyphs of 32 bytes (map A, then map B), one byte per scan line, bit 7 leftmost.
-    #[wasm_bindgen(js_name = fontPtr)]
-    pub fn font_ptr(&self) -> *const u8 {
-        self.screen.font.as_ptr()
-    }
-
-    /// Bytes in the font view.
-    #[wasm_bindgen(js_name = fontLen)]
-    pub fn font_len(&self) -> usize {
-        FONT_GLYPHS * GLYPH_BYTES
-    }
-
-    /// Graphics modes: width in pixels.
-    #[wasm_bindgen(js_name = pixelWidth)]
-    pub fn pixel_width(&self) -> u16 {
-        self.screen.width
-    }
-
-    /// Graphics modes: height in pixels.
-    #[wasm_bindgen(js_name = pixelHeight)]
-    pub fn pixel_height(&self) -> u16 {
-        self.screen.height
-    }
-
-    /// Graphics modes: width x height pixels as bytes R, G, B, A (an `ImageData`'s layout).
-    #[wasm_bindgen(js_name = pixelsPtr)]
-    pub fn pixels_ptr(&self) -> *const u32 {
-        self.screen.pixels.as_ptr()
+    pub fn refresh_screen(&mut self, screen: &mut WebScreen) -> bool {
+        screen.refresh(&self.pc.bus.vga)
     }
 }
 
@@ -264,7 +167,7 @@ impl WebMachine {
     /// clock mode.
     pub(super) fn from_machine(pc: Pc) -> WebMachine {
         let wall = pc.bus.clock.mode() == ClockMode::Wall;
-        WebMachine { pc, screen: ScreenView::new(), wall, started_ms: now_ms(), last_run: (0, 0.0) }
+        WebMachine { pc, wall, started_ms: now_ms(), last_run: (0, 0.0) }
     }
 
     /// The machine inside, for Rust tests of the façade.

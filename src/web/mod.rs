@@ -3,28 +3,32 @@
 //! comes from `crate::front` and `crate::vmm`.
 //!
 //! - [`machine`]: `Machine`, one bare PC (`www/worker.js`).
+//! - [`screen`]: `Screen`, a machine's or a VM's VGA as arrays the page reads in place.
 //! - [`vmm`]: `Vmm`, several PCs as VMs on the V386 extension (`www/vmm-worker.js`), and
 //!   `exitReasonName`.
 //! - [`snapshot`]: `save()`, `restore(bytes)` and `Machine.fromSnapshot(bytes)` /
 //!   `Vmm.fromSnapshot(bytes)` on both classes.
 //!
 //! Contract with JavaScript (see `www/worker.js` and `pkg/v386.d.ts`):
-//! - `new Machine(config)`: `config` is a [`MachineSpec`] as a plain object (images as
+//! - `new Machine(config)`: `config` is a [`MachineSpec`](crate::machine::MachineSpec) as a plain object (images as
 //!   `Uint8Array`); a bad config throws an `Error` whose message names the part.
 //! - `run(n)` / `runFor(ms)` / `step()` / `reset()`; the stop reason comes back as a string.
-//! - The screen is read in place: after `refreshScreen()`, `textPtr()`, `dirtyPtr()`,
-//!   `palettePtr()`, `fontPtr()` and `pixelsPtr()` point into `wasmMemory().buffer`. Views on
-//!   them must be rebuilt when the buffer changes (wasm memory grew) and after every
-//!   `refreshScreen()` that changes the mode or size (the arrays may have moved).
+//! - The screen is read in place: after `refreshScreen(screen)`, the `Screen`'s
+//!   `textPtr()`, `dirtyPtr()`, `palettePtr()`, `fontPtr()` and `pixelsPtr()` point into
+//!   `wasmMemory().buffer`. Views on them must be rebuilt when the buffer changes (wasm
+//!   memory grew) and after every refresh that changes the mode or size (the arrays may
+//!   have moved).
 //! - Serial and debug-console output drain as bytes (`takeSerial()` → `Uint8Array`).
 //! - Panics: the console_error_panic_hook prints the message with `console.error`; the
 //!   worker forwards it to the page's error panel.
 
 pub mod machine;
+pub mod screen;
 pub mod snapshot;
 pub mod vmm;
 
 pub use machine::WebMachine;
+pub use screen::WebScreen;
 pub use vmm::WebVmm;
 
 use crate::cpu::StopReason;

@@ -4,12 +4,14 @@
 //! one. A bad file throws an `Error` whose message says what was wrong; the instance is
 //! then unchanged.
 //!
-//! After a restore, pointers into wasm memory (`textPtr()`, `exitLogPtr()`, …) must be
-//! read again: the state they pointed into was replaced.
+//! After a restore, pointers into wasm memory (`exitLogPtr()`, …) must be read again: the
+//! state they pointed into was replaced. A `Screen` refreshes from the restored VGA by its
+//! generation counter; one that happens to hold the restored generation already would
+//! keep its picture, so the page refreshes into a new `Screen` after a restore.
 
 use super::machine::WebMachine;
+use super::now_ms;
 use super::vmm::WebVmm;
-use crate::front::screen::ScreenView;
 use crate::machine::{ClockMode, Machine as Pc};
 use crate::vmm::Vmm;
 use alloc::string::ToString;
@@ -29,8 +31,6 @@ impl WebMachine {
         let pc = Pc::restore(bytes).map_err(|e| JsError::new(&e.to_string()))?;
         self.wall = pc.bus.clock.mode() == ClockMode::Wall;
         self.pc = pc;
-        // A new view: the next refresh draws the whole restored screen.
-        self.screen = ScreenView::new();
         self.last_run = (0, 0.0);
         Ok(())
     }
@@ -50,9 +50,12 @@ impl WebVmm {
         self.vmm.save().map_err(|e| JsError::new(&e.to_string()))
     }
 
-    /// Replace this monitor and its VMs with those a snapshot holds.
+    /// Replace this monitor and its VMs with those a snapshot holds (each VM keeps its
+    /// clock mode; wall-clock VMs go on from their own time).
     pub fn restore(&mut self, bytes: &[u8]) -> Result<(), JsError> {
-        self.vmm = Vmm::restore(bytes).map_err(|e| JsError::new(&e.to_string()))?;
+        let vmm = Vmm::restore(bytes).map_err(|e| JsError::new(&e.to_string()))?;
+        self.wall = any_wall_clock(&vmm);
+        self.vmm = vmm;
         Ok(())
     }
 
@@ -60,6 +63,11 @@ impl WebVmm {
     #[wasm_bindgen(js_name = fromSnapshot)]
     pub fn from_snapshot(bytes: &[u8]) -> Result<WebVmm, JsError> {
         let vmm = Vmm::restore(bytes).map_err(|e| JsError::new(&e.to_string()))?;
-        Ok(WebVmm { vmm })
+        Ok(WebVmm { wall: any_wall_clock(&vmm), vmm, started_ms: now_ms() })
     }
+}
+
+/// Some VM follows the host's clock (the façade then passes host time before each run).
+fn any_wall_clock(vmm: &Vmm) -> bool {
+    vmm.vms.iter().any(|v| v.board.clock.mode() == ClockMode::Wall)
 }

@@ -1,8 +1,11 @@
 //! `Vmm`: several PCs as VMs under the VMM on V386 (`www/vmm-worker.js`), and the names
 //! of exit reasons.
 
+use super::now_ms;
+use super::screen::WebScreen;
+use crate::front::keys::set2_bytes;
 use crate::machine::{ClockMode, MachineSpec};
-use alloc::string::{String, ToString};
+use alloc::string::String;
 use alloc::vec::Vec;
 use wasm_bindgen::prelude::*;
 
@@ -10,7 +13,7 @@ use wasm_bindgen::prelude::*;
 /// each VM's serial line drains as bytes, its screen comes as text, its counters as an
 /// array, and the exit log is read in place.
 ///
-/// - `new Vmm({ quantum?, vms: [{ name?, ...MachineSpec }] })`.
+/// - `new Vmm({ quantum?, deterministic?, vms: [{ name?, ...MachineSpec }] })`.
 /// - `run(n)`: about `n` guest instructions in all; "running", or "stopped" when every VM
 ///   has stopped.
 /// - `exitLogPtr()` / `exitLogLen()` / `exitLogTotal()`: the ring of `exitRecordSize()`-byte
@@ -19,6 +22,9 @@ use wasm_bindgen::prelude::*;
 #[wasm_bindgen(js_name = Vmm)]
 pub struct WebVmm {
     pub(super) vmm: crate::vmm::Vmm,
+    /// Some VM follows the host's clock; host time is counted from `started_ms`.
+    pub(super) wall: bool,
+    pub(super) started_ms: f64,
 }
 
 #[wasm_bindgen(js_class = Vmm)]
@@ -32,6 +38,10 @@ impl WebVmm {
         if let Some(q) = get(&config, "quantum").as_f64() {
             cfg.quantum = q.clamp(1.0, u32::MAX as f64) as u32;
         }
+        // `deterministic: false` gives the VMs the host's clock (a VM's own `clock` wins):
+        // guest clocks keep real time, but exits differ from run to run.
+        let deterministic = get(&config, "deterministic").as_bool().unwrap_or(true);
+        let mut wall = false;
         let vms = get(&config, "vms");
         let Some(vms) = vms.dyn_ref::<js_sys::Array>() else {
             return Err(err("config: 'vms' must be an array of machine configs".into()));
@@ -49,20 +59,34 @@ impl WebVmm {
             }
             let spec: MachineSpec = serde_wasm_bindgen::from_value(spec_obj.into())
                 .map_err(|e| err(alloc::format!("config: vms[{i}]: {e}")))?;
-            if spec.clock_mode().map_err(|e| err(e.to_string()))? == ClockMode::Wall {
-                return Err(err(alloc::format!("config: vms[{i}]: VMs keep deterministic time")));
+            let mut spec = spec;
+            if spec.clock.is_none() && !deterministic {
+                spec.clock = Some("wall".into());
             }
+            wall |= spec.clock_mode().map_err(|e| err(alloc::format!("config: vms[{i}]: {e}")))? == ClockMode::Wall;
             vmm.add_vm(&name, spec).map_err(|e| err(alloc::format!("config: vms[{i}]: {e}")))?;
         }
-        Ok(WebVmm { vmm })
+        Ok(WebVmm { vmm, wall, started_ms: now_ms() })
     }
 
-    /// Run the VMs for about `instructions` guest instructions in all.
+    /// Run the VMs for about `instructions` guest instructions in all: "running",
+    /// "stopped" when every VM has stopped, or "waiting" when every VM waits for a timer
+    /// that real time must reach (wall-clock VMs: call again a little later).
     pub fn run(&mut self, instructions: f64) -> String {
+        if self.wall {
+            self.vmm.set_host_time(((now_ms() - self.started_ms).max(0.0) * 1e6) as u64);
+        }
         match self.vmm.run(instructions.max(1.0) as u64) {
             crate::vmm::RunOutcome::BudgetSpent => "running".into(),
             crate::vmm::RunOutcome::AllStopped => "stopped".into(),
+            crate::vmm::RunOutcome::Waiting => "waiting".into(),
         }
+    }
+
+    /// Whether the VMs follow the host's clock (`deterministic: false`).
+    #[wasm_bindgen(getter)]
+    pub fn deterministic(&self) -> bool {
+        !self.wall
     }
 
     #[wasm_bindgen(js_name = vmCount)]
@@ -105,6 +129,26 @@ impl WebVmm {
     #[wasm_bindgen(js_name = screenText)]
     pub fn screen_text(&self, i: usize) -> String {
         self.vmm.vms.get(i).map(|v| v.board.vga.text_snapshot().to_text()).unwrap_or_default()
+    }
+
+    /// A key on VM `i`'s PS/2 keyboard, by `KeyboardEvent.code`; false for a code the
+    /// keyboard does not have.
+    pub fn key(&mut self, i: usize, code: &str, down: bool) -> bool {
+        let bytes = set2_bytes(code, down);
+        match self.vmm.vms.get_mut(i) {
+            Some(v) if !bytes.is_empty() => {
+                v.board.kbd.key(&bytes);
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Bring `screen`'s views up to date with VM `i`'s VGA (see `Screen`); true when
+    /// anything changed.
+    #[wasm_bindgen(js_name = refreshScreen)]
+    pub fn refresh_screen(&mut self, i: usize, screen: &mut WebScreen) -> bool {
+        self.vmm.vms.get(i).is_some_and(|v| screen.refresh(&v.board.vga))
     }
 
     /// VM `i`'s counters: exits by reason number (0–64), then retired instructions,

@@ -24,6 +24,10 @@
 //  5. the VMs page (vms.html): VMs under the VMM on V386 — SeaBIOS's demo floppy and the
 //     demo kernels when built — each with its screen and serial line, the exits table
 //     with counts by reason and the exit log filling in          → tests/out/e2e-vms.png
+//  6. the embeddings (www/examples/index.html): three <v386-machine> uses — a config file
+//     with one panel, inline JSON with the exits panel, and createMachine() from script —
+//     each boots and shows its guest's text                    → tests/out/e2e-examples.png
+//     and the VMs page takes a config by URL parameter (?config=examples/clock.json).
 // Prints one line per check; exits 1 when any fails.
 import { mkdirSync } from 'node:fs';
 import path from 'node:path';
@@ -248,14 +252,14 @@ async function testVms(context, base) {
     const vmScreen = (i) => page.evaluate((i) => document.querySelector(`.vm[data-vm="${i}"] .screen`)?.textContent ?? '', i);
     const screen = await waitFor(async () => ((await vmScreen(0)).includes(BANNER) ? vmScreen(0) : ''), 60_000, 200);
     check(screen, `the SeaBIOS VM shows "${BANNER}" on its own screen`, await vmScreen(0));
-    const serial = await page.evaluate(() => document.querySelector('.vm[data-vm="0"] .serial')?.textContent ?? '');
+    const serial = await page.evaluate(() => document.querySelector('.vm[data-vm="0"] .serial-term .xterm-rows')?.textContent ?? '');
     check(serial.includes(BANNER), 'and on its own serial line');
     const reasons = await waitFor(async () => {
-        const r = await page.evaluate(() => [...document.querySelectorAll('#exit-body tr')].map((tr) => tr.dataset.reason));
+        const r = await page.evaluate(() => [...document.querySelectorAll('.exit-body tr')].map((tr) => tr.dataset.reason));
         return r.includes('IO') && r.includes('HLT') ? r : null;
     }, 20_000);
     check(reasons, `the exits table counts reasons: ${reasons?.filter((r) => /^[A-Z_]+$/.test(r)).join(', ')}`);
-    const rows = await page.evaluate(() => document.querySelectorAll('#exit-log tr').length);
+    const rows = await page.evaluate(() => document.querySelectorAll('.exit-log-body tr').length);
     check(rows > 10, `the exit log fills in (${rows} rows shown)`);
     const vmCount = await page.evaluate(() => document.querySelectorAll('.vm').length);
     log(`${vmCount} VM panel(s)`);
@@ -267,18 +271,64 @@ async function testVms(context, base) {
     await page.close();
 }
 
+async function testExamples(context, base) {
+    log('--- embedding: <v386-machine> three ways (examples/index.html)');
+    const { page, errors } = await openPage(context, `${base}examples/`);
+    const embedText = (id) =>
+        page.evaluate(
+            (id) => [...document.querySelectorAll(`#${id} .vm .screen, #${id} .vm .serial-term .xterm-rows`)].map((e) => e.textContent).join('\n'),
+            id,
+        );
+    for (const [id, text, what] of [
+        ['embed-file', 'v386 VM demo: clock', 'a config file, screen panel only'],
+        ['embed-inline', 'v386 VM demo: sensitive instructions', 'inline JSON, two VMs'],
+        ['embed-script', BANNER, 'createMachine() from script'],
+    ]) {
+        const got = await waitFor(async () => ((await embedText(id)).includes(text) ? true : null), 60_000, 250);
+        check(got, `${what}: "${text}" on its VM's screen`, await embedText(id));
+    }
+    const shape = await page.evaluate(() => ({
+        fileSerialHidden: document.querySelector('#embed-file .vm .serial-term')?.hidden,
+        fileExitsHidden: document.querySelector('#embed-file .exits')?.hidden,
+        inlineVms: document.querySelectorAll('#embed-inline .vm').length,
+        inlineExitRows: document.querySelectorAll('#embed-inline .exit-body tr').length,
+    }));
+    check(shape.fileSerialHidden && shape.fileExitsHidden, 'the panels attribute/config hides the panels not asked for', JSON.stringify(shape));
+    check(shape.inlineVms === 2 && shape.inlineExitRows > 0, 'the inline embedding shows 2 VMs and its exits panel', JSON.stringify(shape));
+    await page.screenshot({ path: path.join(OUT, 'e2e-examples.png'), fullPage: true });
+    log('screenshot tests/out/e2e-examples.png');
+    check(errors.length === 0, 'no page errors', errors.join('\n'));
+    await page.close();
+
+    const { page: p2, errors: e2 } = await openPage(context, `${base}vms.html?config=examples/clock.json`);
+    const clock = await waitFor(
+        async () => ((await p2.evaluate(() => document.querySelector('.vm .screen')?.textContent ?? '')).includes('v386 VM demo: clock') ? true : null),
+        60_000,
+        250,
+    );
+    const n = await p2.evaluate(() => document.querySelectorAll('.vm').length);
+    check(clock && n === 1, `the VMs page takes ?config=examples/clock.json (${n} VM)`);
+    check(e2.length === 0, 'no page errors', e2.join('\n'));
+    await p2.close();
+}
+
 mkdirSync(OUT, { recursive: true });
 const server = await startServer();
 log(`server ${server.url}`);
 const browser = await startBrowser();
 let figures = {};
 try {
-    figures = await testDefault(browser.context, server.url);
-    await testKernelUrl(browser.context, server.url);
-    await testCdromUrl(browser.context, server.url);
-    await testFilePickerAndDrop(browser.context, server.url);
-    await testErrors(browser.context, server.url);
-    await testVms(browser.context, server.url);
+    // `--only=vms,examples` runs some of the tests (names: default, kernel, cdrom, drop,
+    // errors, vms, examples): for quick runs while working on one page.
+    const only = process.argv.find((a) => a.startsWith('--only='))?.slice(7).split(',');
+    const want = (name) => !only || only.includes(name);
+    if (want('default')) figures = await testDefault(browser.context, server.url);
+    if (want('kernel')) await testKernelUrl(browser.context, server.url);
+    if (want('cdrom')) await testCdromUrl(browser.context, server.url);
+    if (want('drop')) await testFilePickerAndDrop(browser.context, server.url);
+    if (want('errors')) await testErrors(browser.context, server.url);
+    if (want('vms')) await testVms(browser.context, server.url);
+    if (want('examples')) await testExamples(browser.context, server.url);
 } catch (err) {
     check(false, 'the test ran to its end', err.stack);
 } finally {

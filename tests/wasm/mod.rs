@@ -20,7 +20,7 @@ macro_rules! wasm_tests {
 }
 
 use js_sys::{Object, Reflect, Uint16Array, Uint8Array, WebAssembly};
-use v386::web::{wasm_memory, WebMachine};
+use v386::web::{wasm_memory, WebMachine, WebScreen};
 use wasm_bindgen::{JsCast, JsValue};
 
 const BIOS: &[u8] = include_bytes!(concat!(env!("CARGO_MANIFEST_DIR"), "/.cache/images/bios.bin"));
@@ -70,26 +70,27 @@ fn bytes(b: &[u8]) -> JsValue {
 }
 
 /// The text cells as the page reads them: a Uint16Array on wasm memory at `textPtr()`.
-fn cells_view(m: &WebMachine) -> Vec<u16> {
+fn cells_view(s: &WebScreen) -> Vec<u16> {
     let memory: WebAssembly::Memory = wasm_memory().dyn_into().unwrap();
-    let len = u32::from(m.text_cols()) * u32::from(m.text_rows());
-    Uint16Array::new_with_byte_offset_and_length(&memory.buffer(), m.text_ptr() as u32, len).to_vec()
+    let len = u32::from(s.text_cols()) * u32::from(s.text_rows());
+    Uint16Array::new_with_byte_offset_and_length(&memory.buffer(), s.text_ptr() as u32, len).to_vec()
 }
 
 pub fn boot_sector_reports_on_vga_and_serial() {
     let mut m = WebMachine::new(config(&[("memoryMb", 4.into()), ("fda", bytes(&boot_sector()))])).unwrap();
     assert_eq!(m.run(1000.0), "halted");
     assert_eq!(m.take_serial(), b"hello\n");
-    assert!(m.refresh_screen());
-    assert_eq!((m.screen_mode(), m.text_cols(), m.text_rows()), (1, 80, 25));
-    let cells = cells_view(&m);
+    let mut s = WebScreen::new();
+    assert!(m.refresh_screen(&mut s));
+    assert_eq!((s.screen_mode(), s.text_cols(), s.text_rows()), (1, 80, 25));
+    let cells = cells_view(&s);
     assert_eq!(&cells[..2], &[0x1f4f, 0x1f4b]);
     // The dirty flags say row 0 changed; after clearDirty nothing is dirty.
     let memory: WebAssembly::Memory = wasm_memory().dyn_into().unwrap();
-    let dirty = Uint8Array::new_with_byte_offset_and_length(&memory.buffer(), m.dirty_ptr() as u32, 25).to_vec();
+    let dirty = Uint8Array::new_with_byte_offset_and_length(&memory.buffer(), s.dirty_ptr() as u32, 25).to_vec();
     assert_eq!(dirty[0], 1);
-    m.clear_dirty();
-    assert!(!m.refresh_screen());
+    s.clear_dirty();
+    assert!(!m.refresh_screen(&mut s));
     assert!(m.screen_text().starts_with("OK\n"));
 }
 
@@ -103,11 +104,12 @@ pub fn seabios_banner_on_vga_and_serial() {
     .unwrap();
     let mut serial = Vec::new();
     let mut found = false;
+    let mut s = WebScreen::new();
     for _ in 0..60 {
         m.run(2_000_000.0);
         serial.extend(m.take_serial());
-        m.refresh_screen();
-        let text: String = cells_view(&m).iter().map(|c| char::from(*c as u8)).collect();
+        m.refresh_screen(&mut s);
+        let text: String = cells_view(&s).iter().map(|c| char::from(*c as u8)).collect();
         if text.contains("SeaBIOS (version") && String::from_utf8_lossy(&serial).contains("SeaBIOS (version") {
             found = true;
             break;
@@ -116,7 +118,7 @@ pub fn seabios_banner_on_vga_and_serial() {
     assert!(found, "no SeaBIOS banner after {} instructions:\n{}", m.instructions(), m.screen_text());
     // The VGA BIOS loaded its font into plane 2: glyph 'A' is not blank.
     let memory: WebAssembly::Memory = wasm_memory().dyn_into().unwrap();
-    let font = Uint8Array::new_with_byte_offset_and_length(&memory.buffer(), m.font_ptr() as u32, 512 * 32).to_vec();
+    let font = Uint8Array::new_with_byte_offset_and_length(&memory.buffer(), s.font_ptr() as u32, 512 * 32).to_vec();
     assert!(font[0x41 * 32..0x41 * 32 + 16].iter().any(|&b| b != 0));
     // The floppy boots after the banner: our boot sector greets on COM1.
     for _ in 0..100 {
@@ -198,7 +200,6 @@ pub fn snapshots_save_and_restore_through_the_facade() {
     for x in [&mut m, &mut other, &mut fresh] {
         assert_eq!(x.run(1000.0), "halted");
         assert_eq!(x.take_serial(), b"hello\n");
-        x.refresh_screen();
         assert!(x.screen_text().starts_with("OK\n"), "{}", x.screen_text());
     }
     assert_eq!((other.instructions(), fresh.instructions()), (m.instructions(), m.instructions()));

@@ -16,6 +16,7 @@ use std::io::{self, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+mod lab;
 mod vms;
 
 use v386::cpu::StopReason;
@@ -45,6 +46,8 @@ USAGE:
     v386 --flat IMAGE [--load-addr A] [--entry A] [--mode real|pm32] [OPTIONS]
     v386 --vm 'MACHINE OPTIONS' --vm 'MACHINE OPTIONS' ... [--quantum N] [--max-instructions N]
     v386 --restore SNAPSHOT [OPTIONS]
+    v386 lab [OPTIONS]        The technique lab: nanobenchmarks under each way of
+                              virtualizing (see 'v386 lab --help').
 
 BOOT:
     -fda FILE                 Floppy image. With a BIOS (-bios, -L, -hda, -cdrom or
@@ -894,6 +897,10 @@ fn stdin_reader() -> std::sync::mpsc::Receiver<Vec<u8>> {
 
 fn main() -> ExitCode {
     let args: Vec<OsString> = std::env::args_os().skip(1).collect();
+    // `v386 lab ...`: the technique lab, a subcommand with options of its own.
+    if args.first().is_some_and(|a| a == "lab") {
+        return ExitCode::from(lab::main(&args[1..]));
+    }
     let result = parse_args(args).and_then(|cmd| match cmd {
         Command::Help => {
             print!("{HELP}");

@@ -71,9 +71,6 @@ pub fn parse(values: &[String], max_instructions: Option<u64>, quantum: Option<u
         let Command::Run(opts) = nested else {
             return Err(CliError::BadValue { opt: "--vm", value: v.clone(), expected: "a machine's options" });
         };
-        if opts.clock == ClockMode::Wall {
-            return Err(CliError::Conflict("--vm", "--clock wall (VMs keep deterministic time)"));
-        }
         if opts.max_instructions.is_some() {
             return Err(CliError::Conflict("--max-instructions inside --vm", "--vm (give it once, outside)"));
         }
@@ -163,16 +160,24 @@ pub fn run(v: &VmsOptions) -> Result<u8, CliError> {
         let debugcon = Out::new(o.debugcon_given, Sink::open(&o.opts.debugcon)?, &format!("[{name} debugcon] "));
         outs.push((serial, debugcon));
     }
+    let wall = v.vms.iter().any(|o| o.opts.clock == ClockMode::Wall);
+    let started = std::time::Instant::now();
     let mut left = v.max_instructions;
     loop {
         let n = left.map_or(SLICE, |l| l.min(SLICE));
+        if wall {
+            vmm.set_host_time(started.elapsed().as_nanos() as u64);
+        }
         let r = vmm.run(n);
         for (vm, (serial, debugcon)) in vmm.vms.iter_mut().zip(outs.iter_mut()) {
             serial.write(&vm.board.com1.take_output()).map_err(CliError::Output)?;
             debugcon.write(&core::mem::take(&mut vm.board.debugcon.out)).map_err(CliError::Output)?;
         }
-        if r == RunOutcome::AllStopped {
-            break;
+        match r {
+            RunOutcome::AllStopped => break,
+            // Halted until a timer that real time must reach.
+            RunOutcome::Waiting => std::thread::sleep(std::time::Duration::from_millis(1)),
+            RunOutcome::BudgetSpent => {}
         }
         if let Some(l) = &mut left {
             *l = l.saturating_sub(n);
@@ -209,7 +214,6 @@ mod tests {
         assert_eq!(v.vms.len(), 2);
         assert!(v.vms[0].serial_given && !v.vms[1].serial_given);
         assert_eq!(v.vms[1].opts.mem_mb, 64);
-        assert!(parse(&["-fda a.img --clock wall".into()], None, None).is_err());
         assert!(parse(&["--help".into()], None, None).is_err());
     }
 }

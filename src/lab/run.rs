@@ -1,0 +1,178 @@
+//! The runner per technique, and the markers.
+//!
+//! The guest (`tests/guests/nanobench.asm`) writes `benchmark << 4 | phase` to the
+//! isa-debug-exit port [`MARK_PORT`] before and after each run of a benchmark (phases
+//! 0/1: a warm-up of N iterations, 2/3: N, 4/5: 2N) and [`MARK_PASS`] or [`MARK_FAIL`]
+//! at the end. The write stops the machine: on the bare machine `Machine::run` returns
+//! `StopReason::DebugExit` after the OUT retired; in a VM the OUT is an IO exit whose
+//! interpreter stops the VM with `VmStop::DebugExit`, the guest's EIP already past it.
+//! The runner snapshots the counters at each marker and lets the guest go on (the VM's
+//! state back to `Runnable`). A benchmark's cost for N iterations is then
+//! `(end5 − start4) − (end3 − start2)`: the markers, the set-up and whatever runs once
+//! per run cancel, and the warm-up's one-time events (the nested page fault that maps
+//! the APIC page into a VM) fall outside both.
+
+use super::{Bench, Cost, Images, LabConfig, LabError, Technique};
+use crate::cpu::StopReason;
+use crate::machine::{Machine, MachineConfig, MachineSpec};
+use crate::vmm::{Vm, VmState, VmStop, Vmm, VmmConfig};
+use alloc::format;
+use alloc::string::{String, ToString};
+use alloc::vec::Vec;
+
+/// The guest's marker port (its isa-debug-exit device).
+pub const MARK_PORT: u16 = 0xf4;
+/// The guest's last marker when its self-check passed…
+pub const MARK_PASS: u32 = 0x01;
+/// …and when it failed (or an exception it did not expect came).
+pub const MARK_FAIL: u32 = 0x03;
+
+/// Guest RAM: the kernel needs 2 MiB; 16 MiB as the VMM's demo VMs.
+const MEM_MB: u32 = 16;
+/// Instructions per `run` call between looks at the budget.
+const CHUNK: u64 = 10_000_000;
+/// The VMM's quantum: one VM, so only the budget checks need it to end turns; long
+/// enough that a default run sees no preemption (those exits are not charged anyway).
+const QUANTUM: u32 = 10_000_000;
+
+/// One benchmark under one technique: the cost of `iterations` iterations.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Measurement {
+    pub bench: Bench,
+    pub iterations: u32,
+    pub cost: Cost,
+}
+
+/// One column of the table: a technique's measurements, in [`Bench::ALL`] order.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Column {
+    pub technique: Technique,
+    pub measurements: Vec<Measurement>,
+    /// What the whole run counted, start to end.
+    pub total: Cost,
+    /// The guest's COM1 output (its self-check line).
+    pub serial: String,
+}
+
+/// A marker and the counters when it came.
+struct Mark {
+    value: u32,
+    at: Cost,
+}
+
+/// Run the benchmarks under technique `t`.
+pub fn run(t: Technique, images: &Images, cfg: &LabConfig) -> Result<Column, LabError> {
+    if !(1..=1_000_000).contains(&cfg.iterations) {
+        return Err(LabError::BadIterations(cfg.iterations));
+    }
+    let kernel = images.get(t.build());
+    let cmdline = format!("iterations={}", cfg.iterations);
+    // Generous: the slowest benchmark (pgfault) takes a few dozen instructions an
+    // iteration, and each runs 4N times.
+    let budget = 20_000_000 + cfg.iterations as u64 * 4 * 7 * 200;
+    let (marks, serial) = match t {
+        Technique::Emulation => run_bare(kernel, &cmdline, budget)?,
+        Technique::Paravirtual | Technique::V386 => run_vm(kernel, &cmdline, budget)?,
+        Technique::TrapAndEmulate | Technique::TrapAndEmulatePsi | Technique::ScanBeforeExecute => {
+            return Err(LabError::NotYet(t))
+        }
+    };
+    measure(t, cfg.iterations, &marks, serial)
+}
+
+/// Every technique, in column order (the ones not built yet as [`LabError::NotYet`]).
+pub fn run_all(images: &Images, cfg: &LabConfig) -> Vec<(Technique, Result<Column, LabError>)> {
+    Technique::ALL.iter().map(|t| (*t, run(*t, images, cfg))).collect()
+}
+
+/// Technique 1: the native build on the bare machine.
+fn run_bare(kernel: &[u8], cmdline: &str, budget: u64) -> Result<(Vec<Mark>, String), LabError> {
+    let cfg = MachineConfig { mem_mb: MEM_MB, debug_exit_port: Some(MARK_PORT), ..Default::default() };
+    let mut m = Machine::new(&cfg).map_err(|e| LabError::Setup(e.to_string()))?;
+    m.load_kernel(kernel, None, cmdline).map_err(|e| LabError::Setup(e.to_string()))?;
+    let mut marks = Vec::new();
+    loop {
+        let r = m.run(CHUNK);
+        let serial = |m: &mut Machine| String::from_utf8_lossy(&m.bus.com1.take_output()).into_owned();
+        match r {
+            StopReason::DebugExit(v) => {
+                marks.push(Mark { value: v, at: Cost { instructions: m.cpu.icount, ..Default::default() } });
+                if v == MARK_PASS || v == MARK_FAIL {
+                    return Ok((marks, serial(&mut m)));
+                }
+            }
+            StopReason::BudgetSpent if m.cpu.icount < budget => {}
+            StopReason::BudgetSpent => return Err(LabError::Timeout { serial: serial(&mut m) }),
+            other => return Err(LabError::Stopped { why: format!("{other:?}"), serial: serial(&mut m) }),
+        }
+    }
+}
+
+/// Techniques 5 and 6: a build as the one VM of a VMM on the V386 extension.
+fn run_vm(kernel: &[u8], cmdline: &str, budget: u64) -> Result<(Vec<Mark>, String), LabError> {
+    let mut vmm = Vmm::new(VmmConfig { quantum: QUANTUM, log_capacity: 16 });
+    let spec = MachineSpec {
+        memory_mb: Some(MEM_MB),
+        kernel: Some(kernel.to_vec()),
+        cmdline: Some(cmdline.into()),
+        debug_exit_port: Some(MARK_PORT),
+        ..Default::default()
+    };
+    let id = vmm.add_vm("nanobench", spec).map_err(|e| LabError::Setup(e.to_string()))?;
+    let mut marks = Vec::new();
+    loop {
+        vmm.run(CHUNK);
+        let Some(vm) = vmm.vm_mut(id) else { return Err(LabError::Setup("the VM vanished".into())) };
+        let serial = |vm: &mut Vm| String::from_utf8_lossy(&vm.board.com1.take_output()).into_owned();
+        match &vm.state {
+            VmState::Stopped(VmStop::DebugExit(v)) => {
+                let v = *v;
+                let c = &vm.counters;
+                marks.push(Mark { value: v, at: Cost { instructions: c.retired, exits: c.by_reason, mmio: c.mmio } });
+                if v == MARK_PASS || v == MARK_FAIL {
+                    return Ok((marks, serial(vm)));
+                }
+                // The marker's OUT was interpreted (EIP is past it): go on.
+                vm.state = VmState::Runnable;
+            }
+            VmState::Stopped(why) => {
+                let why = format!("{why:?}");
+                return Err(LabError::Stopped { why, serial: serial(vm) });
+            }
+            _ if vm.counters.retired < budget => {}
+            _ => return Err(LabError::Timeout { serial: serial(vm) }),
+        }
+    }
+}
+
+/// The markers a correct run gives, in order.
+fn expected_markers() -> Vec<u32> {
+    let mut v: Vec<u32> = Bench::ALL.iter().flat_map(|b| (0..6).map(move |phase| b.number() << 4 | phase)).collect();
+    v.push(MARK_PASS);
+    v
+}
+
+/// The measurements from a run's markers.
+fn measure(t: Technique, iterations: u32, marks: &[Mark], serial: String) -> Result<Column, LabError> {
+    let values: Vec<u32> = marks.iter().map(|m| m.value).collect();
+    if values.last() == Some(&MARK_FAIL) {
+        return Err(LabError::SelfCheck { serial });
+    }
+    if values != expected_markers() {
+        return Err(LabError::Markers(format!("{values:x?}")));
+    }
+    let mut measurements = Vec::new();
+    for (i, b) in Bench::ALL.iter().enumerate() {
+        let at = |phase: usize| &marks[i * 6 + phase].at;
+        let n = at(3).checked_sub(at(2));
+        let two_n = at(5).checked_sub(at(4));
+        let cost = match (n, two_n) {
+            (Some(n), Some(two_n)) => two_n.checked_sub(&n),
+            _ => None,
+        }
+        .ok_or(LabError::Inconsistent(*b))?;
+        measurements.push(Measurement { bench: *b, iterations, cost });
+    }
+    let total = marks[marks.len() - 1].at.clone();
+    Ok(Column { technique: t, measurements, total, serial })
+}

@@ -1,0 +1,145 @@
+//! The table, in Adams & Agesen's shape: a row per nanobenchmark, a column per
+//! technique, a cell per (benchmark, technique) giving the cost of one iteration. Three
+//! views of the same runs: cycles under the cost model (their table), guest instructions,
+//! and exits by reason.
+
+use super::run::Column;
+use super::{Bench, CostModel, LabError, Technique};
+use crate::cpu::v386::ExitReason;
+use alloc::format;
+use alloc::string::{String, ToString};
+use alloc::vec;
+use alloc::vec::Vec;
+use core::fmt::Write;
+
+/// The lab's results: each technique's column or why it has none.
+pub struct Table {
+    pub columns: Vec<(Technique, Result<Column, LabError>)>,
+    pub cost: CostModel,
+    pub iterations: u32,
+}
+
+/// `total / n`: whole when it divides, else with two decimals.
+fn per_iteration(total: u64, n: u32) -> String {
+    let n = n.max(1) as u64;
+    if total % n == 0 {
+        (total / n).to_string()
+    } else {
+        format!("{:.2}", total as f64 / n as f64)
+    }
+}
+
+impl Table {
+    /// Cycles per iteration under the cost model: the lab's main table.
+    pub fn cycles(&self) -> String {
+        let c = &self.cost;
+        let title = format!(
+            "Nanobenchmarks (Adams & Agesen, ASPLOS 2006): cycles per iteration, N = {}\n\
+             cost model: {} cycle(s) per guest instruction, {} per VM exit, {} per device-memory access",
+            self.iterations, c.instruction_cycles, c.exit_cycles, c.mmio_cycles
+        );
+        self.grid(&title, |col, b| per_iteration(self.cost.cycles(&col.measurements[b].cost), self.iterations))
+    }
+
+    /// Guest instructions retired per iteration.
+    pub fn instructions(&self) -> String {
+        let title = format!("Guest instructions per iteration, N = {}", self.iterations);
+        self.grid(&title, |col, b| per_iteration(col.measurements[b].cost.instructions, self.iterations))
+    }
+
+    /// VM exits per iteration by reason, and device-memory accesses.
+    pub fn exits(&self) -> String {
+        let title = format!("VM exits (and device-memory accesses) per iteration, N = {}", self.iterations);
+        self.grid(&title, |col, b| {
+            let c = &col.measurements[b].cost;
+            let mut parts: Vec<String> = ExitReason::ALL
+                .iter()
+                .filter(|r| c.exits[**r as usize] > 0)
+                .map(|r| format!("{} {}", per_iteration(c.exits[*r as usize], self.iterations), r.name()))
+                .collect();
+            if c.mmio > 0 {
+                parts.push(format!("{} MMIO", per_iteration(c.mmio, self.iterations)));
+            }
+            if parts.is_empty() {
+                "0".into()
+            } else {
+                parts.join(" + ")
+            }
+        })
+    }
+
+    /// What went wrong in the columns that have no figures (not "not yet").
+    pub fn errors(&self) -> String {
+        let mut s = String::new();
+        for (t, r) in &self.columns {
+            if let Err(e) = r {
+                if !matches!(e, LabError::NotYet(_)) {
+                    let _ = writeln!(s, "{} {}: {e}", t.number(), t.name());
+                }
+            }
+        }
+        s
+    }
+
+    /// A title line, a header of techniques and a row per benchmark; `cell` gives a
+    /// column's figure for the benchmark at an index of [`Bench::ALL`].
+    fn grid(&self, title: &str, cell: impl Fn(&Column, usize) -> String) -> String {
+        let mut rows: Vec<Vec<String>> = Vec::new();
+        let mut header = vec![String::new()];
+        header.extend(self.columns.iter().map(|(t, _)| format!("{} {}", t.number(), t.name())));
+        rows.push(header);
+        for (i, b) in Bench::ALL.iter().enumerate() {
+            let mut row = vec![b.name().to_string()];
+            for (_, r) in &self.columns {
+                row.push(match r {
+                    Ok(col) => cell(col, i),
+                    Err(LabError::NotYet(_)) => "not yet".into(),
+                    Err(_) => "error".into(),
+                });
+            }
+            rows.push(row);
+        }
+        let widths: Vec<usize> =
+            (0..rows[0].len()).map(|c| rows.iter().map(|r| r[c].chars().count()).max().unwrap_or(0)).collect();
+        let mut s = String::new();
+        let _ = writeln!(s, "{title}");
+        for row in &rows {
+            let mut line = String::new();
+            for (c, text) in row.iter().enumerate() {
+                if c == 0 {
+                    let _ = write!(line, "{text:<w$}", w = widths[0]);
+                } else {
+                    let _ = write!(line, "  {text:>w$}", w = widths[c]);
+                }
+            }
+            let _ = writeln!(s, "{}", line.trim_end());
+        }
+        s
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn per_iteration_is_whole_when_it_divides() {
+        assert_eq!(per_iteration(3000, 1000), "3");
+        assert_eq!(per_iteration(12_620_000, 1000), "12620");
+        assert_eq!(per_iteration(2500, 1000), "2.50");
+    }
+
+    #[test]
+    fn columns_not_built_yet_say_so() {
+        let t = Table {
+            columns: Technique::ALL.iter().map(|t| (*t, Err(LabError::NotYet(*t)))).collect(),
+            cost: CostModel::default(),
+            iterations: 10,
+        };
+        let s = t.cycles();
+        assert_eq!(s.lines().count(), 3 + Bench::ALL.len(), "{s}");
+        assert!(s.lines().nth(3).unwrap().starts_with("syscall"), "{s}");
+        assert_eq!(s.matches("not yet").count(), 6 * 7, "{s}");
+        assert!(t.errors().is_empty());
+    }
+}

@@ -1,0 +1,183 @@
+//! The technique lab (src/lab/, docs/techniques.md): the nanobenchmark guest
+//! `tests/guests/nanobench.asm` in its native and paravirtual builds, under every
+//! technique the lab has, measured into Adams & Agesen's table.
+//!
+//! - the table has the seven rows and six columns; Emulation, Paravirtual and V386 are
+//!   filled, the others say "not yet";
+//! - two runs print identical tables (deterministic mode);
+//! - the figures obey what each technique must do: under V386 `in` exits once an
+//!   iteration and call/ret, syscall, divzero and pgfault never (second-level
+//!   translation: the guest's page faults are its own); the paravirtual build replaces
+//!   the IO exit by a hypercall and pays one for every page-table change; the bare
+//!   machine has no exits at all;
+//! - the guest checks itself (4N syscalls, page faults and divide errors, IN's value, the
+//!   TPR, a PTE change seen after INVLPG/PTE_UPDATE), so a column exists only when it
+//!   passed.
+//!
+//! nasm is an external tool: without it the tests are skipped (tests/common/mod.rs).
+
+mod common;
+use common::*;
+
+use std::process::Command;
+use v386::cpu::v386::ExitReason;
+use v386::lab::{self, Bench, Column, CostModel, Images, LabConfig, Table, Technique};
+
+/// Assemble the guest, with `-DPARAVIRT` for the paravirtual build.
+fn assemble(paravirt: bool) -> Vec<u8> {
+    let src = guests_dir().join("nanobench.asm");
+    let img = out_dir("lab").join(if paravirt { "nanobench-pv.img" } else { "nanobench.img" });
+    let mut cmd = Command::new("nasm");
+    cmd.args(["-f", "bin"]);
+    if paravirt {
+        cmd.arg("-DPARAVIRT");
+    }
+    let out = cmd.arg(&src).arg("-o").arg(&img).output().expect("run nasm");
+    assert!(out.status.success(), "nasm failed:\n{}", String::from_utf8_lossy(&out.stderr));
+    std::fs::read(&img).expect("read the image")
+}
+
+fn images() -> Option<Images> {
+    if !tool_available("nasm", "-v") {
+        skip("nasm is not installed");
+        return None;
+    }
+    Some(Images { native: assemble(false), paravirtual: assemble(true) })
+}
+
+fn table(images: &Images, cfg: &LabConfig) -> Table {
+    Table { columns: lab::run_all(images, cfg), cost: cfg.cost, iterations: cfg.iterations }
+}
+
+#[test]
+fn the_table_has_every_row_and_the_built_columns_filled() {
+    let Some(images) = images() else { return };
+    let cfg = LabConfig::default();
+    let t = table(&images, &cfg);
+    println!("{}\n{}\n{}", t.cycles(), t.instructions(), t.exits());
+    assert!(t.errors().is_empty(), "{}", t.errors());
+    for (tech, r) in &t.columns {
+        match r {
+            Ok(col) => {
+                println!("{} {}: {}", tech.number(), tech.name(), col.serial.trim_end());
+                assert!(tech.available());
+                assert!(col.serial.contains(": PASS"), "{}", col.serial);
+                assert_eq!(col.measurements.len(), Bench::ALL.len());
+            }
+            Err(e) => assert!(!tech.available(), "{}: {e}", tech.name()),
+        }
+    }
+    let cycles = t.cycles();
+    for b in Bench::ALL {
+        assert!(cycles.lines().any(|l| l.starts_with(b.name())), "{} missing:\n{cycles}", b.name());
+    }
+    assert_eq!(cycles.matches("not yet").count(), 3 * 7, "{cycles}");
+}
+
+/// Two runs, the same tables and the same counts.
+#[test]
+fn two_runs_give_identical_numbers() {
+    let Some(images) = images() else { return };
+    let cfg = LabConfig { iterations: 300, ..Default::default() };
+    let (a, b) = (table(&images, &cfg), table(&images, &cfg));
+    assert_eq!(a.cycles(), b.cycles());
+    assert_eq!(a.exits(), b.exits());
+    for ((_, x), (_, y)) in a.columns.iter().zip(&b.columns) {
+        assert!(x == y, "a column differs between runs");
+    }
+}
+
+fn column(t: &Table, tech: Technique) -> &Column {
+    let (_, r) = t.columns.iter().find(|(x, _)| *x == tech).expect("the column");
+    r.as_ref().unwrap_or_else(|e| panic!("{}: {e}", tech.name()))
+}
+
+#[test]
+fn the_figures_obey_what_each_technique_does() {
+    let Some(images) = images() else { return };
+    let cfg = LabConfig::default();
+    let n = cfg.iterations as u64;
+    let t = table(&images, &cfg);
+    let (bare, pv, v386) =
+        (column(&t, Technique::Emulation), column(&t, Technique::Paravirtual), column(&t, Technique::V386));
+    let io = ExitReason::Io as usize;
+    let vcall = ExitReason::Vcall as usize;
+    for (i, b) in Bench::ALL.iter().enumerate() {
+        let (e, p, v) = (&bare.measurements[i].cost, &pv.measurements[i].cost, &v386.measurements[i].cost);
+        // The bare machine has no VMM.
+        assert_eq!((e.all_exits(), e.mmio), (0, 0), "{}", b.name());
+        // Every iteration does the same work: whole counts per iteration.
+        assert_eq!(e.instructions % n, 0, "{}: {} instructions", b.name(), e.instructions);
+        // Under V386 the guest runs its own code: the same instructions as on the bare
+        // machine, but for an IN the VMM emulates (it does not retire in the guest).
+        let emulated = if *b == Bench::In { n } else { 0 };
+        assert_eq!(v.instructions + emulated, e.instructions, "{}", b.name());
+        let (v_exits, p_exits) = (v.charged_exits() / n, p.charged_exits() / n);
+        let (v_io, p_io, p_vcall) = (v.exits[io] / n, p.exits[io] / n, p.exits[vcall] / n);
+        match b {
+            // One IO exit an iteration under V386; the paravirtual build asks instead.
+            Bench::In => {
+                assert_eq!((v_exits, v_io), (1, 1), "V386 in");
+                assert_eq!((p_exits, p_io, p_vcall), (1, 0, 1), "PV in");
+                assert!(t.cost.cycles(v) / n >= t.cost.exit_cycles, "V386 in costs at least an exit");
+            }
+            // The TPR is device memory the VM owns after its first touch: no exit under
+            // V386, a hypercall in the paravirtual build.
+            Bench::Cr8wr => {
+                assert_eq!((v_exits, v.mmio / n), (0, 1), "V386 cr8wr");
+                assert_eq!((p_exits, p_vcall), (1, 1), "PV cr8wr");
+            }
+            // Second-level translation: the guest's page faults and PTE changes are its
+            // own; the paravirtual build announces each PTE change.
+            Bench::PgFault => {
+                assert_eq!(v_exits, 0, "V386 pgfault");
+                assert_eq!((p_exits, p_vcall), (2, 2), "PV pgfault");
+            }
+            Bench::PteMod => {
+                assert_eq!(v_exits, 0, "V386 ptemod");
+                assert_eq!((p_exits, p_vcall), (1, 1), "PV ptemod");
+            }
+            // Nothing privileged in the loop: no exit under either, the same code.
+            Bench::Syscall | Bench::CallRet | Bench::DivZero => {
+                assert_eq!((v_exits, p_exits), (0, 0), "{}", b.name());
+                assert_eq!((v.instructions, p.instructions), (e.instructions, e.instructions), "{}", b.name());
+            }
+        }
+    }
+}
+
+/// The cost model is a parameter: with exits free, V386's cycles are its instructions.
+#[test]
+fn the_exit_cost_is_configurable() {
+    let Some(images) = images() else { return };
+    let cfg = LabConfig { iterations: 100, cost: CostModel { exit_cycles: 0, ..Default::default() } };
+    let t = table(&images, &cfg);
+    assert!(t.cycles().contains("0 per VM exit"), "{}", t.cycles());
+    let v = column(&t, Technique::V386);
+    for m in &v.measurements {
+        assert_eq!(t.cost.cycles(&m.cost), m.cost.instructions, "{}", m.bench.name());
+    }
+}
+
+/// `v386 lab` prints the table: every row, the built columns, "not yet" for the others.
+#[test]
+fn the_command_prints_the_table() {
+    if !tool_available("nasm", "-v") {
+        skip("nasm is not installed");
+        return;
+    }
+    let out = Command::new(env!("CARGO_BIN_EXE_v386"))
+        .args(["lab", "--iterations", "50", "--exit-cost", "1000"])
+        .output()
+        .expect("run v386 lab");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(text.contains("cycles per iteration, N = 50") && text.contains("1000 per VM exit"), "{text}");
+    let in_row = text.lines().find(|l| l.starts_with("in ")).expect("the in row");
+    assert_eq!(
+        in_row.split_whitespace().collect::<Vec<_>>(),
+        ["in", "3", "not", "yet", "not", "yet", "not", "yet", "1003", "1002"],
+        "{text}"
+    );
+    assert_eq!(text.matches(": PASS").count(), 3, "{text}");
+}
