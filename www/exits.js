@@ -30,7 +30,13 @@ const EXTRA = ['retired', 'turns', 'preemptions', 'device memory'];
 const RUN_TO_EXIT = 10_000_000; // instruction cap of "run to exit"
 
 const hex = (n, w) => (n >>> 0).toString(16).padStart(w, '0');
-const fmt = (n) => Math.round(n).toLocaleString('en-US');
+// One formatter for all numbers: toLocaleString would build one per call (slow at 10 Hz × 100 cells).
+const NF = new Intl.NumberFormat('en-US', { maximumFractionDigits: 0 });
+const fmt = (n) => NF.format(Math.round(n));
+/** Set an element's text only when it changes (most cells keep theirs from update to update). */
+const setText = (el, text) => {
+    if (el.textContent !== text) el.textContent = text;
+};
 const esc = (s) => String(s).replace(/[&<>"]/g, (c) => `&#${c.charCodeAt(0)};`);
 
 /** A colour per reason number, fixed so a reason keeps its colour in the chart and table. */
@@ -114,6 +120,15 @@ export class ExitsPanel {
     }
 
     update(msg) {
+        const t0 = performance.now();
+        this.handle(msg);
+        // Its cost, for the e2e test's figures: updates, total and worst milliseconds.
+        const ms = performance.now() - t0;
+        const [n, total, worst] = (this.root.dataset.updates ?? '0 0 0').split(' ').map(Number);
+        this.root.dataset.updates = `${n + 1} ${(total + ms).toFixed(1)} ${Math.max(worst, ms).toFixed(1)}`;
+    }
+
+    handle(msg) {
         if (msg.vms.length !== this.vmNames.length || msg.vms.some((v, i) => v.name !== this.vmNames[i])) {
             this.vmNames = msg.vms.map((v) => v.name);
             this.vmOn = this.vmNames.map(() => true);
@@ -124,7 +139,8 @@ export class ExitsPanel {
         this.exitCost = msg.exitCost ?? this.exitCost;
         this.setRunning(msg.running !== false, false);
         const counts = msg.vms.map((v) => v.counters);
-        this.samples.push({ t: msg.t, counts });
+        this.samples.push({ t: msg.t, counts, rates: null });
+        this.samples[this.samples.length - 1].rates = this.ratesAt(this.samples.length - 1);
         while (this.samples.length > 2 && msg.t - this.samples[0].t > (WINDOW_S + 1) * 1000) this.samples.shift();
         this.log.append(msg.log, msg.logFirst, msg.logDropped ?? 0);
         this.showCounters(msg);
@@ -160,7 +176,12 @@ export class ExitsPanel {
                 break;
             }
             case 'state':
-                if (msg.vm === this.selected) this.regs.show(msg.vm, this.vmName(msg.vm), msg.rows);
+                if (msg.vm === this.selected) {
+                    const first = this.regs.el.hidden;
+                    this.regs.show(msg.vm, this.vmName(msg.vm), msg.rows);
+                    // A break is news: bring the registers into view (below the sticky toolbar).
+                    if (first || this.root.dataset.breakReason) this.root.scrollTo({ top: this.regs.el.offsetTop - this.$('xp-toolbar').offsetHeight - 8 });
+                }
                 break;
             case 'disasm':
                 this.log.disassembled(msg);
@@ -242,16 +263,19 @@ export class ExitsPanel {
             let any = 0;
             msg.vms.forEach((v, i) => {
                 const [n, s] = [tr.children[1 + 2 * i], tr.children[2 + 2 * i]];
-                n.textContent = fmt(v.counters[r]);
-                s.textContent = fmt(rate(i, r));
+                setText(n, fmt(v.counters[r]));
+                setText(s, fmt(rate(i, r)));
                 any += v.counters[r];
             });
-            tr.dataset.count = String(any);
-            tr.classList.toggle('zero', any === 0);
-            tr.classList.toggle('pending', msg.vms.some((v) => v.pending === r));
+            if (tr.dataset.count !== String(any)) {
+                tr.dataset.count = String(any);
+                tr.classList.toggle('zero', any === 0);
+            }
+            const pending = msg.vms.some((v) => v.pending === r);
+            if (pending !== tr.classList.contains('pending')) tr.classList.toggle('pending', pending);
         }
         [...this.$('exit-extra').children].forEach((tr, k) => {
-            msg.vms.forEach((v, i) => (tr.children[1 + 2 * i].textContent = fmt(v.counters[REASONS + k])));
+            msg.vms.forEach((v, i) => setText(tr.children[1 + 2 * i], fmt(v.counters[REASONS + k])));
         });
         const exitsOf = (c) => c.slice(0, REASONS).reduce((a, b) => a + b, 0);
         const total = msg.vms.reduce((s, v) => s + exitsOf(v.counters), 0);
@@ -278,33 +302,37 @@ export class ExitsPanel {
         });
     }
 
+    /** Exits per second by VM and reason at sample `k`, against the sample about a second
+     *  before it (computed once per sample: the chart redraws 10 times a second). */
+    ratesAt(k) {
+        const s = this.samples;
+        let j = k - 1;
+        while (j > 0 && s[k].t - s[j].t < 1000) j--;
+        const dt = j >= 0 ? (s[k].t - s[j].t) / 1000 : 0;
+        if (dt <= 0) return null;
+        return s[k].counts.map((a, i) => {
+            const b = s[j].counts[i];
+            const r = new Float32Array(REASONS);
+            if (b) for (let n = 0; n < REASONS; n++) r[n] = (a[n] - b[n]) / dt;
+            return r;
+        });
+    }
+
     /** The chart for the VMs the chart selector and the VM filter pick. */
     drawChart() {
-        const s = this.samples;
+        const s = this.samples.filter((x) => x.rates);
         if (s.length < 2) return;
         const which = Number(this.$('xp-chart-vm').value);
         const vms = this.vmNames.map((_, i) => i).filter((i) => (which < 0 ? this.vmOn[i] : i === which));
         const now = s[s.length - 1].t;
-        // Rates at each sample against the sample about a second before it.
-        const xs = [];
-        const rates = []; // per sample: Float64Array(REASONS)
-        let j = 0;
-        for (let k = 1; k < s.length; k++) {
-            while (j < k - 1 && s[k].t - s[j + 1].t >= 1000) j++;
-            const dt = (s[k].t - s[j].t) / 1000;
-            if (dt <= 0) continue;
-            const r = new Float64Array(REASONS);
-            for (const i of vms) {
-                const a = s[k].counts[i];
-                const b = s[j].counts[i];
-                if (!a || !b) continue;
-                for (let n = 0; n < REASONS; n++) r[n] += (a[n] - b[n]) / dt;
-            }
-            xs.push((s[k].t - now) / 1000);
-            rates.push(r);
+        const xs = s.map((x) => (x.t - now) / 1000);
+        const series = [];
+        for (const [n, name] of this.reasons) {
+            if (!this.reasonOn[n]) continue;
+            const v = s.map((x) => vms.reduce((sum, i) => sum + (x.rates[i]?.[n] ?? 0), 0));
+            if (v.some((r) => r > 0)) series.push([n, name, v]);
         }
-        const reasons = this.reasons.map(([n]) => n).filter((n) => this.reasonOn[n] && rates.some((r) => r[n] > 0));
-        this.chart.draw(xs, reasons.map((n) => [n, this.names.get(n), rates.map((r) => r[n])]));
+        this.chart.draw(xs, series);
     }
 }
 
@@ -403,8 +431,29 @@ class ExitLog {
         this.spacer = el.querySelector('.xp-log-spacer');
         this.rowsEl = el.querySelector('.xp-log-rows');
         this.pool = [];
-        this.vp.addEventListener('scroll', () => this.schedule());
-        new ResizeObserver(() => this.schedule()).observe(this.vp);
+        // The scroll position and the viewport's height are kept from their events, so a
+        // render reads no layout (a read would force a layout of the whole page first).
+        this.top = 0;
+        this.height = 324;
+        this.vp.addEventListener('scroll', () => {
+            this.top = this.vp.scrollTop;
+            this.schedule();
+        });
+        // A row's bytes as its tooltip, made when the pointer gets there (not every render).
+        this.rowsEl.addEventListener('mouseover', (e) => {
+            const row = e.target.closest('.xp-row');
+            if (!row) return;
+            const at = Number(row.dataset.slot) * REC;
+            const len = this.ring[at + 39] & 15;
+            row.title = len ? [...this.ring.subarray(at + 24, at + 24 + len)].map((b) => hex(b, 2)).join(' ') : 'no instruction (an asynchronous exit)';
+        });
+        // Render timings, for the e2e test's figures.
+        this.stats = { renders: 0, totalMs: 0, worstMs: 0 };
+        this.el = el;
+        new ResizeObserver(([e]) => {
+            this.height = e.contentRect.height || this.height;
+            this.schedule();
+        }).observe(this.vp);
     }
 
     vmOf(slot) {
@@ -457,7 +506,7 @@ class ExitLog {
         }
         // Rows arrive at the top: a reader scrolled down keeps looking at the same rows.
         this.spacer.style.height = `${this.vLen * ROW_H}px`;
-        if (added && this.vp.scrollTop > ROW_H / 2) this.vp.scrollTop += added * ROW_H;
+        if (added && this.top > ROW_H / 2) this.vp.scrollTop = this.top += added * ROW_H;
         this.render();
     }
 
@@ -482,9 +531,10 @@ class ExitLog {
 
     /** Draw the rows in view; ask the worker to disassemble the ones it has not yet. */
     render() {
+        const t0 = performance.now();
         const p = this.panel;
-        const first = Math.floor(this.vp.scrollTop / ROW_H);
-        const visible = Math.ceil((this.vp.clientHeight || 320) / ROW_H) + 1;
+        const first = Math.min(Math.floor(this.top / ROW_H), Math.max(0, this.vLen - 1));
+        const visible = Math.ceil(this.height / ROW_H) + 1;
         while (this.pool.length < visible) {
             const row = document.createElement('div');
             row.className = 'xp-row';
@@ -519,12 +569,21 @@ class ExitLog {
             c[4].textContent = hex(dv.getUint32(at + 16, true), 8);
             const text = len === 0 ? '' : this.disasm.get(seq);
             c[5].textContent = text ?? '…';
-            c[5].title = len ? [...this.ring.subarray(at + 24, at + 24 + len)].map((b) => hex(b, 2)).join(' ') : 'no instruction (an asynchronous exit)';
+            row.dataset.slot = String(slot);
             row.dataset.reason = p.names.get(reason) ?? '';
             if (text === undefined) missing.push(slot);
         });
-        p.$('xp-log-count').textContent =
-            `(${fmt(this.vLen)} shown of ${fmt(Math.min(this.count, LOG_CAP))} kept, ${fmt(this.count)} received${this.dropped ? `, ${fmt(this.dropped)} lost` : ''}; newest first)`;
+        const key = this.vLen + this.count * 1e6 + this.dropped;
+        if (key !== this.countsKey) {
+            this.countsKey = key;
+            p.$('xp-log-count').textContent =
+                `(${fmt(this.vLen)} shown of ${fmt(Math.min(this.count, LOG_CAP))} kept, ${fmt(this.count)} received${this.dropped ? `, ${fmt(this.dropped)} lost` : ''}; newest first)`;
+        }
+        const ms = performance.now() - t0;
+        this.stats.renders++;
+        this.stats.worstMs = Math.max(this.stats.worstMs, ms);
+        this.stats.totalMs += ms;
+        this.el.dataset.render = `${this.stats.renders} ${this.stats.totalMs.toFixed(1)} ${this.stats.worstMs.toFixed(1)}`;
         if (missing.length && !this.inflight) {
             const records = new Uint8Array(missing.length * REC);
             missing.forEach((slot, k) => records.set(this.ring.subarray(slot * REC, slot * REC + REC), k * REC));

@@ -51,14 +51,7 @@ pub fn flag_names(eflags: u32) -> String {
 
 /// A segment register: selector, base, limit, access byte and D/B ("32" or "16").
 fn seg(s: &Seg) -> String {
-    format!(
-        "{:04x} base {:08x} limit {:08x} acc {:02x} {}",
-        s.sel,
-        s.base,
-        s.limit,
-        s.access,
-        if s.big() { 32 } else { 16 }
-    )
+    format!("{:04x} base {:08x} lim {:08x} {:02x} {}", s.sel, s.base, s.limit, s.access, if s.big() { 32 } else { 16 })
 }
 
 /// The rows of VM `vm`'s state; `pending` is its exit not handled yet, if it is paused at one.

@@ -4,6 +4,11 @@
 //! of guest instructions each, with the preemption timer (docs/v386.md §10.3). Interrupts
 //! from a VM's devices are injected into that VM (§10.1), through an interrupt-window
 //! exit when the guest cannot take them yet (§10.2).
+//!
+//! The live view's debugger lives here too ([`Breaks`]): `run` can stop right after an
+//! exit of a chosen reason is logged, before its interpreter runs, and finish the same
+//! call later as if it had not stopped; `step` runs one VM alone, an instruction or up to
+//! its next exit, which it leaves pending the same way.
 
 use super::allocator::PAGE;
 use super::exit::VmExit;

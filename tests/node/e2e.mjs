@@ -27,7 +27,7 @@
 //     the share of work guest vs VMM, the virtualised exit log with disassembled rows and
 //     its reason filter                                          → tests/out/e2e-vms.png
 //     break on exit (CPUID) pauses on that reason with the registers and the pending
-//     exit shown                                                  → tests/out/e2e-vms-break.png
+//     exit shown                             → tests/out/e2e-vms-break.png, e2e-vms-exits.png
 //     and steps move EIP with the changed values highlighted     → tests/out/e2e-vms-step.png
 // Prints one line per check; exits 1 when any fails.
 import { mkdirSync } from 'node:fs';
@@ -247,6 +247,8 @@ async function testErrors(context, base) {
     await page.close();
 }
 
+const fmtN = (n) => Math.round(n).toLocaleString('en-US');
+
 async function testVms(context, base) {
     log('--- the VMs page: VMs under the VMM, exits as they happen');
     const { page, errors } = await openPage(context, `${base}vms.html`);
@@ -299,6 +301,43 @@ async function testVms(context, base) {
     const onlyHlt = await page.evaluate(() => [...document.querySelectorAll('.xp-log-rows .xp-row:not([hidden])')].map((r) => r.dataset.reason));
     check(onlyHlt.length > 0 && onlyHlt.every((r) => r === 'HLT'), `the reason filter leaves only HLT rows (${onlyHlt.length} shown)`);
     await page.evaluate(() => document.querySelectorAll('input.rf').forEach((c) => (c.checked = true) & c.dispatchEvent(new Event('change', { bubbles: true }))));
+
+    // 10^5 rows: jumping around the list every frame stays smooth (a virtualised list).
+    const kept = () => page.evaluate(() => document.querySelector('.xp-log-spacer').offsetHeight / 18);
+    const many = await waitFor(async () => ((await kept()) >= 100_000 ? kept() : 0), 40_000, 500);
+    const renders = () => page.evaluate(() => document.querySelector('.xp-log').dataset.render.split(' ').map(Number));
+    const [n0, ms0] = await renders();
+    const scroll = await page.evaluate(
+        () =>
+            new Promise((resolve) => {
+                const vp = document.querySelector('.xp-log-viewport');
+                const max = vp.scrollHeight - vp.clientHeight;
+                let frames = 0;
+                let worst = 0;
+                let last = performance.now();
+                const t0 = last;
+                const frame = (now) => {
+                    worst = Math.max(worst, now - last);
+                    last = now;
+                    frames++;
+                    vp.scrollTop = (frames * 7919 * 18) % max;
+                    if (now - t0 < 2000) requestAnimationFrame(frame);
+                    else resolve({ fps: frames / ((now - t0) / 1000), worst, dom: document.querySelectorAll('.xp-log-rows .xp-row').length });
+                };
+                requestAnimationFrame(frame);
+            }),
+    );
+    const [n1, ms1, worstRender] = await renders();
+    const perRender = (ms1 - ms0) / Math.max(1, n1 - n0);
+    // The render's own time is the list's cost (frame rates also depend on the host's load).
+    const [updates, updateMs, updateWorst] = await page.evaluate(() => document.querySelector('.exits-panel').dataset.updates.split(' ').map(Number));
+    log(`the exits panel took ${(updateMs / updates).toFixed(2)} ms an update (${updates} updates, worst ${updateWorst} ms)`);
+    check(
+        many >= 100_000 && perRender < 4,
+        `scrolling ${fmtN(many)} log rows: ${perRender.toFixed(2)} ms a render (${n1 - n0} renders, worst ever ${worstRender} ms), ` +
+            `${scroll.fps.toFixed(0)} fps, worst frame ${scroll.worst.toFixed(0)} ms, ${scroll.dom} rows in the DOM`,
+    );
+    await page.evaluate(() => (document.querySelector('.xp-log-viewport').scrollTop = 0));
     await page.screenshot({ path: path.join(OUT, 'e2e-vms.png'), fullPage: true });
     log('screenshot tests/out/e2e-vms.png');
 
@@ -316,6 +355,10 @@ async function testVms(context, base) {
     await page.check(`input.brk[data-reason="${want}"]`).then(() => page.uncheck(`input.brk[data-reason="${want}"]`));
     await page.screenshot({ path: path.join(OUT, 'e2e-vms-break.png'), fullPage: true });
     log('screenshot tests/out/e2e-vms-break.png');
+    // The whole exits panel, unscrolled, for a reader of the screenshots.
+    await page.addStyleTag({ content: '.exits-panel { max-height: none !important; }' });
+    await page.locator('.exits-panel').screenshot({ path: path.join(OUT, 'e2e-vms-exits.png') });
+    log('screenshot tests/out/e2e-vms-exits.png (the exits panel, paused)');
 
     // Single step: the first handles the pending exit (EIP moves past the instruction).
     await page.click('.xp-step');

@@ -191,7 +191,10 @@ pub fn vmm_runs_two_vms_and_shows_the_exit_log() {
     assert_eq!((v.break_reason(), v.pending_exit(i)), (12, 12));
     let state = v.guest_state(i);
     let row = |name: &str| {
-        state.iter().map(|r| r.unchecked_into::<js_sys::Array>()).find(|r| r.get(1).as_string().as_deref() == Some(name))
+        state
+            .iter()
+            .map(|r| r.unchecked_into::<js_sys::Array>())
+            .find(|r| r.get(1).as_string().as_deref() == Some(name))
     };
     assert_eq!(row("instr").and_then(|r| r.get(2).as_string()).as_deref(), Some("hlt"));
     assert_eq!(v.run(1_000_000.0), "break", "the other VM's HLT");
