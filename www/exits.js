@@ -74,6 +74,7 @@ export class ExitsPanel {
 <section class="xp-regs" hidden aria-label="Registers of the selected VM"></section>
 <h2>VM exits <span class="exit-total muted"></span></h2>
 <div class="xp-shares"></div>
+<div class="xp-model muted"></div>
 <div class="xp-chart-bar">exits/s by reason, stacked, last ${WINDOW_S} s:
   <select class="xp-chart-vm" aria-label="Chart of"><option value="-1">all VMs</option></select></div>
 <div class="xp-chart"></div>
@@ -282,6 +283,7 @@ export class ExitsPanel {
         const totalRate = msg.vms.reduce((s, _v, i) => s + (dt > 0 ? (exitsOf(last.counts[i]) - exitsOf(old.counts[i] ?? [])) / dt : 0), 0);
         this.$('exit-total').textContent = `${fmt(total)} in all · ${fmt(totalRate)}/s · ${fmt(msg.instructions / 1e6)} M guest instructions`;
         this.$('exit-total').dataset.rate = String(totalRate);
+        setText(this.$('xp-model'), `share of work: a model, 1 cycle per guest instruction, ${fmt(this.exitCost)} cycles per exit (exit + VMM + entry, first-generation VT-x: Adams & Agesen, ASPLOS 2006)`);
         // Share of work guest vs VMM, a cost model: one cycle per guest instruction, and
         // `exitCost` cycles per exit (exit + VMM handling + entry; VmmConfig::exit_cost_cycles).
         msg.vms.forEach((v, i) => {

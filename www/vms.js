@@ -4,7 +4,8 @@
 // The default VMs: SeaBIOS booting the demo floppy, and the two demo kernels when the
 // set-up built them (a clock driven by the PIT, and the sensitive instructions seen from
 // inside a VM). URL parameters: linux=1 adds Debian's Linux (slow in a browser: minutes
-// to its shell); quantum=N sets the instructions per VM turn; autostart=0 starts paused.
+// to its shell); quantum=N sets the instructions per VM turn; exitcost=N the modelled
+// cycles of one exit (the exits panel's share of work); autostart=0 starts paused.
 
 import { VmmView } from './vmm-view.js';
 
@@ -59,6 +60,7 @@ $('btn-pause').onclick = () => view.pause();
 try {
     const config = { vms: await defaultVms() };
     if (params.get('quantum')) config.quantum = Number(params.get('quantum'));
+    if (params.get('exitcost')) config.exitCostCycles = Number(params.get('exitcost'));
     await view.boot(config, { autostart: params.get('autostart') !== '0' });
 } catch (err) {
     showError(err.message || String(err));
