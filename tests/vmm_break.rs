@@ -7,7 +7,8 @@
 //!   each break stops with its exit logged, counted and pending (not yet handled);
 //! - stepping a VM paused at a CPUID exit handles it (EIP moves past the instruction, EAX
 //!   holds the leaf's answer), and single steps then move EIP on instruction by
-//!   instruction while the other VM stands still.
+//!   instruction while the other VM stands still; "run to exit" reaches the next exit
+//!   through the clock VM's halts.
 //!
 //! nasm is an external tool: without it the tests are skipped (tests/common/mod.rs).
 
@@ -108,6 +109,16 @@ fn steps_handle_the_pending_exit_then_move_one_instruction() {
     }
     assert!(eips.windows(2).filter(|w| w[0] != w[1]).count() >= 10, "EIP moves: {eips:x?}");
     assert_eq!(vmm.vms[other].vcb.guest.eip, other_eip, "the other VM stands still");
+    // Run to the next exit, through halts: the clock VM idles in HLT between its ticks.
+    let clock = vmm.vms.iter().position(|v| v.name == "clock").unwrap();
+    for _ in 0..3 {
+        let r = vmm.step(clock, 10_000_000);
+        assert!(matches!(r, RunOutcome::Break { .. }), "{r:?}");
+        let pending = vmm.pending_exit(clock).expect("an exit waits");
+        assert!(!matches!(pending, VmExit::PreemptionTimer), "{pending:?}");
+        let last = vmm.log.iter().last().unwrap();
+        assert_eq!(last.vm, vmm.vms[clock].id);
+    }
     // And the VMs run on as before.
     assert_eq!(vmm.run(1_000_000), RunOutcome::BudgetSpent);
 }

@@ -172,8 +172,8 @@ export class ExitsPanel {
                 this.setRunning(true);
                 break;
             case 'stepped': {
-                const what = msg.reason >= 0 ? `at ${this.names.get(msg.reason) ?? msg.reason} (pending: the next step handles it)` : msg.outcome;
-                this.status(`stepped ${this.vmName(msg.vm)}: ${what}`, msg.reason >= 0 ? 'break' : '');
+                const at = msg.reason >= 0 ? `: at ${this.names.get(msg.reason) ?? msg.reason} (pending: the next step handles it)` : '';
+                this.status(`stepped ${this.vmName(msg.vm)}${msg.outcome === 'stopped' ? ': it stopped' : at}`, msg.reason >= 0 ? 'break' : '');
                 break;
             }
             case 'state':

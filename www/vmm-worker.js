@@ -10,8 +10,9 @@
 //   {type:'start'} {type:'pause'}
 //   {type:'serial', vm, bytes} bytes typed on VM `vm`'s COM1.
 //   {type:'breakOn', reasons:[n…]}  stop at exits of these reason numbers ([] = never).
-//   {type:'step', vm, max}    pause, then step VM `vm` (index) alone: handle its pending exit,
-//                             or run at most `max` instructions (1 = one) up to its next exit.
+//   {type:'step', vm, max}    pause, then step VM `vm` (index) alone: max = 1 handles its
+//                             pending exit or runs one instruction; a larger max handles it and
+//                             runs on (through halts) up to the next exit, left pending.
 //   {type:'state', vm}        ask for VM `vm`'s registers.
 //   {type:'disasm', id, seqs, records}  records: Uint8Array of exit records (exitRecordSize()
 //                             bytes each) to disassemble; seqs: their exit numbers.

@@ -183,25 +183,37 @@ impl Vmm {
         self.brk.pending.get(i).copied().flatten()
     }
 
-    /// Step VM `i` (by index) alone, the others standing still. With an exit pending, the
-    /// step is handling it (its interpreter completes the instruction). Otherwise the VM
-    /// runs at most `max` guest instructions (the preemption timer: 1 is a single step)
+    /// Step VM `i` (by index) alone, the others standing still. With an exit pending, its
+    /// interpreter completes the instruction first: for `max` = 1 that is the step. Then
+    /// the VM runs at most `max` guest instructions (the preemption timer: 1 is a single step)
     /// and stops at its first exit that is not the timer's, which is logged and left
-    /// pending as a break leaves it; a halted VM's time moves on to its next device
-    /// event. Returns `Break` when an exit is pending afterwards.
+    /// pending as a break leaves it. A halted VM's time moves on to its next device event
+    /// (as in `run`, skipped time counts against `max`): a single step of a halted VM is
+    /// that wait, a larger `max` goes on to the exit after it wakes. Returns `Break` when
+    /// an exit is pending afterwards.
     pub fn step(&mut self, i: usize, max: u64) -> RunOutcome {
         if i >= self.vms.len() || matches!(self.vms[i].state, VmState::Stopped(_)) {
             return RunOutcome::AllStopped;
         }
-        if let Some(exit) = self.brk.take(i) {
+        let pending = self.brk.take(i);
+        if let Some(exit) = pending {
             match self.interpret(i, exit) {
                 Action::Continue | Action::EndTurn => {}
                 Action::Stop(why) => self.vms[i].state = VmState::Stopped(why),
                 Action::Reset => self.reset_vm(i),
             }
-        } else {
+        }
+        if (pending.is_none() || max > 1) && !matches!(self.vms[i].state, VmState::Stopped(_)) {
             let mask = core::mem::replace(&mut self.brk.mask, !bit(crate::cpu::v386::ExitReason::PreemptionTimer));
-            self.turn(i, max.max(1));
+            let mut left = max.max(1);
+            loop {
+                let t = self.turn(i, left);
+                let used = (t.retired + t.idle).max(1);
+                if t.broke || used >= left || matches!(self.vms[i].state, VmState::Stopped(_)) {
+                    break;
+                }
+                left -= used;
+            }
             self.brk.mask = mask;
         }
         let vm = &self.vms[i];

@@ -72,8 +72,8 @@ impl WebVmm {
         self.outcome(r)
     }
 
-    /// Step VM `i` alone: with an exit pending, handle it; else run at most `max`
-    /// instructions (1: one instruction) up to its next exit, which stays pending.
+    /// Step VM `i` alone (`Vmm::step`): `max` = 1 handles its pending exit or runs one
+    /// instruction; a larger `max` handles it and runs on up to the next exit, left pending.
     /// "break" when an exit is pending afterwards, else "running" or "stopped".
     pub fn step(&mut self, i: usize, max: f64) -> String {
         let r = self.vmm.step(i, max.max(1.0) as u64);

@@ -28,7 +28,8 @@
 //     its reason filter                                          → tests/out/e2e-vms.png
 //     break on exit (CPUID) pauses on that reason with the registers and the pending
 //     exit shown                             → tests/out/e2e-vms-break.png, e2e-vms-exits.png
-//     and steps move EIP with the changed values highlighted     → tests/out/e2e-vms-step.png
+//     and steps move EIP with the changed values highlighted, "run to exit" stops at the
+//     next exit                                                   → tests/out/e2e-vms-step.png
 // Prints one line per check; exits 1 when any fails.
 import { mkdirSync } from 'node:fs';
 import path from 'node:path';
@@ -369,6 +370,10 @@ async function testVms(context, base) {
     await page.click('.xp-step');
     const eip2 = await waitFor(async () => ((await reg('EIP')) !== eip1 ? reg('EIP') : ''), 5_000);
     check(eip2, `another step: ${eip1} → ${eip2}`);
+    // Run to exit: the VM runs alone up to its next exit, which waits in the register view.
+    await page.click('.xp-next');
+    const next = await waitFor(async () => ((await status()).includes('(pending') && (await reg('state')).startsWith('pending') ? status() : ''), 10_000);
+    check(next, `run to exit stops at the next exit: "${next}", instruction "${await reg('instr')}"`);
     await page.screenshot({ path: path.join(OUT, 'e2e-vms-step.png'), fullPage: true });
 
     // Continue: the VMs run again.
