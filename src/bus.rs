@@ -8,7 +8,7 @@ use alloc::vec;
 use alloc::vec::Vec;
 
 /// Width of an I/O port access (SDM Vol. 1 §18.2: 8-, 16- or 32-bit ports).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum IoSize {
     Byte = 1,
     Word = 2,

@@ -61,7 +61,7 @@ fn report(vmm: &Vmm) -> String {
             r.reason,
             r.qualification,
             r.guest_eip,
-            &r.instr[..r.instr_len as usize]
+            r.instr()
         );
     }
     s

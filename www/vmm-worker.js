@@ -1,23 +1,44 @@
 // vmm-worker.js — runs the VMM (several VMs on the V386 extension) in a module Web
-// Worker for vms.html, and publishes what each VM shows and the VM exits as they happen.
+// Worker for a VMM view (vmm-view.js), publishes what each VM shows and the VM exits as
+// they happen, and is the debugger's back end: break on exit, step, the paused VM's
+// registers, and the exit log's disassembly (done here, on request, for the rows the
+// page shows: the wasm instance that runs the VMs has the disassembler already).
 //
 // Messages, page → worker:
-//   {type:'boot', config}     config = {quantum?, deterministic?, vms:[{name?, ...MachineSpec}]} (images as
-//                             Uint8Array); builds the VMM and starts it.
+//   {type:'boot', config}     config = {quantum?, deterministic?, exitCostCycles?,
+//                             vms:[{name?, ...MachineSpec}]} (images as Uint8Array); builds
+//                             the VMM and starts it.
 //   {type:'start'} {type:'pause'}
 //   {type:'serial', vm, bytes} bytes typed on VM `vm`'s COM1.
 //   {type:'key', vm, code, down} a PS/2 key on VM `vm`'s keyboard, by KeyboardEvent.code.
+//   {type:'breakOn', reasons:[n…]}  stop at exits of these reason numbers ([] = never).
+//   {type:'step', vm, max}    pause, then step VM `vm` (index) alone: max = 1 handles its
+//                             pending exit or runs one instruction; a larger max handles it and
+//                             runs on (through halts) up to the next exit, left pending.
+//   {type:'state', vm}        ask for VM `vm`'s registers.
+//   {type:'disasm', id, seqs, records}  records: Uint8Array of exit records (exitRecordSize()
+//                             bytes each) to disassemble; seqs: their exit numbers.
 //
 // Messages, worker → page:
 //   {type:'ready'}
-//   {type:'update', t, instructions, exitTotal, vms:[{name, state, screen, display, serial, counters}],
-//    log:[{time, vm, reason, name, qual, eip, bytes}]}
-//        about 10 times a second: each VM's screen as text and, when it changed, as the
-//        message vga.js draws (`display`: screen-feed.js's text/pixels/blank), the serial
-//        bytes since the last
-//        update (Uint8Array), its counters (exits by reason number 0-64, then retired,
-//        turns, preemptions, device-memory accesses), and the exits logged since the last
-//        update (the newest LOG_ROWS at most), read in place from the wasm memory.
+//   {type:'reasons', list:[[n, name]…]}  the exit reasons of Table 8-1, after each boot.
+//   {type:'update', t, running, instructions, exitTotal, exitCost, vms:[{name, state, screen,
+//    display, serial, counters, pending}], log, logFirst, logDropped}
+//        about 10 times a second while running (and after every pause, break and step):
+//        each VM's screen as text and, when it changed, as the message vga.js draws
+//        (`display`: screen-feed.js's text/pixels/blank), the serial bytes since the last
+//        update (Uint8Array),
+//        its counters (exits by reason number 0-64, then retired, turns, preemptions,
+//        device-memory accesses), the reason number of its pending exit (-1: none); `log`
+//        is a copy of the exit records logged since the last update (Uint8Array, records
+//        of vmm::log::ExitRecord end to end, transferred), the first being exit number
+//        `logFirst`; `logDropped` were overwritten in the ring before we copied them.
+//        `exitCost`: the modelled cycles of one exit (VmmConfig::exit_cost_cycles).
+//   {type:'break', vm, reason, name}  run() stopped at an exit of a chosen reason (vm: index).
+//   {type:'paused'} {type:'running'}  the run state changed.
+//   {type:'stepped', vm, outcome, reason}  a step ended ("break": exit `reason` is pending).
+//   {type:'state', vm, rows}  rows: [group, name, text] (src/front/vmstate.rs).
+//   {type:'disasm', id, seqs, texts}
 //   {type:'error', message}
 import init, { Vmm, Screen, wasmMemory, exitReasonName } from '../pkg/v386.js';
 import { ScreenFeed } from './screen-feed.js';
@@ -25,7 +46,6 @@ import { ScreenFeed } from './screen-feed.js';
 const TICK_MS = 16; // run for at most this long, then yield to the event loop
 const UPDATE_MS = 100; // how often the page hears from us
 const SLICE = 200_000; // guest instructions per call into the VMM
-const LOG_ROWS = 200;
 
 let v = null;
 let running = false;
@@ -33,38 +53,28 @@ let lastUpdate = 0;
 let seen = 0; // exits already published
 let screens = []; // per VM: {screen: Screen, feed: ScreenFeed}
 let forceScreens = true; // send whole screens (after a boot)
-const names = new Map();
-const reasonName = (n) => {
-    if (!names.has(n)) names.set(n, exitReasonName(n));
-    return names.get(n);
-};
 
 const post = (msg, transfer = []) => self.postMessage(msg, transfer);
 
-/** The exits logged since the last update: records of the ring (vmm::log::ExitRecord). */
+/** The exit records logged since the last update, copied out of the ring in wasm memory. */
 function newExits() {
     const total = v.exitLogTotal();
     const len = v.exitLogLen();
     const size = v.exitRecordSize();
-    const fresh = Math.min(total - seen, len, LOG_ROWS);
+    const fresh = Math.min(total - seen, len);
+    const dropped = total - seen - fresh;
+    const first = total - fresh;
     seen = total;
-    if (fresh <= 0) return [];
-    // Views are made here, after the run: wasm memory may have grown since the last one.
-    const view = new DataView(wasmMemory().buffer, v.exitLogPtr(), len * size);
-    const rows = [];
-    for (let k = total - fresh; k < total; k++) {
-        const at = (k % len) * size;
-        const time = Number(view.getBigUint64(at, true));
-        const qual = view.getBigUint64(at + 8, true);
-        const eip = view.getUint32(at + 16, true);
-        const vm = view.getUint16(at + 20, true);
-        const reason = view.getUint16(at + 22, true);
-        const n = view.getUint8(at + 39);
-        const bytes = [];
-        for (let b = 0; b < n; b++) bytes.push(view.getUint8(at + 24 + b));
-        rows.push({ time, vm, reason, name: reasonName(reason), qual: qual.toString(16), eip, bytes });
+    const out = new Uint8Array(Math.max(fresh, 0) * size);
+    if (fresh > 0) {
+        // A view made here, after the run: wasm memory may have grown since the last one.
+        const ring = new Uint8Array(wasmMemory().buffer, v.exitLogPtr(), len * size);
+        const at = first % len;
+        const n1 = Math.min(fresh, len - at);
+        out.set(ring.subarray(at * size, (at + n1) * size), 0);
+        if (n1 < fresh) out.set(ring.subarray(0, (fresh - n1) * size), n1 * size);
     }
-    return rows;
+    return { log: out, logFirst: first, logDropped: dropped };
 }
 
 function update() {
@@ -84,14 +94,28 @@ function update() {
             display: display?.msg ?? null,
             serial,
             counters: Array.from(v.counters(i)),
+            pending: v.pendingExit(i),
         });
     }
     forceScreens = false;
+    const exits = newExits();
+    transfer.push(exits.log.buffer);
     post(
-        { type: 'update', t: performance.now(), instructions: v.instructions(), exitTotal: v.exitLogTotal(), vms, log: newExits() },
+        {
+            type: 'update',
+            t: performance.now(),
+            running,
+            instructions: v.instructions(),
+            exitTotal: v.exitLogTotal(),
+            exitCost: v.exitCostCycles(),
+            vms,
+            ...exits,
+        },
         transfer,
     );
 }
+
+const sendState = (vm) => post({ type: 'state', vm, rows: v.guestState(vm) });
 
 function tick() {
     if (!running || !v) return;
@@ -100,42 +124,66 @@ function tick() {
     try {
         while (performance.now() - t0 < TICK_MS && outcome === 'running') outcome = v.run(SLICE);
         // 'waiting': wall-clock VMs all idle until a timer real time must reach.
-        if (outcome === 'stopped') running = false;
+        if (outcome === 'stopped' || outcome === 'break') running = false;
         if (performance.now() - lastUpdate >= UPDATE_MS || !running) {
             lastUpdate = performance.now();
             update();
+        }
+        if (outcome === 'break') {
+            const vm = v.breakVm();
+            const reason = v.breakReason();
+            post({ type: 'break', vm, reason, name: exitReasonName(reason) });
+            sendState(vm);
         }
     } catch (err) {
         running = false;
         post({ type: 'error', message: err?.message || String(err) });
         return;
     }
-    setTimeout(tick, outcome === 'waiting' ? 2 : 0);
+    if (outcome === 'waiting') setTimeout(tick, 2);
+    else wake.port2.postMessage(null);
+}
+
+// The next tick as soon as pending messages are handled: a message to ourselves, since
+// nested setTimeout(0) waits at least 4 ms (HTML's timer clamping), a fifth of each tick.
+const wake = new MessageChannel();
+wake.port1.onmessage = () => tick();
+
+function pause() {
+    if (!running) return;
+    running = false;
+    update();
+    post({ type: 'paused' });
 }
 
 self.onmessage = (e) => {
     const msg = e.data;
     try {
         switch (msg.type) {
-            case 'boot':
+            case 'boot': {
                 if (v) v.free();
                 v = new Vmm(msg.config);
                 seen = 0;
                 screens.forEach((s) => s.screen.free());
                 screens = [];
                 forceScreens = true;
+                const list = [];
+                for (let n = 0; n < 65; n++) if (exitReasonName(n)) list.push([n, exitReasonName(n)]);
+                post({ type: 'reasons', list });
                 running = true;
                 update();
                 tick();
                 break;
+            }
             case 'start':
-                if (!running) {
+                if (!running && v) {
                     running = true;
+                    post({ type: 'running' });
                     tick();
                 }
                 break;
             case 'pause':
-                running = false;
+                pause();
                 break;
             case 'serial':
                 v?.serialInput(msg.vm, msg.bytes);
@@ -143,6 +191,26 @@ self.onmessage = (e) => {
             case 'key':
                 v?.key(msg.vm, msg.code, msg.down);
                 break;
+            case 'breakOn':
+                v?.setBreakOn(Uint32Array.from(msg.reasons));
+                break;
+            case 'step': {
+                if (!v) break;
+                pause();
+                const outcome = v.step(msg.vm, msg.max ?? 1);
+                update();
+                post({ type: 'stepped', vm: msg.vm, outcome, reason: v.pendingExit(msg.vm) });
+                sendState(msg.vm);
+                break;
+            }
+            case 'state':
+                if (v && msg.vm >= 0 && msg.vm < v.vmCount()) sendState(msg.vm);
+                break;
+            case 'disasm': {
+                const texts = v ? v.disassembleRecords(msg.records) : [];
+                post({ type: 'disasm', id: msg.id, seqs: msg.seqs, texts });
+                break;
+            }
         }
     } catch (err) {
         running = false;

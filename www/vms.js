@@ -5,8 +5,9 @@
 // SeaBIOS booting the demo floppy, the two demo kernels (a PIT clock; the sensitive
 // instructions seen from inside a VM) and Debian's Linux when the set-up fetched it.
 // URL parameters: config=<URL or JSON> another config; deterministic=1|0 overrides the
-// config's; linux=0 leaves Linux out; quantum=N instructions per VM turn; panels=a,b
-// which panels to show (screen, serial, exits); autostart=0 starts paused.
+// config's; linux=0 leaves Linux out; quantum=N instructions per VM turn; exitcost=N the
+// modelled cycles of one exit (the exits panel's share of work); panels=a,b which panels
+// to show (screen, serial, exits); autostart=0 starts paused.
 
 import { loadConfig } from './config.js';
 import { VmmView } from './vmm-view.js';
@@ -52,6 +53,7 @@ try {
     if (params.has('deterministic')) loaded.vmm.deterministic = params.get('deterministic') !== '0';
     if (params.get('linux') === '0') loaded.vmm.vms = loaded.vmm.vms.filter((v) => v.name !== 'linux');
     if (params.get('quantum')) loaded.vmm.quantum = Number(params.get('quantum'));
+    if (params.get('exitcost')) loaded.vmm.exitCostCycles = Number(params.get('exitcost'));
     if (params.has('panels')) loaded.panels = new Set(params.get('panels').split(',').filter(Boolean));
     if (params.get('autostart') === '0') loaded.autostart = false;
     await boot(loaded);

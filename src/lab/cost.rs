@@ -9,20 +9,15 @@
 
 use super::Cost;
 
-/// Adams & Agesen, "A Comparison of Software and Hardware Techniques for x86
-/// Virtualization" (ASPLOS 2006), nanobenchmark `in` (an IN from a port the VMM
-/// emulates): 3,209 cycles natively, on the Pentium 4 they measured…
-pub const AA_IN_NATIVE_CYCLES: u64 = 3_209;
-/// …and 15,826 cycles under their VMM on first-generation VT-x, where every such IN
-/// exits to the VMM, which emulates the port and enters the guest again.
-pub const AA_IN_VTX_CYCLES: u64 = 15_826;
+pub use crate::vmm::log::{AA_IN_NATIVE_CYCLES, AA_IN_VTX_CYCLES};
 
 /// The default cost of one VM exit: what an exit added to A&A's `in`, 15,826 − 3,209 =
 /// 12,617 cycles (exit, the VMM's handling, entry; the native IN's own device latency
 /// taken out, since the emulator's bare IN costs one instruction). It is first-generation
 /// VT-x: later processors cut the round trip by several times, which `--exit-cost`
 /// models.
-pub const DEFAULT_EXIT_CYCLES: u64 = AA_IN_VTX_CYCLES - AA_IN_NATIVE_CYCLES;
+/// The same figure as the live view's (`crate::vmm::log::EXIT_COST_CYCLES`).
+pub const DEFAULT_EXIT_CYCLES: u64 = crate::vmm::log::EXIT_COST_CYCLES as u64;
 
 /// Cycles per counted event.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

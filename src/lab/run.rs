@@ -110,7 +110,7 @@ fn run_bare(kernel: &[u8], cmdline: &str, budget: u64) -> Result<(Vec<Mark>, Str
 
 /// Techniques 5 and 6: a build as the one VM of a VMM on the V386 extension.
 fn run_vm(kernel: &[u8], cmdline: &str, budget: u64) -> Result<(Vec<Mark>, String), LabError> {
-    let mut vmm = Vmm::new(VmmConfig { quantum: QUANTUM, log_capacity: 16 });
+    let mut vmm = Vmm::new(VmmConfig { quantum: QUANTUM, log_capacity: 16, ..VmmConfig::default() });
     let spec = MachineSpec {
         memory_mb: Some(MEM_MB),
         kernel: Some(kernel.to_vec()),

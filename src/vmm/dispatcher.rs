@@ -4,6 +4,11 @@
 //! of guest instructions each, with the preemption timer (docs/v386.md §10.3). Interrupts
 //! from a VM's devices are injected into that VM (§10.1), through an interrupt-window
 //! exit when the guest cannot take them yet (§10.2).
+//!
+//! The live view's debugger lives here too ([`Breaks`]): `run` can stop right after an
+//! exit of a chosen reason is logged, before its interpreter runs, and finish the same
+//! call later as if it had not stopped; `step` runs one VM alone, an instruction or up to
+//! its next exit, which it leaves pending the same way.
 
 use super::allocator::PAGE;
 use super::exit::VmExit;
@@ -16,6 +21,7 @@ use crate::cpu::v386::vcb::exec;
 use crate::cpu::v386::{event, guest_can_take_interrupt};
 use crate::machine::{ClockMode, NS_PER_INSTRUCTION};
 use alloc::format;
+use alloc::vec::Vec;
 
 /// Why [`Vmm::run`] returned.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -27,159 +33,340 @@ pub enum RunOutcome {
     /// Every VM that has not stopped is halted until a device event that the host's clock
     /// has not reached yet (wall-clock VMs only): call again after some real time passed.
     Waiting,
+    /// VM `vm` (its tag) exited with `reason`, one of the reasons to break on
+    /// ([`Vmm::set_break_on`]), or [`Vmm::step`] stopped at an exit: it is logged and
+    /// counted but not handled yet ([`Vmm::pending_exit`]); the VM's state is as the exit
+    /// left it. The next `run` or `step` of that VM handles it first.
+    Break { vm: u16, reason: u16 },
+}
+
+/// Break on exit: the reasons to stop at, the exits logged but not yet handled, and the
+/// run a break interrupted. Empty unless a front end asks for breaks; then the dispatcher
+/// tests one mask per exit and one vector slot per turn.
+// Saved in snapshots: a machine paused at a break restores paused at it.
+#[derive(Debug, Default, serde::Serialize, serde::Deserialize)]
+pub struct Breaks {
+    /// Bit n: stop at exits of reason n (numbers < 128; Table 8-1 ends at 64).
+    mask: u128,
+    /// By VM index: an exit logged, not handled yet.
+    pending: Vec<Option<VmExit>>,
+    /// The `run` a break interrupted, to be finished by the next one.
+    suspended: Option<RunState>,
+}
+
+impl Breaks {
+    #[inline]
+    fn hits(&self, reason: u32) -> bool {
+        reason < 128 && self.mask >> reason & 1 != 0
+    }
+
+    fn park(&mut self, i: usize, exit: VmExit) {
+        if self.pending.len() <= i {
+            self.pending.resize(i + 1, None);
+        }
+        self.pending[i] = Some(exit);
+    }
+
+    #[inline]
+    fn take(&mut self, i: usize) -> Option<VmExit> {
+        self.pending.get_mut(i).and_then(Option::take)
+    }
+}
+
+/// Where a `run` is: its budget, what it spent, the round of turns it is in, and the
+/// turn a break interrupted (VM index and the instructions left of its quantum).
+#[derive(Clone, Copy, Debug, serde::Serialize, serde::Deserialize)]
+struct RunState {
+    budget: u64,
+    spent: u64,
+    /// Over the current round of turns: instructions retired, the shortest idle skip,
+    /// and the turns left in it.
+    round_retired: u64,
+    round_idle: u64,
+    round_left: usize,
+    /// VMs of the current round that wait for the host's clock, and that ran at all.
+    round_waiting: usize,
+    round_live: usize,
+    resume: Option<(usize, u64)>,
+}
+
+/// How a turn ended: instructions retired, idle time skipped (a halted VM), and whether
+/// it stopped at a break (its exit is pending).
+struct TurnEnd {
+    retired: u64,
+    idle: u64,
+    broke: bool,
+}
+
+impl TurnEnd {
+    fn of(retired: u64, idle: u64) -> Self {
+        TurnEnd { retired, idle, broke: false }
+    }
 }
 
 /// What [`Vmm::turn`] reports as the idle skip of a wall-clock VM that waits for real time.
 const WAITING: u64 = u64::MAX;
 
+/// An exit number as a bit of the break mask.
+const fn bit(reason: crate::cpu::v386::ExitReason) -> u128 {
+    1 << reason as u32
+}
+
 impl Vmm {
     /// Run the VMs for about `budget` guest instructions in all, turn by turn. When every
     /// VM is halted, the time they skip counts instead (as the instructions that would
     /// have run), so a machine of idle VMs still returns.
+    ///
+    /// After [`RunOutcome::Break`], the next call finishes the interrupted one: it handles
+    /// the pending exit, goes on with that turn and spends what was left of *that* call's
+    /// budget (`budget` is not used), so a run broken and resumed any number of times
+    /// logs the same exits as one that was not.
     pub fn run(&mut self, budget: u64) -> RunOutcome {
-        let mut spent = 0u64;
-        // Over the current round of turns: instructions retired, and the shortest idle skip.
-        let (mut round_retired, mut round_idle, mut round_left) = (0u64, u64::MAX, self.vms.len());
-        // VMs of the current round that are waiting for the host's clock, and that run at all.
-        let (mut round_waiting, mut round_live) = (0usize, 0usize);
+        let mut st = self.brk.suspended.take().unwrap_or(RunState {
+            budget,
+            spent: 0,
+            round_retired: 0,
+            round_idle: u64::MAX,
+            round_left: self.vms.len(),
+            round_waiting: 0,
+            round_live: 0,
+            resume: None,
+        });
         loop {
-            if self.vms.iter().all(|v| matches!(v.state, VmState::Stopped(_))) {
-                return RunOutcome::AllStopped;
-            }
-            if spent >= budget {
-                return RunOutcome::BudgetSpent;
-            }
-            let n = self.vms.len();
-            let i = self.next_vm % n;
-            self.next_vm = (i + 1) % n;
+            let resume = st.resume.take();
+            let i = match resume {
+                Some((i, _)) => i,
+                None => {
+                    if self.vms.iter().all(|v| matches!(v.state, VmState::Stopped(_))) {
+                        return RunOutcome::AllStopped;
+                    }
+                    if st.spent >= st.budget {
+                        return RunOutcome::BudgetSpent;
+                    }
+                    let i = self.next_vm % self.vms.len();
+                    self.next_vm = (i + 1) % self.vms.len();
+                    i
+                }
+            };
             if !matches!(self.vms[i].state, VmState::Stopped(_)) {
-                let quantum = (self.config.quantum as u64).min(budget - spent).max(1);
-                let (retired, idle) = self.turn(i, quantum);
-                spent += retired;
-                round_retired += retired;
-                round_live += 1;
-                if idle == WAITING {
-                    round_waiting += 1;
-                } else if idle > 0 {
-                    round_idle = round_idle.min(idle);
+                let quantum = match resume {
+                    Some((_, left)) => left,
+                    None => {
+                        self.vms[i].counters.turns += 1;
+                        (self.config.quantum as u64).min(st.budget - st.spent).max(1)
+                    }
+                };
+                let t = self.turn(i, quantum);
+                st.spent += t.retired;
+                st.round_retired += t.retired;
+                st.round_live += 1;
+                if t.idle == WAITING {
+                    st.round_waiting += 1;
+                } else if t.idle > 0 {
+                    st.round_idle = st.round_idle.min(t.idle);
+                }
+                if t.broke {
+                    st.resume = Some((i, quantum - t.retired));
+                    self.brk.suspended = Some(st);
+                    let vm = &self.vms[i];
+                    return RunOutcome::Break { vm: vm.id, reason: vm.vcb.exit.reason as u16 };
                 }
             }
-            round_left -= 1;
-            if round_left == 0 {
-                if round_retired == 0 && round_live > 0 && round_waiting == round_live {
+            st.round_left -= 1;
+            if st.round_left == 0 {
+                if st.round_retired == 0 && st.round_live > 0 && st.round_waiting == st.round_live {
                     return RunOutcome::Waiting;
                 }
-                if round_retired == 0 && round_idle != u64::MAX {
-                    spent += round_idle;
+                if st.round_retired == 0 && st.round_idle != u64::MAX {
+                    st.spent += st.round_idle;
                 }
-                (round_retired, round_idle, round_left) = (0, u64::MAX, n);
-                (round_waiting, round_live) = (0, 0);
+                (st.round_retired, st.round_idle, st.round_left) = (0, u64::MAX, self.vms.len());
+                (st.round_waiting, st.round_live) = (0, 0);
             }
         }
     }
 
+    /// Stop [`Vmm::run`] at every exit whose reason number n has bit n set in `reasons`
+    /// (0: never). Exits are still logged and counted first.
+    pub fn set_break_on(&mut self, reasons: u128) {
+        self.brk.mask = reasons;
+    }
+
+    pub fn break_on(&self) -> u128 {
+        self.brk.mask
+    }
+
+    /// The exit VM `i` (by index) stopped at and has not handled yet, after a break or a
+    /// step. Its exit information is still in the VM's VCB.
+    pub fn pending_exit(&self, i: usize) -> Option<VmExit> {
+        self.brk.pending.get(i).copied().flatten()
+    }
+
+    /// Step VM `i` (by index) alone, the others standing still. With an exit pending, its
+    /// interpreter completes the instruction first: for `max` = 1 that is the step. Then
+    /// the VM runs at most `max` guest instructions (the preemption timer: 1 is a single step)
+    /// and stops at its first exit that is not the timer's, which is logged and left
+    /// pending as a break leaves it. A halted VM's time moves on to its next device event
+    /// (as in `run`, skipped time counts against `max`): a single step of a halted VM is
+    /// that wait, a larger `max` goes on to the exit after it wakes. Returns `Break` when
+    /// an exit is pending afterwards.
+    pub fn step(&mut self, i: usize, max: u64) -> RunOutcome {
+        if i >= self.vms.len() || matches!(self.vms[i].state, VmState::Stopped(_)) {
+            return RunOutcome::AllStopped;
+        }
+        let pending = self.brk.take(i);
+        if let Some(exit) = pending {
+            match self.interpret(i, exit) {
+                Action::Continue | Action::EndTurn => {}
+                Action::Stop(why) => self.vms[i].state = VmState::Stopped(why),
+                Action::Reset => self.reset_vm(i),
+            }
+        }
+        if (pending.is_none() || max > 1) && !matches!(self.vms[i].state, VmState::Stopped(_)) {
+            let mask = core::mem::replace(&mut self.brk.mask, !bit(crate::cpu::v386::ExitReason::PreemptionTimer));
+            let mut left = max.max(1);
+            loop {
+                let t = self.turn(i, left);
+                let used = t.retired.saturating_add(t.idle).max(1);
+                if t.broke || used >= left || matches!(self.vms[i].state, VmState::Stopped(_)) {
+                    break;
+                }
+                left -= used;
+            }
+            self.brk.mask = mask;
+        }
+        let vm = &self.vms[i];
+        match self.pending_exit(i) {
+            Some(_) => RunOutcome::Break { vm: vm.id, reason: vm.vcb.exit.reason as u16 },
+            None if matches!(vm.state, VmState::Stopped(_)) => RunOutcome::AllStopped,
+            None => RunOutcome::BudgetSpent,
+        }
+    }
+
     /// One turn of VM `i`: enter and handle exits until it has retired `quantum`
-    /// instructions, halts or stops. Returns the instructions it retired and, for a
-    /// halted VM, the instructions' worth of time it skipped to its next device event
-    /// ([`WAITING`] when a wall-clock VM must wait for the host's clock instead).
-    fn turn(&mut self, i: usize, quantum: u64) -> (u64, u64) {
+    /// instructions, halts or stops, or an exit to break at happens. An exit left pending
+    /// by a break or a step is handled first.
+    fn turn(&mut self, i: usize, quantum: u64) -> TurnEnd {
         let mut left = quantum;
-        self.vms[i].counters.turns += 1;
+        let mut pending = self.brk.take(i);
         loop {
-            let vm = &mut self.vms[i];
-            vm.board.set_icount(vm.clock);
-            vm.board.update();
-            if vm.board.take_memory_map_change() {
-                if let Err(e) = vm.remap(&mut self.mem) {
-                    vm.state = VmState::Stopped(VmStop::Error(format!("{e}")));
-                    return (quantum - left, 0);
-                }
-            }
-            if vm.state == VmState::Halted {
-                if vm.board.interrupt_pending() {
-                    vm.state = VmState::Runnable;
-                } else {
-                    // Nothing to do until its next device event: let its time pass there
-                    // (each VM has its own timeline in deterministic mode).
-                    let now = vm.board.now();
-                    let Some(t) = vm.board.next_event() else {
-                        vm.state = VmState::Stopped(VmStop::DeadHalt);
-                        return (quantum - left, 0);
+            let exit = match pending.take() {
+                Some(exit) => exit,
+                None => {
+                    let exit = match self.enter(i, &mut left, quantum) {
+                        Ok(exit) => exit,
+                        Err(end) => return end,
                     };
-                    if vm.board.clock.mode() == ClockMode::Wall {
-                        // Real time brings the event: `set_host_time` moves the clock.
-                        return (quantum - left, WAITING);
+                    // Logged and counted, not handled: the front end sees the exit as it
+                    // happened. (One test of a zero mask when no break is set.)
+                    if self.brk.mask != 0 && self.brk.hits(self.vms[i].vcb.exit.reason & 0xffff) {
+                        self.brk.park(i, exit);
+                        return TurnEnd { retired: quantum - left, idle: 0, broke: true };
                     }
-                    let idle = (t.saturating_sub(now) / NS_PER_INSTRUCTION).max(1);
-                    vm.board.clock.idle_until(t.max(now + 1), vm.clock);
-                    return (quantum - left, idle);
-                }
-            }
-            self.prepare_injection(i);
-            let vm = &mut self.vms[i];
-            // The timer fires at the end of the quantum or at the next device event,
-            // whichever comes first, so timer interrupts reach the guest on time.
-            let now = vm.board.now();
-            let slice = match vm.board.next_event() {
-                Some(t) if t > now => (t - now) / NS_PER_INSTRUCTION,
-                Some(_) => 1,
-                None => left,
-            }
-            .clamp(1, left.max(1));
-            vm.vcb.controls.preempt_timer = slice.min(u32::MAX as u64) as u32;
-            if core::mem::take(&mut vm.flush_tlb) {
-                vm.vcb.controls.tlb_control = 1;
-            }
-            // DMA that ran in an interpreter (an intercepted write to the floppy's or the
-            // 8237A's ports) wrote the VM's RAM behind the processor's back: drop the code
-            // it had decoded from those pages, as `Cpu::after_device_access` does after a
-            // port the guest reaches directly. Pages past the VM's RAM (DMA addresses its
-            // RAM does not back) are not its own and are skipped.
-            let (base, pages) = (vm.ram_base / PAGE, vm.ram_len as u64 / PAGE);
-            let icache = &mut self.cpu.icache;
-            vm.board.for_each_dirty_page(&mut |p| {
-                if (p as u64) < pages {
-                    icache.note_write((base + p as u64) as u32);
-                }
-            });
-            let entry = self.cpu.icount;
-            let r = {
-                let (mut bus, vcb) = HostBus::new(&mut self.mem, vm, entry);
-                Vcpu::new(&mut self.cpu, vcb).run(&mut bus, u64::MAX)
-            };
-            let vm = &mut self.vms[i];
-            let retired = vm.vcb.exit.guest_retired;
-            vm.clock += retired;
-            vm.counters.retired += retired;
-            left = left.saturating_sub(retired);
-            let exit = match r {
-                Ok(exit) => exit,
-                Err(e) => {
-                    vm.state = VmState::Stopped(VmStop::Error(format!("{e}")));
-                    return (quantum - left, 0);
+                    exit
                 }
             };
-            let g = &vm.vcb.guest;
-            let eip = g.segs[crate::cpu::CS as usize].base.wrapping_add(g.eip);
-            let reason = vm.vcb.exit.reason & 0xffff;
-            if let Some(c) = vm.counters.by_reason.get_mut(reason as usize) {
-                *c += 1;
-            }
-            self.log.push(self.cpu.icount, vm.id, &vm.vcb.exit, eip);
             match self.interpret(i, exit) {
                 Action::Continue => {}
-                Action::EndTurn => return (quantum - left, 0),
+                Action::EndTurn => return TurnEnd::of(quantum - left, 0),
                 Action::Stop(why) => {
                     self.vms[i].state = VmState::Stopped(why);
-                    return (quantum - left, 0);
+                    return TurnEnd::of(quantum - left, 0);
                 }
                 Action::Reset => self.reset_vm(i),
             }
             if left == 0 {
                 self.vms[i].counters.preemptions += 1;
-                return (quantum, 0);
+                return TurnEnd::of(quantum, 0);
             }
         }
+    }
+
+    /// Bring VM `i`'s devices up to its time, enter it and return its exit, logged and
+    /// counted; `left` loses the instructions it retired. `Err` ends the turn: the VM is
+    /// halted with nothing to do (the instructions' worth of time it skipped), or stopped.
+    fn enter(&mut self, i: usize, left: &mut u64, quantum: u64) -> Result<VmExit, TurnEnd> {
+        let vm = &mut self.vms[i];
+        vm.board.set_icount(vm.clock);
+        vm.board.update();
+        if vm.board.take_memory_map_change() {
+            if let Err(e) = vm.remap(&mut self.mem) {
+                vm.state = VmState::Stopped(VmStop::Error(format!("{e}")));
+                return Err(TurnEnd::of(quantum - *left, 0));
+            }
+        }
+        if vm.state == VmState::Halted {
+            if vm.board.interrupt_pending() {
+                vm.state = VmState::Runnable;
+            } else {
+                // Nothing to do until its next device event: let its time pass there
+                // (each VM has its own timeline in deterministic mode).
+                let now = vm.board.now();
+                let Some(t) = vm.board.next_event() else {
+                    vm.state = VmState::Stopped(VmStop::DeadHalt);
+                    return Err(TurnEnd::of(quantum - *left, 0));
+                };
+                if vm.board.clock.mode() == ClockMode::Wall {
+                    // Real time brings the event: `set_host_time` moves the clock.
+                    return Err(TurnEnd::of(quantum - *left, WAITING));
+                }
+                let idle = (t.saturating_sub(now) / NS_PER_INSTRUCTION).max(1);
+                vm.board.clock.idle_until(t.max(now + 1), vm.clock);
+                return Err(TurnEnd::of(quantum - *left, idle));
+            }
+        }
+        self.prepare_injection(i);
+        let vm = &mut self.vms[i];
+        // The timer fires at the end of the quantum or at the next device event,
+        // whichever comes first, so timer interrupts reach the guest on time.
+        let now = vm.board.now();
+        let slice = match vm.board.next_event() {
+            Some(t) if t > now => (t - now) / NS_PER_INSTRUCTION,
+            Some(_) => 1,
+            None => *left,
+        }
+        .clamp(1, (*left).max(1));
+        vm.vcb.controls.preempt_timer = slice.min(u32::MAX as u64) as u32;
+        if core::mem::take(&mut vm.flush_tlb) {
+            vm.vcb.controls.tlb_control = 1;
+        }
+        // DMA that ran in an interpreter (an intercepted write to the floppy's or the
+        // 8237A's ports) wrote the VM's RAM behind the processor's back: drop the code
+        // it had decoded from those pages, as `Cpu::after_device_access` does after a
+        // port the guest reaches directly. Pages past the VM's RAM (DMA addresses its
+        // RAM does not back) are not its own and are skipped.
+        let (base, pages) = (vm.ram_base / PAGE, vm.ram_len as u64 / PAGE);
+        let icache = &mut self.cpu.icache;
+        vm.board.for_each_dirty_page(&mut |p| {
+            if (p as u64) < pages {
+                icache.note_write((base + p as u64) as u32);
+            }
+        });
+        let entry = self.cpu.icount;
+        let r = {
+            let (mut bus, vcb) = HostBus::new(&mut self.mem, vm, entry);
+            Vcpu::new(&mut self.cpu, vcb).run(&mut bus, u64::MAX)
+        };
+        let vm = &mut self.vms[i];
+        let retired = vm.vcb.exit.guest_retired;
+        vm.clock += retired;
+        vm.counters.retired += retired;
+        *left = left.saturating_sub(retired);
+        let exit = match r {
+            Ok(exit) => exit,
+            Err(e) => {
+                vm.state = VmState::Stopped(VmStop::Error(format!("{e}")));
+                return Err(TurnEnd::of(quantum - *left, 0));
+            }
+        };
+        let g = &vm.vcb.guest;
+        let eip = g.segs[crate::cpu::CS as usize].base.wrapping_add(g.eip);
+        let reason = vm.vcb.exit.reason & 0xffff;
+        if let Some(c) = vm.counters.by_reason.get_mut(reason as usize) {
+            *c += 1;
+        }
+        self.log.push(self.cpu.icount, vm.id, &vm.vcb.exit, eip, super::log::code_info(g));
+        Ok(exit)
     }
 
     /// Wall-clock VMs: the host's monotonic time now, in nanoseconds, before a call to

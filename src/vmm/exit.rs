@@ -9,7 +9,7 @@ use crate::cpu::v386::{npf, ExitInfo, ExitReason, State, ENTRY_FAILURE};
 use crate::cpu::{EAX, EBX, ECX, EDI, EDX, ESI};
 
 /// Why a guest stopped running, with the data to handle it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum VmExit {
     /// OUT to an intercepted port.
     IoOut {

@@ -48,13 +48,16 @@ pub struct VmmConfig {
     pub quantum: u32,
     /// Exits kept in the log ring.
     pub log_capacity: usize,
+    /// The modelled cost of one exit in cycles, for the live view's share of work guest
+    /// vs VMM ([`log::EXIT_COST_CYCLES`]: the default, and where it comes from).
+    pub exit_cost_cycles: u32,
 }
 
 impl Default for VmmConfig {
     fn default() -> Self {
         // 100,000 instructions: about 1 ms of guest time at the deterministic clock's
         // 10 ns per instruction, the order of a Linux tick.
-        VmmConfig { quantum: 100_000, log_capacity: 1 << 16 }
+        VmmConfig { quantum: 100_000, log_capacity: 1 << 16, exit_cost_cycles: log::EXIT_COST_CYCLES }
     }
 }
 
@@ -87,6 +90,8 @@ pub struct Vmm {
     pub config: VmmConfig,
     /// The VM whose turn is next.
     next_vm: usize,
+    /// Break on exit: reasons to stop at, exits not handled yet (`dispatcher`).
+    brk: dispatcher::Breaks,
 }
 
 impl Vmm {
@@ -94,7 +99,15 @@ impl Vmm {
         let mut cpu = Cpu::new();
         // CPUID as guests see it reports a local APIC: every VM's board has one.
         cpu.apic_present = true;
-        Vmm { cpu, mem: HostMemory::new(), vms: Vec::new(), log: ExitLog::new(config.log_capacity), config, next_vm: 0 }
+        Vmm {
+            cpu,
+            mem: HostMemory::new(),
+            vms: Vec::new(),
+            log: ExitLog::new(config.log_capacity),
+            config,
+            next_vm: 0,
+            brk: Default::default(),
+        }
     }
 
     /// Add a VM built from a machine description (the same one the bare machine takes).

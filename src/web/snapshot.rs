@@ -56,6 +56,7 @@ impl WebVmm {
         let vmm = Vmm::restore(bytes).map_err(|e| JsError::new(&e.to_string()))?;
         self.wall = any_wall_clock(&vmm);
         self.vmm = vmm;
+        self.last_break = None;
         Ok(())
     }
 
@@ -63,7 +64,7 @@ impl WebVmm {
     #[wasm_bindgen(js_name = fromSnapshot)]
     pub fn from_snapshot(bytes: &[u8]) -> Result<WebVmm, JsError> {
         let vmm = Vmm::restore(bytes).map_err(|e| JsError::new(&e.to_string()))?;
-        Ok(WebVmm { wall: any_wall_clock(&vmm), vmm, started_ms: now_ms() })
+        Ok(WebVmm { wall: any_wall_clock(&vmm), vmm, started_ms: now_ms(), last_break: None })
     }
 }
 

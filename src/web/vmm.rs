@@ -1,5 +1,5 @@
-//! `Vmm`: several PCs as VMs under the VMM on V386 (`www/vmm-worker.js`), and the names
-//! of exit reasons.
+//! `Vmm`: several PCs as VMs under the VMM on V386 (`www/vmm-worker.js`), the names of
+//! exit reasons, and the exit log's disassembly (`disassemble`).
 
 use super::now_ms;
 use super::screen::WebScreen;
@@ -13,18 +13,25 @@ use wasm_bindgen::prelude::*;
 /// each VM's serial line drains as bytes, its screen comes as text, its counters as an
 /// array, and the exit log is read in place.
 ///
-/// - `new Vmm({ quantum?, deterministic?, vms: [{ name?, ...MachineSpec }] })`.
-/// - `run(n)`: about `n` guest instructions in all; "running", or "stopped" when every VM
-///   has stopped.
+/// - `new Vmm({ quantum?, deterministic?, exitCostCycles?, vms: [{ name?, ...MachineSpec }] })`.
+/// - `run(n)`: about `n` guest instructions in all; "running", "stopped" when every VM
+///   has stopped, "waiting" when every VM waits for real time (wall-clock VMs), or
+///   "break" at an exit of a reason given to `setBreakOn` (`breakVm()`, `breakReason()`
+///   tell which; the next `run` handles it and finishes the broken call).
+/// - `step(i, max)`: VM `i` alone, one instruction (`max` = 1) or up to its next exit.
+/// - `guestState(i)`: VM `i`'s registers as `[group, name, text]` rows.
 /// - `exitLogPtr()` / `exitLogLen()` / `exitLogTotal()`: the ring of `exitRecordSize()`-byte
 ///   records in wasm memory (layout: `vmm::log::ExitRecord`, `repr(C)`): the newest record
-///   is at index `(exitLogTotal() - 1) % exitLogLen()`.
+///   is at index `(exitLogTotal() - 1) % exitLogLen()`. `disassembleRecords(bytes)` formats
+///   copies of them.
 #[wasm_bindgen(js_name = Vmm)]
 pub struct WebVmm {
     pub(super) vmm: crate::vmm::Vmm,
     /// Some VM follows the host's clock; host time is counted from `started_ms`.
     pub(super) wall: bool,
     pub(super) started_ms: f64,
+    /// The VM index and reason of the last break.
+    pub(super) last_break: Option<(usize, u16)>,
 }
 
 #[wasm_bindgen(js_class = Vmm)]
@@ -42,6 +49,9 @@ impl WebVmm {
         // guest clocks keep real time, but exits differ from run to run.
         let deterministic = get(&config, "deterministic").as_bool().unwrap_or(true);
         let mut wall = false;
+        if let Some(c) = get(&config, "exitCostCycles").as_f64() {
+            cfg.exit_cost_cycles = c.clamp(0.0, u32::MAX as f64) as u32;
+        }
         let vms = get(&config, "vms");
         let Some(vms) = vms.dyn_ref::<js_sys::Array>() else {
             return Err(err("config: 'vms' must be an array of machine configs".into()));
@@ -66,7 +76,7 @@ impl WebVmm {
             wall |= spec.clock_mode().map_err(|e| err(alloc::format!("config: vms[{i}]: {e}")))? == ClockMode::Wall;
             vmm.add_vm(&name, spec).map_err(|e| err(alloc::format!("config: vms[{i}]: {e}")))?;
         }
-        Ok(WebVmm { vmm, wall, started_ms: now_ms() })
+        Ok(WebVmm { vmm, wall, started_ms: now_ms(), last_break: None })
     }
 
     /// Run the VMs for about `instructions` guest instructions in all: "running",
@@ -76,17 +86,81 @@ impl WebVmm {
         if self.wall {
             self.vmm.set_host_time(((now_ms() - self.started_ms).max(0.0) * 1e6) as u64);
         }
-        match self.vmm.run(instructions.max(1.0) as u64) {
-            crate::vmm::RunOutcome::BudgetSpent => "running".into(),
-            crate::vmm::RunOutcome::AllStopped => "stopped".into(),
-            crate::vmm::RunOutcome::Waiting => "waiting".into(),
-        }
+        let r = self.vmm.run(instructions.max(1.0) as u64);
+        self.outcome(r)
     }
 
     /// Whether the VMs follow the host's clock (`deterministic: false`).
     #[wasm_bindgen(getter)]
     pub fn deterministic(&self) -> bool {
         !self.wall
+    }
+
+    /// Step VM `i` alone (`Vmm::step`): `max` = 1 handles its pending exit or runs one
+    /// instruction; a larger `max` handles it and runs on up to the next exit, left pending.
+    /// "break" when an exit is pending afterwards, else "running" or "stopped".
+    pub fn step(&mut self, i: usize, max: f64) -> String {
+        let r = self.vmm.step(i, max.max(1.0) as u64);
+        self.outcome(r)
+    }
+
+    /// Break on exits of these reason numbers (an empty list: never).
+    #[wasm_bindgen(js_name = setBreakOn)]
+    pub fn set_break_on(&mut self, reasons: &[u32]) {
+        let mask = reasons.iter().filter(|&&r| r < 128).fold(0u128, |m, &r| m | 1 << r);
+        self.vmm.set_break_on(mask);
+    }
+
+    /// The VM index of the last break, or -1.
+    #[wasm_bindgen(js_name = breakVm)]
+    pub fn break_vm(&self) -> i32 {
+        self.last_break.map_or(-1, |(i, _)| i as i32)
+    }
+
+    /// The exit reason of the last break, or -1.
+    #[wasm_bindgen(js_name = breakReason)]
+    pub fn break_reason(&self) -> i32 {
+        self.last_break.map_or(-1, |(_, r)| i32::from(r))
+    }
+
+    /// The reason number of VM `i`'s exit that waits to be handled, or -1.
+    #[wasm_bindgen(js_name = pendingExit)]
+    pub fn pending_exit(&self, i: usize) -> i32 {
+        match (self.vmm.pending_exit(i), self.vmm.vms.get(i)) {
+            (Some(_), Some(v)) => (v.vcb.exit.reason & 0xffff) as i32,
+            _ => -1,
+        }
+    }
+
+    /// VM `i`'s processor state (`front::vmstate`): an array of `[group, name, text]`.
+    #[wasm_bindgen(js_name = guestState)]
+    pub fn guest_state(&self, i: usize) -> js_sys::Array {
+        let out = js_sys::Array::new();
+        if let Some(v) = self.vmm.vms.get(i) {
+            for r in crate::front::vmstate::rows(v, self.vmm.pending_exit(i)) {
+                out.push(&js_sys::Array::of3(&r.group.into(), &r.name.into(), &r.value.into()));
+            }
+        }
+        out
+    }
+
+    /// The modelled cycles of one exit (`VmmConfig::exit_cost_cycles`).
+    #[wasm_bindgen(js_name = exitCostCycles)]
+    pub fn exit_cost_cycles(&self) -> u32 {
+        self.vmm.config.exit_cost_cycles
+    }
+
+    /// Copies of exit records (`exitRecordSize()` bytes each, end to end), disassembled:
+    /// one string per record ("" for an exit without an instruction).
+    #[wasm_bindgen(js_name = disassembleRecords)]
+    pub fn disassemble_records(&self, records: &[u8]) -> Vec<String> {
+        use crate::vmm::log::ExitRecord;
+        records
+            .chunks_exact(ExitRecord::SIZE)
+            .map(|b| {
+                ExitRecord::from_bytes(b).map(|r| crate::front::disasm::disassemble_record(&r)).unwrap_or_default()
+            })
+            .collect()
     }
 
     #[wasm_bindgen(js_name = vmCount)]
@@ -190,10 +264,30 @@ impl WebVmm {
 }
 
 impl WebVmm {
+    fn outcome(&mut self, r: crate::vmm::RunOutcome) -> String {
+        use crate::vmm::RunOutcome;
+        match r {
+            RunOutcome::BudgetSpent => "running".into(),
+            RunOutcome::AllStopped => "stopped".into(),
+            RunOutcome::Waiting => "waiting".into(),
+            RunOutcome::Break { vm, reason } => {
+                self.last_break = self.vmm.vms.iter().position(|v| v.id == vm).map(|i| (i, reason));
+                "break".into()
+            }
+        }
+    }
+
     /// The VMM inside, for Rust tests of the façade.
     pub fn inner(&mut self) -> &mut crate::vmm::Vmm {
         &mut self.vmm
     }
+}
+
+/// `bytes` as one instruction of `bitness`-bit code (16 or 32) at `eip`, in nasm syntax
+/// (`front::disasm`, iced-x86): "out dx, al"; "" for no bytes, "(bad)" for invalid ones.
+#[wasm_bindgen]
+pub fn disassemble(bytes: &[u8], eip: u32, bitness: u32) -> String {
+    crate::front::disasm::disassemble(bytes, eip, bitness)
 }
 
 /// The name of exit reason `n` (docs/v386.md Table 8-1), or "" for a number no reason has.

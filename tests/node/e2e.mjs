@@ -22,8 +22,14 @@
 //     emulator rejects (a Machine constructor exception in the worker), and a wasm panic
 //     (Machine.panicForTest: console_error_panic_hook's message);
 //  5. the VMs page (vms.html): VMs under the VMM on V386 — SeaBIOS's demo floppy and the
-//     demo kernels when built — each with its screen and serial line, the exits table
-//     with counts by reason and the exit log filling in          → tests/out/e2e-vms.png
+//     demo kernels when built — each with its screen and serial line; the exits panel:
+//     the counters table, the uPlot chart with non-zero rates for three reasons or more,
+//     the share of work guest vs VMM, the virtualised exit log with disassembled rows and
+//     its reason filter                                          → tests/out/e2e-vms.png
+//     break on exit (CPUID) pauses on that reason with the registers and the pending
+//     exit shown                             → tests/out/e2e-vms-break.png, e2e-vms-exits.png
+//     and steps move EIP with the changed values highlighted, "run to exit" stops at the
+//     next exit                                                   → tests/out/e2e-vms-step.png
 //  6. the embeddings (www/examples/index.html): three <v386-machine> uses — a config file
 //     with one panel, inline JSON with the exits panel, and createMachine() from script —
 //     each boots and shows its guest's text                    → tests/out/e2e-examples.png
@@ -246,6 +252,8 @@ async function testErrors(context, base) {
     await page.close();
 }
 
+const fmtN = (n) => Math.round(n).toLocaleString('en-US');
+
 async function testVms(context, base) {
     log('--- the VMs page: VMs under the VMM, exits as they happen');
     const { page, errors } = await openPage(context, `${base}vms.html`);
@@ -254,20 +262,133 @@ async function testVms(context, base) {
     check(screen, `the SeaBIOS VM shows "${BANNER}" on its own screen`, await vmScreen(0));
     const serial = await page.evaluate(() => document.querySelector('.vm[data-vm="0"] .serial-term .xterm-rows')?.textContent ?? '');
     check(serial.includes(BANNER), 'and on its own serial line');
+    const counted = () =>
+        page.evaluate(() => [...document.querySelectorAll('.exit-body tr')].filter((tr) => Number(tr.dataset.count) > 0).map((tr) => tr.dataset.reason));
     const reasons = await waitFor(async () => {
-        const r = await page.evaluate(() => [...document.querySelectorAll('.exit-body tr')].map((tr) => tr.dataset.reason));
+        const r = await counted();
         return r.includes('IO') && r.includes('HLT') ? r : null;
     }, 20_000);
-    check(reasons, `the exits table counts reasons: ${reasons?.filter((r) => /^[A-Z_]+$/.test(r)).join(', ')}`);
-    const rows = await page.evaluate(() => document.querySelectorAll('.exit-log-body tr').length);
-    check(rows > 10, `the exit log fills in (${rows} rows shown)`);
+    check(reasons, `the exits table counts reasons: ${reasons?.join(', ')}`);
     const vmCount = await page.evaluate(() => document.querySelectorAll('.vm').length);
     log(`${vmCount} VM panel(s)`);
+
+    // The chart: exits per second by reason, stacked (uPlot); its element names the
+    // reasons with a non-zero rate in the window.
+    const nonzero = () => page.evaluate(() => (document.querySelector('.xp-chart')?.dataset.nonzero ?? '').split(',').filter(Boolean));
+    const charted = await waitFor(async () => ((await nonzero()).length >= 3 ? nonzero() : null), 20_000, 250);
+    check(charted, `the chart shows non-zero rates for ${charted?.length ?? 0} reasons: ${(charted ?? (await nonzero())).join(', ')}`);
+    check(await page.evaluate(() => !!document.querySelector('.xp-chart canvas')), 'the chart is drawn by uPlot (a canvas)');
+    const shares = await page.evaluate(() => [...document.querySelectorAll('.xp-share')].map((e) => e.textContent.trim().replace(/\s+/g, ' ')));
+    check(shares.length === vmCount && shares.every((s) => /guest [\d.]+% · VMM [\d.]+%/.test(s)), `share of work per VM: ${shares.join(' | ')}`);
+
+    // The exit log: a virtualised list (only the visible rows in the DOM), disassembled.
+    const logInfo = () =>
+        page.evaluate(() => {
+            const rows = [...document.querySelectorAll('.xp-log-rows .xp-row:not([hidden])')];
+            return {
+                rows: rows.length,
+                height: document.querySelector('.xp-log-spacer').offsetHeight,
+                dis: rows.map((r) => r.querySelector('.dis').textContent),
+                count: document.querySelector('.xp-log-count').textContent,
+            };
+        });
+    const dis = await waitFor(async () => {
+        const l = await logInfo();
+        return l.dis.some((d) => /^(out|in|hlt|cpuid|rdmsr|wrmsr|vmcall|outs|ins)\b/.test(d)) ? l : null;
+    }, 20_000, 250);
+    const info = dis ?? (await logInfo());
+    check(dis, `log rows show disassembly: ${[...new Set(info.dis.filter((d) => d && d !== '…'))].slice(0, 6).join(' | ')}`);
+    check(info.rows > 10 && info.rows < 40 && info.height > info.rows * 18, `the log is virtualised: ${info.rows} rows in the DOM for ${info.height / 18} rows ${info.count}`);
+
+    // Filters: only HLT in the log.
+    await page.evaluate(() => document.querySelectorAll('input.rf').forEach((c) => c.dataset.reason !== 'x' && (c.checked = c.closest('tr').dataset.reason === 'HLT') & c.dispatchEvent(new Event('change', { bubbles: true }))));
+    await page.waitForTimeout(300);
+    const onlyHlt = await page.evaluate(() => [...document.querySelectorAll('.xp-log-rows .xp-row:not([hidden])')].map((r) => r.dataset.reason));
+    check(onlyHlt.length > 0 && onlyHlt.every((r) => r === 'HLT'), `the reason filter leaves only HLT rows (${onlyHlt.length} shown)`);
+    await page.evaluate(() => document.querySelectorAll('input.rf').forEach((c) => (c.checked = true) & c.dispatchEvent(new Event('change', { bubbles: true }))));
+
+    // 10^5 rows: jumping around the list every frame stays smooth (a virtualised list).
+    const kept = () => page.evaluate(() => document.querySelector('.xp-log-spacer').offsetHeight / 18);
+    const many = await waitFor(async () => ((await kept()) >= 100_000 ? kept() : 0), 40_000, 500);
+    const renders = () => page.evaluate(() => document.querySelector('.xp-log').dataset.render.split(' ').map(Number));
+    const [n0, ms0] = await renders();
+    const scroll = await page.evaluate(
+        () =>
+            new Promise((resolve) => {
+                const vp = document.querySelector('.xp-log-viewport');
+                const max = vp.scrollHeight - vp.clientHeight;
+                let frames = 0;
+                let worst = 0;
+                let last = performance.now();
+                const t0 = last;
+                const frame = (now) => {
+                    worst = Math.max(worst, now - last);
+                    last = now;
+                    frames++;
+                    vp.scrollTop = (frames * 7919 * 18) % max;
+                    if (now - t0 < 2000) requestAnimationFrame(frame);
+                    else resolve({ fps: frames / ((now - t0) / 1000), worst, dom: document.querySelectorAll('.xp-log-rows .xp-row').length });
+                };
+                requestAnimationFrame(frame);
+            }),
+    );
+    const [n1, ms1, worstRender] = await renders();
+    const perRender = (ms1 - ms0) / Math.max(1, n1 - n0);
+    // The render's own time is the list's cost (frame rates also depend on the host's load).
+    const [updates, updateMs, updateWorst] = await page.evaluate(() => document.querySelector('.exits-panel').dataset.updates.split(' ').map(Number));
+    log(`the exits panel took ${(updateMs / updates).toFixed(2)} ms an update (${updates} updates, worst ${updateWorst} ms)`);
+    check(
+        many >= 100_000 && perRender < 4,
+        `scrolling ${fmtN(many)} log rows: ${perRender.toFixed(2)} ms a render (${n1 - n0} renders, worst ever ${worstRender} ms), ` +
+            `${scroll.fps.toFixed(0)} fps, worst frame ${scroll.worst.toFixed(0)} ms, ${scroll.dom} rows in the DOM`,
+    );
+    await page.evaluate(() => (document.querySelector('.xp-log-viewport').scrollTop = 0));
+    await page.screenshot({ path: path.join(OUT, 'e2e-vms.png'), fullPage: true });
+    log('screenshot tests/out/e2e-vms.png');
+
+    // Break on exit: CPUID (the sensitive demo runs it ten times a second; SeaBIOS too).
+    const want = (await counted()).includes('CPUID') ? 'CPUID' : 'HLT';
+    await page.check(`input.brk[data-reason="${want}"]`);
+    const status = () => page.evaluate(() => document.querySelector('.xp-status').textContent);
+    const paused = await waitFor(async () => ((await status()).startsWith('paused on') ? status() : ''), 20_000, 100);
+    check(paused.startsWith(`paused on ${want} in `), `break on exit pauses on the chosen reason: "${paused}"`);
+    const reg = (name) => page.evaluate((n) => document.querySelector(`.xp-regs .reg[data-name="${n}"] .v`)?.textContent ?? '', name);
+    const exitReason = await waitFor(async () => ((await reg('reason')).startsWith(want) ? reg('reason') : ''), 5_000);
+    check(exitReason, `the register view shows the paused VM's pending exit: ${exitReason}, ${await reg('state')}, "${await reg('instr')}"`);
+    const eip0 = await reg('EIP');
+    check(/^[0-9a-f]{8}$/.test(eip0) && (await reg('EAX')).length === 8, `registers filled: EIP ${eip0}, EAX ${await reg('EAX')}, CS ${await reg('CS')}`);
+    await page.check(`input.brk[data-reason="${want}"]`).then(() => page.uncheck(`input.brk[data-reason="${want}"]`));
+    await page.screenshot({ path: path.join(OUT, 'e2e-vms-break.png'), fullPage: true });
+    log('screenshot tests/out/e2e-vms-break.png');
+    // The whole exits panel, unscrolled, for a reader of the screenshots.
+    await page.addStyleTag({ content: '.exits-panel { max-height: none !important; }' });
+    await page.locator('.exits-panel').screenshot({ path: path.join(OUT, 'e2e-vms-exits.png') });
+    log('screenshot tests/out/e2e-vms-exits.png (the exits panel, paused)');
+
+    // Single step: the first handles the pending exit (EIP moves past the instruction).
+    await page.click('.xp-step');
+    const eip1 = await waitFor(async () => ((await reg('EIP')) !== eip0 ? reg('EIP') : ''), 5_000);
+    check(eip1, `a step changes EIP: ${eip0} → ${eip1}`);
+    const changed = await page.evaluate(() => [...document.querySelectorAll('.xp-regs .reg.changed')].map((e) => e.dataset.name));
+    check(changed.includes('EIP'), `changed values are highlighted: ${changed.join(', ')}`);
+    await page.click('.xp-step');
+    const eip2 = await waitFor(async () => ((await reg('EIP')) !== eip1 ? reg('EIP') : ''), 5_000);
+    check(eip2, `another step: ${eip1} → ${eip2}`);
+    // Run to exit: the VM runs alone up to its next exit, which waits in the register view.
+    await page.click('.xp-next');
+    const next = await waitFor(async () => ((await status()).includes('(pending') && (await reg('state')).startsWith('pending') ? status() : ''), 10_000);
+    check(next, `run to exit stops at the next exit: "${next}", instruction "${await reg('instr')}"`);
+    await page.screenshot({ path: path.join(OUT, 'e2e-vms-step.png'), fullPage: true });
+
+    // Continue: the VMs run again.
+    await page.click('.xp-continue');
+    const total = () => page.evaluate(() => Number(document.querySelector('.exit-body').closest('table').querySelector('.exit-body tr')?.dataset.count ?? 0) + Number(document.querySelector('.exit-total').textContent.replace(/,/g, '').split(' ')[0]));
+    const t0 = await total();
+    check(await waitFor(async () => (await total()) > t0 && (await status()) === 'running', 10_000), 'Continue resumes the VMs');
+
     // The demo kernels are optional: a 404 for one that was not built is not an error.
     const real = errors.filter((e) => !/Failed to load resource.*404/.test(e));
     check(real.length === 0, 'no page errors', real.join('\n'));
-    await page.screenshot({ path: path.join(OUT, 'e2e-vms.png'), fullPage: true });
-    log('screenshot tests/out/e2e-vms.png');
     await page.close();
 }
 

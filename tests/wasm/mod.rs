@@ -179,6 +179,28 @@ pub fn vmm_runs_two_vms_and_shows_the_exit_log() {
     let io: Vec<(u16, u16)> =
         raw.chunks(size).map(|r| (field16(r, 20), field16(r, 22))).filter(|r| r.1 == 30).collect();
     assert!(io.iter().any(|r| r.0 == 1) && io.iter().any(|r| r.0 == 2), "exits of both VMs: {io:?}");
+    // Copies of the records disassemble (iced-x86 in the façade): the OUTs and the HLT.
+    let text = v.disassemble_records(&raw);
+    assert_eq!(text.len(), n);
+    assert!(text.iter().any(|t| t == "out dx, al") && text.iter().any(|t| t == "hlt"), "{text:?}");
+
+    // Break on HLT: run stops at the first one, the VM's exit pending; resuming finishes.
+    let vms = js_sys::Array::of2(&vm("left"), &vm("right"));
+    let mut v = WebVmm::new(config(&[("quantum", 1000.into()), ("vms", vms.into())])).unwrap();
+    v.set_break_on(&[12]);
+    assert_eq!(v.run(1_000_000.0), "break");
+    let i = v.break_vm() as usize;
+    assert_eq!((v.break_reason(), v.pending_exit(i)), (12, 12));
+    let state = v.guest_state(i);
+    let row = |name: &str| {
+        state
+            .iter()
+            .map(|r| r.unchecked_into::<js_sys::Array>())
+            .find(|r| r.get(1).as_string().as_deref() == Some(name))
+    };
+    assert_eq!(row("instr").and_then(|r| r.get(2).as_string()).as_deref(), Some("hlt"));
+    assert_eq!(v.run(1_000_000.0), "break", "the other VM's HLT");
+    assert_eq!(v.run(1_000_000.0), "stopped");
     assert!(WebVmm::new(config(&[("vms", 5.into())])).is_err());
     let bad = js_sys::Array::of1(&config(&[("memoryMB", 4.into())]));
     assert!(WebVmm::new(config(&[("vms", bad.into())])).is_err(), "a misspelt field is an error");

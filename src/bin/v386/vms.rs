@@ -177,7 +177,8 @@ pub fn run(v: &VmsOptions) -> Result<u8, CliError> {
             RunOutcome::AllStopped => break,
             // Halted until a timer that real time must reach.
             RunOutcome::Waiting => std::thread::sleep(std::time::Duration::from_millis(1)),
-            RunOutcome::BudgetSpent => {}
+            // The CLI sets no breaks; a break would only pause, and the next run goes on.
+            RunOutcome::BudgetSpent | RunOutcome::Break { .. } => {}
         }
         if let Some(l) = &mut left {
             *l = l.saturating_sub(n);

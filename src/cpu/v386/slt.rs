@@ -31,7 +31,7 @@ pub mod bits {
 pub const GPA_BITS: u32 = 36;
 
 /// The kind of access, as the walk checks it (§6.2).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Access {
     Read,
     Write,

@@ -1,0 +1,124 @@
+//! Break on exit and single step (the live view's debugger, `Vmm::set_break_on`,
+//! `Vmm::step`), on the VMM demo guests (`tests/guests/vmdemo_clock.asm`,
+//! `vmdemo_sensitive.asm`; see tests/vmm_demo.rs):
+//!
+//! - a run broken at every CPUID, HLT and VCALL exit and resumed each time logs the same
+//!   exits, in the same order at the same instants, as the same run without breaks, and
+//!   each break stops with its exit logged, counted and pending (not yet handled);
+//! - stepping a VM paused at a CPUID exit handles it (EIP moves past the instruction, EAX
+//!   holds the leaf's answer), and single steps then move EIP on instruction by
+//!   instruction while the other VM stands still; "run to exit" reaches the next exit
+//!   through the clock VM's halts.
+//!
+//! nasm is an external tool: without it the tests are skipped (tests/common/mod.rs).
+
+mod common;
+use common::*;
+
+use v386::cpu::v386::ExitReason;
+use v386::machine::MachineSpec;
+use v386::vmm::{RunOutcome, VmExit, Vmm, VmmConfig};
+
+const BUDGET: u64 = 40_000_000;
+
+fn demo_vmm() -> Option<Vmm> {
+    let (Some(clock), Some(sens)) =
+        (assemble_guest("vmdemo_clock", "vmm_break"), assemble_guest("vmdemo_sensitive", "vmm_break"))
+    else {
+        skip("nasm is not installed");
+        return None;
+    };
+    let mut vmm = Vmm::new(VmmConfig::default());
+    for (name, img) in [("clock", clock), ("sensitive", sens)] {
+        let spec = MachineSpec { memory_mb: Some(16), kernel: Some(img), ..Default::default() };
+        vmm.add_vm(name, spec).expect("a VM");
+    }
+    Some(vmm)
+}
+
+fn bit(r: ExitReason) -> u128 {
+    1 << r as u32
+}
+
+#[test]
+fn a_run_broken_and_resumed_logs_the_same_exits() {
+    let Some(mut plain) = demo_vmm() else { return };
+    assert_eq!(plain.run(BUDGET), RunOutcome::BudgetSpent);
+
+    let mut broken = demo_vmm().expect("the same VMs");
+    let mask = bit(ExitReason::Cpuid) | bit(ExitReason::Hlt) | bit(ExitReason::Vcall);
+    broken.set_break_on(mask);
+    let mut breaks = [0u64; 65];
+    let outcome = loop {
+        match broken.run(BUDGET) {
+            RunOutcome::Break { vm, reason } => {
+                assert!(mask >> reason & 1 != 0, "a break on reason {reason}");
+                let last = broken.log.iter().last().expect("the exit is logged");
+                assert_eq!((last.vm, last.reason), (vm, reason), "the newest record is the break's exit");
+                let i = broken.vms.iter().position(|v| v.id == vm).expect("the VM");
+                let pending = broken.pending_exit(i).expect("the exit waits, not handled");
+                if reason == ExitReason::Cpuid as u16 {
+                    // Not emulated yet: EIP is still at the CPUID instruction.
+                    assert!(matches!(pending, VmExit::Cpuid { .. }), "{pending:?}");
+                    assert_eq!(last.instr(), [0x0f, 0xa2]);
+                }
+                breaks[reason as usize] += 1;
+            }
+            other => break other,
+        }
+    };
+    assert_eq!(outcome, RunOutcome::BudgetSpent);
+    for r in [ExitReason::Cpuid, ExitReason::Hlt, ExitReason::Vcall] {
+        assert!(breaks[r as usize] > 5, "{} breaks on {}", breaks[r as usize], r.name());
+        let counted: u64 = broken.vms.iter().map(|v| v.counters.count(r)).sum();
+        assert_eq!(breaks[r as usize], counted, "one break per {} exit", r.name());
+    }
+    assert_eq!(plain.log.total, broken.log.total);
+    assert!(plain.log.iter().eq(broken.log.iter()), "the exit logs differ");
+    for (a, b) in plain.vms.iter_mut().zip(broken.vms.iter_mut()) {
+        assert_eq!(a.counters.by_reason, b.counters.by_reason);
+        assert_eq!(a.counters.retired, b.counters.retired);
+        assert_eq!(a.vcb.guest.eip, b.vcb.guest.eip);
+        assert_eq!(a.board.com1.take_output(), b.board.com1.take_output());
+    }
+}
+
+#[test]
+fn steps_handle_the_pending_exit_then_move_one_instruction() {
+    let Some(mut vmm) = demo_vmm() else { return };
+    vmm.set_break_on(bit(ExitReason::Cpuid));
+    let RunOutcome::Break { vm, reason } = vmm.run(BUDGET) else { panic!("no CPUID exit") };
+    assert_eq!(reason, ExitReason::Cpuid as u16);
+    let i = vmm.vms.iter().position(|v| v.id == vm).unwrap();
+    let other = 1 - i;
+    let other_eip = vmm.vms[other].vcb.guest.eip;
+    let eip = vmm.vms[i].vcb.guest.eip;
+    vmm.set_break_on(0);
+
+    // The first step is the pending CPUID's emulation.
+    assert_eq!(vmm.step(i, 1), RunOutcome::BudgetSpent);
+    assert_eq!(vmm.vms[i].vcb.guest.eip, eip + 2, "EIP past CPUID");
+    assert!(vmm.pending_exit(i).is_none());
+    // Then one instruction at a time (or up to an exit, left pending).
+    let mut eips = vec![vmm.vms[i].vcb.guest.eip];
+    for _ in 0..20 {
+        if let RunOutcome::Break { .. } = vmm.step(i, 1) {
+            assert!(vmm.pending_exit(i).is_some());
+        }
+        eips.push(vmm.vms[i].vcb.guest.eip);
+    }
+    assert!(eips.windows(2).filter(|w| w[0] != w[1]).count() >= 10, "EIP moves: {eips:x?}");
+    assert_eq!(vmm.vms[other].vcb.guest.eip, other_eip, "the other VM stands still");
+    // Run to the next exit, through halts: the clock VM idles in HLT between its ticks.
+    let clock = vmm.vms.iter().position(|v| v.name == "clock").unwrap();
+    for _ in 0..3 {
+        let r = vmm.step(clock, 10_000_000);
+        assert!(matches!(r, RunOutcome::Break { .. }), "{r:?}");
+        let pending = vmm.pending_exit(clock).expect("an exit waits");
+        assert!(!matches!(pending, VmExit::PreemptionTimer), "{pending:?}");
+        let last = vmm.log.iter().last().unwrap();
+        assert_eq!(last.vm, vmm.vms[clock].id);
+    }
+    // And the VMs run on as before.
+    assert_eq!(vmm.run(1_000_000), RunOutcome::BudgetSpent);
+}
