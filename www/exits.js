@@ -536,7 +536,9 @@ class ExitLog {
         const t0 = performance.now();
         const p = this.panel;
         const first = Math.min(Math.floor(this.top / ROW_H), Math.max(0, this.vLen - 1));
-        const visible = Math.ceil(this.height / ROW_H) + 1;
+        // At most a screenful: without its style sheet the viewport would grow with its
+        // rows, and each render would add more.
+        const visible = Math.min(Math.ceil(this.height / ROW_H) + 1, 120);
         while (this.pool.length < visible) {
             const row = document.createElement('div');
             row.className = 'xp-row';

@@ -1,6 +1,6 @@
 // vmm-view.js — a VMM view: several machines as VMs under the VMM on the V386 extension,
 // run by vmm-worker.js in a Web Worker; a panel per VM (its screen and serial line) and
-// the exits panel (exits.js). The VMs page (vms.html) and the <v386-machine> element
+// the exits panel (exits.js). The demo page (index.html) and the <v386-machine> element
 // both mount one.
 //
 //   const view = new VmmView(root, { screen: true, serial: true, exits: true });

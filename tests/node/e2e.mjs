@@ -6,7 +6,10 @@
 //   node tests/node/e2e.mjs
 //
 // It serves the repository with scripts/serve.mjs on a free port and checks:
-//  1. the default machine (SeaBIOS booting the demo floppy) shows its banner on the VGA
+//  0. the default demo (/, www/demo.json): SeaBIOS, the two demo kernels and Debian's Linux
+//     as VMs on the host's clock; the chart shows rates for three reasons or more, Linux
+//     reaches its shell and a command typed in its terminal runs → tests/out/e2e-demo.png
+//  1. the single-machine page (machine.html: SeaBIOS booting the demo floppy) shows its banner on the VGA
 //     screen (read through window.v386) and in the xterm.js serial console, the canvas is
 //     drawn, keys typed on the focused canvas and bytes typed in the terminal both echo on
 //     the screen and the serial line, the status bar shows MIPS, Pause stops the machine
@@ -21,7 +24,7 @@
 //  4. errors reach the page's error panel: a missing image (HTTP 404) and a config the
 //     emulator rejects (a Machine constructor exception in the worker), and a wasm panic
 //     (Machine.panicForTest: console_error_panic_hook's message);
-//  5. the VMs page (vms.html): VMs under the VMM on V386 — SeaBIOS's demo floppy and the
+//  5. the VMs page (index.html, deterministic, Linux left out): VMs under the VMM on V386 — SeaBIOS's demo floppy and the
 //     demo kernels when built — each with its screen and serial line; the exits panel:
 //     the counters table, the uPlot chart with non-zero rates for three reasons or more,
 //     the share of work guest vs VMM, the virtualised exit log with disassembled rows and
@@ -66,7 +69,7 @@ const errorPanel = (page) =>
 async function testDefault(context, base) {
     log('--- default machine: SeaBIOS + demo floppy');
     const t0 = Date.now();
-    const { page, errors } = await openPage(context, base);
+    const { page, errors } = await openPage(context, `${base}machine.html`);
     check(await waitFor(async () => (await pageState(page)).booted, 15_000), 'the worker built the machine');
 
     const screen = await waitFor(async () => ((await screenText(page)).includes(BANNER) ? screenText(page) : ''), 60_000, 200);
@@ -137,7 +140,7 @@ async function testKernelUrl(context, base) {
     const query = '?kernel=/images/memtest86%2B.bin&mem=64';
     log(`--- a kernel from the URL: ${query}`);
     const t0 = Date.now();
-    const { page, errors } = await openPage(context, base + query);
+    const { page, errors } = await openPage(context, `${base}machine.html${query}`);
     const screen = await waitFor(async () => ((await screenText(page)).includes('Memtest86+') ? screenText(page) : ''), 60_000, 200);
     check(screen, `memtest86+ on the screen after ${((Date.now() - t0) / 1000).toFixed(1)} s`, await screenText(page));
     check(/Memory\s*:\s*64MB/.test(screen), 'it sees the 64 MB asked for (mem=64)', screen);
@@ -158,7 +161,7 @@ async function testCdromUrl(context, base) {
     const query = '?cdrom=/images/linux.iso&mem=128&clock=wall';
     log(`--- a CD from the URL: ${query}`);
     const t0 = Date.now();
-    const { page, errors } = await openPage(context, base + query);
+    const { page, errors } = await openPage(context, `${base}machine.html${query}`);
     const screen = await waitFor(async () => ((await screenText(page)).includes('ISOLINUX') ? screenText(page) : ''), 60_000, 200);
     check(screen, `ISOLINUX on the screen after ${((Date.now() - t0) / 1000).toFixed(1)} s (booted from the CD)`, await screenText(page));
     check(/Booting from DVD\/CD/.test(screen) && !screen.includes(BANNER), 'SeaBIOS booted the CD, not the demo floppy');
@@ -187,7 +190,7 @@ function stripesDisk() {
 
 async function testFilePickerAndDrop(context, base) {
     log('--- a disk image from the file picker, then by drag and drop');
-    const { page, errors } = await openPage(context, `${base}?mem=16`);
+    const { page, errors } = await openPage(context, `${base}machine.html?mem=16`);
     await waitFor(async () => (await pageState(page)).booted, 15_000);
     const disk = stripesDisk();
     const chooser = page.waitForEvent('filechooser');
@@ -231,12 +234,12 @@ async function testFilePickerAndDrop(context, base) {
 
 async function testErrors(context, base) {
     log('--- errors reach the error panel');
-    let { page } = await openPage(context, `${base}?fda=/images/no-such-image.img`);
+    let { page } = await openPage(context, `${base}machine.html?fda=/images/no-such-image.img`);
     let panel = await waitFor(async () => ((await errorPanel(page)).visible ? errorPanel(page) : null), 10_000);
     check(panel && /HTTP 404/.test(panel.text), 'a missing image: the panel shows the HTTP 404', panel?.text);
     await page.close();
 
-    ({ page } = await openPage(context, `${base}?mem=0`));
+    ({ page } = await openPage(context, `${base}machine.html?mem=0`));
     panel = await waitFor(async () => ((await errorPanel(page)).visible ? errorPanel(page) : null), 15_000);
     check(panel && /memoryMb/.test(panel.text), 'a config the emulator rejects: the worker\'s exception is on the panel', panel?.text);
     const state = await pageState(page);
@@ -244,7 +247,7 @@ async function testErrors(context, base) {
     await page.close();
 
     // A wasm panic: console_error_panic_hook's message, captured by the worker, is on the panel.
-    ({ page } = await openPage(context, `${base}`));
+    ({ page } = await openPage(context, `${base}machine.html`));
     await waitFor(async () => (await pageState(page)).phase === 'running' || null, 15_000);
     await page.evaluate(() => window.v386.send({ type: 'panicForTest' }));
     panel = await waitFor(async () => ((await errorPanel(page)).visible ? errorPanel(page) : null), 10_000);
@@ -256,7 +259,8 @@ const fmtN = (n) => Math.round(n).toLocaleString('en-US');
 
 async function testVms(context, base) {
     log('--- the VMs page: VMs under the VMM, exits as they happen');
-    const { page, errors } = await openPage(context, `${base}vms.html`);
+    // Deterministic and without Linux: the small guests exit fast (10^5 log rows in seconds).
+    const { page, errors } = await openPage(context, `${base}?deterministic=1&linux=0`);
     const vmScreen = (i) => page.evaluate((i) => document.querySelector(`.vm[data-vm="${i}"] .screen`)?.textContent ?? '', i);
     const screen = await waitFor(async () => ((await vmScreen(0)).includes(BANNER) ? vmScreen(0) : ''), 60_000, 200);
     check(screen, `the SeaBIOS VM shows "${BANNER}" on its own screen`, await vmScreen(0));
@@ -392,6 +396,41 @@ async function testVms(context, base) {
     await page.close();
 }
 
+const PROMPT = 'v386:/# ';
+
+async function testDemo(context, base) {
+    log('--- the default demo: four VMs on the V386 extension (www/demo.json)');
+    const t0 = Date.now();
+    const { page, errors } = await openPage(context, base);
+    const vmNames = () => page.evaluate(() => [...document.querySelectorAll('.vm .name')].map((e) => e.textContent));
+    const names = await waitFor(async () => ((await vmNames()).length >= 4 ? vmNames() : null), 60_000, 250);
+    check(names?.includes('linux'), `the demo's VMs: ${names?.join(', ')}`);
+    const screen = (i) => page.evaluate((i) => document.querySelector(`.vm[data-vm="${i}"] .screen`)?.textContent ?? '', i);
+    const banner = await waitFor(async () => ((await screen(0)).includes(BANNER) ? true : null), 60_000, 250);
+    check(banner, `SeaBIOS boots the demo floppy in its VM after ${((Date.now() - t0) / 1000).toFixed(1)} s`);
+    const rates = await waitFor(async () => {
+        const r = await page.evaluate(() => document.querySelector('.xp-chart')?.dataset.nonzero ?? '');
+        return r.split(',').filter(Boolean).length >= 3 ? r : null;
+    }, 30_000, 500);
+    check(rates, `the chart shows non-zero rates for 3+ reasons: ${rates}`);
+    const linux = names?.indexOf('linux') ?? -1;
+    const serial = () => page.evaluate((i) => window.v386vms.panels[i]?.serialText() ?? '', linux);
+    const shell = await waitFor(async () => ((await serial()).includes(PROMPT) ? true : null), 300_000, 1000);
+    const shellSecs = (Date.now() - t0) / 1000;
+    check(shell, `Linux reaches its shell in its VM after ${shellSecs.toFixed(1)} s`, (await serial()).slice(-600));
+    if (shell) {
+        await page.click(`.vm[data-vm="${linux}"] .serial-term`);
+        await page.keyboard.type('echo v386-$((6*7))\n', { delay: 20 });
+        const answer = await waitFor(async () => ((await serial()).includes('v386-42') ? true : null), 30_000, 250);
+        check(answer, 'a command typed in its terminal runs (echo v386-$((6*7)) → v386-42)', (await serial()).slice(-300));
+    }
+    await page.screenshot({ path: path.join(OUT, 'e2e-demo.png'), fullPage: true });
+    log('screenshot tests/out/e2e-demo.png');
+    check(errors.length === 0, 'no page errors', errors.join('\n'));
+    await page.close();
+    return { shellSecs };
+}
+
 async function testExamples(context, base) {
     log('--- embedding: <v386-machine> three ways (examples/index.html)');
     const { page, errors } = await openPage(context, `${base}examples/`);
@@ -421,7 +460,7 @@ async function testExamples(context, base) {
     check(errors.length === 0, 'no page errors', errors.join('\n'));
     await page.close();
 
-    const { page: p2, errors: e2 } = await openPage(context, `${base}vms.html?config=examples/clock.json`);
+    const { page: p2, errors: e2 } = await openPage(context, `${base}?config=examples/clock.json`);
     const clock = await waitFor(
         async () => ((await p2.evaluate(() => document.querySelector('.vm .screen')?.textContent ?? '')).includes('v386 VM demo: clock') ? true : null),
         60_000,
@@ -440,9 +479,10 @@ const browser = await startBrowser();
 let figures = {};
 try {
     // `--only=vms,examples` runs some of the tests (names: default, kernel, cdrom, drop,
-    // errors, vms, examples): for quick runs while working on one page.
+    // errors, vms, examples, demo): for quick runs while working on one page.
     const only = process.argv.find((a) => a.startsWith('--only='))?.slice(7).split(',');
     const want = (name) => !only || only.includes(name);
+    if (want('demo')) await testDemo(browser.context, server.url);
     if (want('default')) figures = await testDefault(browser.context, server.url);
     if (want('kernel')) await testKernelUrl(browser.context, server.url);
     if (want('cdrom')) await testCdromUrl(browser.context, server.url);

@@ -18,7 +18,7 @@ const SECONDS = arg('seconds', 15);
 const WARMUP_MS = 5000;
 
 async function measure(context, base, panels) {
-    const { page, errors } = await openPage(context, `${base}vms.html?deterministic=1&panels=${panels}`);
+    const { page, errors } = await openPage(context, `${base}?deterministic=1&panels=${panels}`);
     await page.waitForFunction(() => window.v386vms?.panels?.length > 0, null, { timeout: 60_000 });
     await new Promise((r) => setTimeout(r, WARMUP_MS));
     const figures = await page.evaluate(
