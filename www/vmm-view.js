@@ -142,6 +142,8 @@ export class VmmView {
             this.onupdate?.(msg);
         } else if (msg.type === 'error') {
             this.fail(msg.message);
+        } else if (msg.type === 'saved') {
+            // save()'s own listener takes it.
         } else {
             this.exits?.message(msg);
         }
@@ -172,6 +174,25 @@ export class VmmView {
 
     pause() {
         this.worker.postMessage({ type: 'pause' });
+    }
+
+    /** The whole machine (VMM and VMs) as a snapshot file's bytes. */
+    save() {
+        const id = (this.saves = (this.saves ?? 0) + 1);
+        return new Promise((resolve) => {
+            const done = (e) => {
+                if (e.data.type !== 'saved' || e.data.id !== id) return;
+                this.worker.removeEventListener('message', done);
+                resolve(e.data.bytes);
+            };
+            this.worker.addEventListener('message', done);
+            this.worker.postMessage({ type: 'save', id });
+        });
+    }
+
+    /** Replace the machine with a snapshot's; it stays paused until `start()`. */
+    restore(bytes) {
+        this.worker.postMessage({ type: 'restore', bytes });
     }
 
     /** Bytes typed on VM `vm`'s serial line. */

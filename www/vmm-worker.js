@@ -11,6 +11,8 @@
 //   {type:'start'} {type:'pause'}
 //   {type:'serial', vm, bytes} bytes typed on VM `vm`'s COM1.
 //   {type:'key', vm, code, down} a PS/2 key on VM `vm`'s keyboard, by KeyboardEvent.code.
+//   {type:'save', id}         the whole VMM as a snapshot file → {type:'saved', id, bytes}.
+//   {type:'restore', bytes}   replace the VMM with a snapshot's (paused) → an update.
 //   {type:'breakOn', reasons:[n…]}  stop at exits of these reason numbers ([] = never).
 //   {type:'step', vm, max}    pause, then step VM `vm` (index) alone: max = 1 handles its
 //                             pending exit or runs one instruction; a larger max handles it and
@@ -184,6 +186,22 @@ self.onmessage = (e) => {
                 break;
             case 'pause':
                 pause();
+                break;
+            case 'save': {
+                // Between runs: the VMM's state is whole here (a break's pending exit too).
+                const bytes = v.save();
+                post({ type: 'saved', id: msg.id, bytes }, [bytes.buffer]);
+                break;
+            }
+            case 'restore':
+                pause();
+                v.restore(msg.bytes);
+                seen = v.exitLogTotal();
+                screens.forEach((s) => s.screen.free());
+                screens = [];
+                forceScreens = true;
+                update();
+                post({ type: 'paused' });
                 break;
             case 'serial':
                 v?.serialInput(msg.vm, msg.bytes);

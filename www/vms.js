@@ -39,6 +39,21 @@ async function boot(loaded) {
 }
 
 let loaded = null;
+$('btn-save').onclick = async () => {
+    if (!view) return;
+    const bytes = await view.save();
+    const a = document.createElement('a');
+    a.href = URL.createObjectURL(new Blob([bytes], { type: 'application/octet-stream' }));
+    a.download = `v386-${new Date().toISOString().replace(/[:.]/g, '-')}.v386snap`;
+    a.click();
+    setTimeout(() => URL.revokeObjectURL(a.href), 10_000);
+};
+$('btn-restore').onclick = () => $('restore-file').click();
+$('restore-file').onchange = async () => {
+    const file = $('restore-file').files[0];
+    if (file && view) view.restore(new Uint8Array(await file.arrayBuffer()));
+    $('restore-file').value = '';
+};
 $('btn-start').onclick = () => view?.start();
 $('btn-pause').onclick = () => view?.pause();
 // The switch rebuilds the VMs: time's source is fixed when a machine is built.

@@ -423,6 +423,23 @@ async function testDemo(context, base) {
         await page.keyboard.type('echo v386-$((6*7))\n', { delay: 20 });
         const answer = await waitFor(async () => ((await serial()).includes('v386-42') ? true : null), 30_000, 250);
         check(answer, 'a command typed in its terminal runs (echo v386-$((6*7)) → v386-42)', (await serial()).slice(-300));
+        // Save the whole machine, restore it, run on: Linux still answers.
+        const saved = await page.evaluate(async () => {
+            const b = await window.v386vms.save();
+            window.savedSnapshot = b;
+            return { size: b.length, magic: String.fromCharCode(...b.slice(0, 8)) };
+        });
+        check(saved.magic === 'V386SNAP' && saved.size > 1e6, `Save gives a snapshot file (${(saved.size / 2 ** 20).toFixed(1)} MiB, ${saved.magic})`);
+        await page.evaluate(() => {
+            window.v386vms.restore(window.savedSnapshot);
+            window.v386vms.start();
+        });
+        await page.click(`.vm[data-vm="${linux}"] .serial-term`);
+        await page.keyboard.type('echo restored-$((7*6))\n', { delay: 20 });
+        const again = await waitFor(async () => ((await serial()).includes('restored-42') ? true : null), 30_000, 250);
+        check(again, 'Restore puts it back and it runs on: Linux answers a new command', (await serial()).slice(-300));
+        const panel = await page.evaluate(() => document.getElementById('error').hidden ? '' : document.getElementById('error').textContent);
+        check(panel === '', 'no error panel after the restore', panel);
     }
     await page.screenshot({ path: path.join(OUT, 'e2e-demo.png'), fullPage: true });
     log('screenshot tests/out/e2e-demo.png');
