@@ -40,7 +40,7 @@ mkdir -p .cache/images
 for name in webdemo vmdemo_clock vmdemo_sensitive; do
     if [ "tests/guests/$name.asm" -nt ".cache/images/$name.img" ] || [ ! -f ".cache/images/$name.img" ]; then
         log "nasm tests/guests/$name.asm"
-        nasm -f bin -o ".cache/images/$name.img" "tests/guests/$name.asm"
+        nasm -f bin -I tests/guests/ -o ".cache/images/$name.img" "tests/guests/$name.asm"
     fi
 done
 log "ok: pkg/v386_bg.wasm $(stat -c %s pkg/v386_bg.wasm) bytes"

@@ -46,7 +46,16 @@ fn assemble() -> Option<(PathBuf, Vec<u8>)> {
     }
     let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/guests/apic.asm");
     let bin = out_dir("apic_kernel").join("apic.bin");
-    let out = Command::new("nasm").args(["-f", "bin"]).arg(&src).arg("-o").arg(&bin).output().expect("run nasm");
+    // Its includes are beside it; nasm wants the trailing separator.
+    let include = format!("{}{}", guests_dir().display(), std::path::MAIN_SEPARATOR);
+    let out = Command::new("nasm")
+        .args(["-f", "bin", "-I"])
+        .arg(include)
+        .arg(&src)
+        .arg("-o")
+        .arg(&bin)
+        .output()
+        .expect("run nasm");
     assert!(out.status.success(), "nasm failed on {}:\n{}", src.display(), String::from_utf8_lossy(&out.stderr));
     let img = std::fs::read(&bin).expect("read the assembled kernel");
     Some((bin, img))

@@ -28,7 +28,8 @@ fn assemble(paravirt: bool) -> Vec<u8> {
     let src = guests_dir().join("nanobench.asm");
     let img = out_dir("lab").join(if paravirt { "nanobench-pv.img" } else { "nanobench.img" });
     let mut cmd = Command::new("nasm");
-    cmd.args(["-f", "bin"]);
+    // Its includes are beside it; nasm wants the trailing separator.
+    cmd.args(["-f", "bin", "-I"]).arg(format!("{}{}", guests_dir().display(), std::path::MAIN_SEPARATOR));
     if paravirt {
         cmd.arg("-DPARAVIRT");
     }

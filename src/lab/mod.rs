@@ -184,7 +184,7 @@ impl Cost {
     }
 }
 
-/// The guest in its two builds: `nasm -f bin tests/guests/nanobench.asm` and the same
+/// The guest in its two builds: `nasm -f bin -I tests/guests/ tests/guests/nanobench.asm` and the same
 /// with `-DPARAVIRT`.
 #[derive(Clone, Debug)]
 pub struct Images {

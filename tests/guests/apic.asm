@@ -119,20 +119,7 @@ BUSY_LOOPS      equ 5000
 
 ; ---- Multiboot header (a.out kludge: flags bit 16) --------------------------------------
 
-%define MB_MAGIC 0x1BADB002
-%define MB_FLAGS 0x00010000
-
-image_start:
-align 4
-mb_header:
-    dd MB_MAGIC
-    dd MB_FLAGS
-    dd -(MB_MAGIC + MB_FLAGS)
-    dd mb_header                        ; header_addr
-    dd image_start                      ; load_addr
-    dd file_end                         ; load_end_addr
-    dd bss_end                          ; bss_end_addr
-    dd entry                            ; entry_addr
+%include "multiboot.inc"
 
 ; ---- Entry ------------------------------------------------------------------------------
 

@@ -2,8 +2,8 @@
 ; "A Comparison of Software and Hardware Techniques for x86 Virtualization" (ASPLOS
 ; 2006), as a small 32-bit kernel with paging on, in a native and a paravirtual build.
 ;
-;   nasm -f bin -o nanobench.img    tests/guests/nanobench.asm
-;   nasm -f bin -o nanobench-pv.img -DPARAVIRT tests/guests/nanobench.asm
+;   nasm -f bin -I tests/guests/ -o nanobench.img    tests/guests/nanobench.asm
+;   nasm -f bin -I tests/guests/ -o nanobench-pv.img -DPARAVIRT tests/guests/nanobench.asm
 ;
 ; A Multiboot v1 kernel (a flat image at 1 MiB with the a.out-kludge address fields,
 ; Multiboot Specification 0.6.96 §3.1.3), started without a BIOS (`-kernel`,
@@ -128,23 +128,11 @@ HC_PTE_UPDATE   equ 5
 
 ; ---- Multiboot header (a.out kludge: flags bit 16) --------------------------------------
 
-%define MB_MAGIC 0x1BADB002
-%define MB_FLAGS 0x00010000
 MB_BOOT_MAGIC   equ 0x2BADB002
 MBI_FLAGS_CMDLINE equ 1 << 2
 MBI_CMDLINE     equ 16
 
-image_start:
-align 4
-mb_header:
-    dd MB_MAGIC
-    dd MB_FLAGS
-    dd -(MB_MAGIC + MB_FLAGS)
-    dd mb_header                        ; header_addr
-    dd image_start                      ; load_addr
-    dd file_end                         ; load_end_addr
-    dd bss_end                          ; bss_end_addr
-    dd entry                            ; entry_addr
+%include "multiboot.inc"
 
 ; ---- Entry ------------------------------------------------------------------------------
 
@@ -601,26 +589,7 @@ set_gate:
     pop eax
     ret
 
-%macro EXC_STUB 1
-exc_%1:
-%if !(%1 == 8 || (%1 >= 10 && %1 <= 14) || %1 == 17)
-    push 0
-%endif
-    push %1
-    jmp fatal
-%endmacro
-%assign v 0
-%rep 32
-EXC_STUB v
-%assign v v + 1
-%endrep
-
-exc_stubs:
-%assign v 0
-%rep 32
-    dd exc_ %+ v
-%assign v v + 1
-%endrep
+%include "exc_stubs.inc"
 
 unexpected_int:
     push 0

@@ -3,7 +3,7 @@
 ; A Multiboot v1 kernel (a flat image at 1 MiB whose header carries the a.out-kludge
 ; address fields, Multiboot Specification 0.6.96 §3.1.3), built with
 ;
-;   nasm -f bin -o vmdemo_clock.img tests/guests/vmdemo_clock.asm
+;   nasm -f bin -I tests/guests/ -o vmdemo_clock.img tests/guests/vmdemo_clock.asm
 ;
 ; by tests/vmm_demo.rs and scripts/build-web.sh, and started as a VM's kernel
 ; (`MachineSpec { kernel: .. }`), without a BIOS. It also runs on the bare machine
@@ -111,20 +111,7 @@ SPEED_COL       equ 15
 
 ; ---- Multiboot header (a.out kludge: flags bit 16) --------------------------------------
 
-%define MB_MAGIC 0x1BADB002
-%define MB_FLAGS 0x00010000
-
-image_start:
-align 4
-mb_header:
-    dd MB_MAGIC
-    dd MB_FLAGS
-    dd -(MB_MAGIC + MB_FLAGS)
-    dd mb_header                        ; header_addr
-    dd image_start                      ; load_addr
-    dd file_end                         ; load_end_addr
-    dd bss_end                          ; bss_end_addr
-    dd entry                            ; entry_addr
+%include "multiboot.inc"
 
 ; ---- Entry ------------------------------------------------------------------------------
 
@@ -690,26 +677,7 @@ soft_int:
 
 ; Exception stubs: push a 0 error code where the processor pushes none (SDM Vol. 3A §6.13,
 ; Table 6-1: 8, 10-14 and 17 push one), then the vector.
-%macro EXC_STUB 1
-exc_%1:
-%if !(%1 == 8 || (%1 >= 10 && %1 <= 14) || %1 == 17)
-    push 0
-%endif
-    push %1
-    jmp fatal
-%endmacro
-%assign v 0
-%rep 32
-EXC_STUB v
-%assign v v + 1
-%endrep
-
-exc_stubs:
-%assign v 0
-%rep 32
-    dd exc_ %+ v
-%assign v v + 1
-%endrep
+%include "exc_stubs.inc"
 
 ; An exception: "EXCEPTION vv error eeeeeeee at eip eeeeeeee" on the last screen row and
 ; on COM1, then stop for good (CLI; HLT).

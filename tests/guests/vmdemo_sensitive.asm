@@ -4,7 +4,7 @@
 ; A Multiboot v1 kernel (a flat image at 1 MiB whose header carries the a.out-kludge
 ; address fields, Multiboot Specification 0.6.96 §3.1.3), built with
 ;
-;   nasm -f bin -o vmdemo_sensitive.img tests/guests/vmdemo_sensitive.asm
+;   nasm -f bin -I tests/guests/ -o vmdemo_sensitive.img tests/guests/vmdemo_sensitive.asm
 ;
 ; by tests/vmm_demo.rs and scripts/build-web.sh, and started as a VM's kernel
 ; (`MachineSpec { kernel: .. }`), without a BIOS.
@@ -143,20 +143,7 @@ EFLAGS_IF       equ 1 << 9
 
 ; ---- Multiboot header (a.out kludge: flags bit 16) --------------------------------------
 
-%define MB_MAGIC 0x1BADB002
-%define MB_FLAGS 0x00010000
-
-image_start:
-align 4
-mb_header:
-    dd MB_MAGIC
-    dd MB_FLAGS
-    dd -(MB_MAGIC + MB_FLAGS)
-    dd mb_header                        ; header_addr
-    dd image_start                      ; load_addr
-    dd file_end                         ; load_end_addr
-    dd bss_end                          ; bss_end_addr
-    dd entry                            ; entry_addr
+%include "multiboot.inc"
 
 ; ---- Entry ------------------------------------------------------------------------------
 
@@ -941,26 +928,7 @@ ud_handler:
     mov eax, -1
     iretd
 
-%macro EXC_STUB 1
-exc_%1:
-%if !(%1 == 8 || (%1 >= 10 && %1 <= 14) || %1 == 17)
-    push 0
-%endif
-    push %1
-    jmp fatal
-%endmacro
-%assign v 0
-%rep 32
-EXC_STUB v
-%assign v v + 1
-%endrep
-
-exc_stubs:
-%assign v 0
-%rep 32
-    dd exc_ %+ v
-%assign v v + 1
-%endrep
+%include "exc_stubs.inc"
 
 ; An exception: "EXCEPTION vv error eeeeeeee at EIP eeeeeeee" on the last screen row and
 ; on COM1, then CLI; HLT for good.

@@ -125,20 +125,7 @@ FW_CFG_DMA_LO   equ 0x518
 
 ; ---- Multiboot header (a.out kludge: flags bit 16) --------------------------------------
 
-%define MB_MAGIC 0x1BADB002
-%define MB_FLAGS 0x00010000
-
-image_start:
-align 4
-mb_header:
-    dd MB_MAGIC
-    dd MB_FLAGS
-    dd -(MB_MAGIC + MB_FLAGS)
-    dd mb_header                        ; header_addr
-    dd image_start                      ; load_addr
-    dd file_end                         ; load_end_addr
-    dd bss_end                          ; bss_end_addr
-    dd entry                            ; entry_addr
+%include "multiboot.inc"
 
 ; The VMM's structures as host-physical addresses, patched in by the test after the VMs
 ; are created (it finds the magic). Order: victim RAM, victim pattern region, victim SLT

@@ -94,7 +94,9 @@ fn assemble(paravirt: bool) -> Result<Vec<u8>, String> {
         if paravirt { "pv" } else { "native" }
     ));
     let mut cmd = Command::new("nasm");
-    cmd.args(["-f", "bin"]);
+    // Its includes (multiboot.inc, exc_stubs.inc) are beside it; nasm wants the trailing separator.
+    let include = format!("{}{}", src.parent().unwrap_or(Path::new(".")).display(), std::path::MAIN_SEPARATOR);
+    cmd.args(["-f", "bin", "-I"]).arg(include);
     if paravirt {
         cmd.arg("-DPARAVIRT");
     }
