@@ -2,8 +2,9 @@
 // (a VmmView: vmm-view.js), each VM's screen and serial line, and the VM exits.
 //
 // The VMs come from a JSON config (config.js; docs/embedding.md): www/demo.json by default —
-// SeaBIOS booting the demo floppy, the two demo kernels (a PIT clock; the sensitive
-// instructions seen from inside a VM) and Debian's Linux when the set-up fetched it.
+// the two demo kernels (a PIT clock; the sensitive instructions seen from inside a VM) and
+// Debian's Linux when the set-up fetched it; examples/small.json has SeaBIOS booting the
+// demo floppy beside the demo kernels.
 // URL parameters: config=<URL or JSON> another config; deterministic=1|0 overrides the
 // config's; linux=0 leaves Linux out; quantum=N instructions per VM turn; exitcost=N the
 // modelled cycles of one exit (the exits panel's share of work); panels=a,b which panels

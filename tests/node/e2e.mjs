@@ -6,9 +6,10 @@
 //   node tests/node/e2e.mjs
 //
 // It serves the repository with scripts/serve.mjs on a free port and checks:
-//  0. the default demo (/, www/demo.json): SeaBIOS, the two demo kernels and Debian's Linux
-//     as VMs on the host's clock; the chart shows rates for three reasons or more, Linux
-//     reaches its shell and a command typed in its terminal runs → tests/out/e2e-demo.png
+//  0. the default demo (/, www/demo.json): the two demo kernels and Debian's Linux as VMs
+//     on the host's clock; the chart shows rates for three reasons or more, log rows show
+//     disassembly, break on exit pauses on CPUID, Linux reaches its shell and a command
+//     typed in its terminal runs, Save and Restore bring it back → tests/out/e2e-demo.png
 //  1. the single-machine page (machine.html: SeaBIOS booting the demo floppy) shows its banner on the VGA
 //     screen (read through window.v386) and in the xterm.js serial console, the canvas is
 //     drawn, keys typed on the focused canvas and bytes typed in the terminal both echo on
@@ -24,7 +25,7 @@
 //  4. errors reach the page's error panel: a missing image (HTTP 404) and a config the
 //     emulator rejects (a Machine constructor exception in the worker), and a wasm panic
 //     (Machine.panicForTest: console_error_panic_hook's message);
-//  5. the VMs page (index.html, deterministic, Linux left out): VMs under the VMM on V386 — SeaBIOS's demo floppy and the
+//  5. the VMs page with examples/small.json (deterministic): VMs under the VMM on V386 — SeaBIOS's demo floppy and the
 //     demo kernels when built — each with its screen and serial line; the exits panel:
 //     the counters table, the uPlot chart with non-zero rates for three reasons or more,
 //     the share of work guest vs VMM, the virtualised exit log with disassembled rows and
@@ -259,8 +260,9 @@ const fmtN = (n) => Math.round(n).toLocaleString('en-US');
 
 async function testVms(context, base) {
     log('--- the VMs page: VMs under the VMM, exits as they happen');
-    // Deterministic and without Linux: the small guests exit fast (10^5 log rows in seconds).
-    const { page, errors } = await openPage(context, `${base}?deterministic=1&linux=0`);
+    // SeaBIOS and the demo kernels, deterministic, without Linux: the small guests exit
+    // fast (10^5 log rows in seconds).
+    const { page, errors } = await openPage(context, `${base}?config=examples/small.json`);
     const vmScreen = (i) => page.evaluate((i) => document.querySelector(`.vm[data-vm="${i}"] .screen`)?.textContent ?? '', i);
     const screen = await waitFor(async () => ((await vmScreen(0)).includes(BANNER) ? vmScreen(0) : ''), 60_000, 200);
     check(screen, `the SeaBIOS VM shows "${BANNER}" on its own screen`, await vmScreen(0));
@@ -399,20 +401,31 @@ async function testVms(context, base) {
 const PROMPT = 'v386:/# ';
 
 async function testDemo(context, base) {
-    log('--- the default demo: four VMs on the V386 extension (www/demo.json)');
+    log('--- the default demo: VMs on the V386 extension (www/demo.json)');
     const t0 = Date.now();
     const { page, errors } = await openPage(context, base);
     const vmNames = () => page.evaluate(() => [...document.querySelectorAll('.vm .name')].map((e) => e.textContent));
-    const names = await waitFor(async () => ((await vmNames()).length >= 4 ? vmNames() : null), 60_000, 250);
+    const names = await waitFor(async () => ((await vmNames()).length >= 3 ? vmNames() : null), 60_000, 250);
     check(names?.includes('linux'), `the demo's VMs: ${names?.join(', ')}`);
     const screen = (i) => page.evaluate((i) => document.querySelector(`.vm[data-vm="${i}"] .screen`)?.textContent ?? '', i);
-    const banner = await waitFor(async () => ((await screen(0)).includes(BANNER) ? true : null), 60_000, 250);
-    check(banner, `SeaBIOS boots the demo floppy in its VM after ${((Date.now() - t0) / 1000).toFixed(1)} s`);
+    const booted = await waitFor(async () => ((await screen(0)) + (await screen(1))).includes('v386 VM demo: sensitive') ? true : null, 60_000, 250);
+    check(booted, `the demo kernels boot in their VMs (${((Date.now() - t0) / 1000).toFixed(1)} s)`, (await screen(0)) + (await screen(1)));
     const rates = await waitFor(async () => {
         const r = await page.evaluate(() => document.querySelector('.xp-chart')?.dataset.nonzero ?? '');
         return r.split(',').filter(Boolean).length >= 3 ? r : null;
     }, 30_000, 500);
     check(rates, `the chart shows non-zero rates for 3+ reasons: ${rates}`);
+    const dis = await waitFor(async () => {
+        const d = await page.evaluate(() => [...document.querySelectorAll('.xp-log-rows .xp-row:not([hidden]) .dis')].map((e) => e.textContent));
+        return d.some((t) => /^(out|in|hlt|cpuid|vcall)\b/.test(t)) ? d : null;
+    }, 20_000, 250);
+    check(dis, `log rows show disassembly: ${[...new Set(dis ?? [])].filter(Boolean).slice(0, 5).join(' | ')}`);
+    await page.check('input.brk[data-reason="CPUID"]');
+    const status = () => page.evaluate(() => document.querySelector('.xp-status').textContent);
+    const paused = await waitFor(async () => ((await status()).startsWith('paused on') ? status() : ''), 20_000, 100);
+    check(paused.startsWith('paused on CPUID in '), `break on exit pauses on the chosen reason: "${paused}"`);
+    await page.uncheck('input.brk[data-reason="CPUID"]');
+    await page.click('.xp-continue');
     const linux = names?.indexOf('linux') ?? -1;
     const serial = () => page.evaluate((i) => window.v386vms.panels[i]?.serialText() ?? '', linux);
     const shell = await waitFor(async () => ((await serial()).includes(PROMPT) ? true : null), 300_000, 1000);
