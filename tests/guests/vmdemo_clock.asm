@@ -419,54 +419,11 @@ big_colon:
     add edi, 4 * 2
     ret
 
+; ---- Shared with the other demo kernel: screen text, numbers, COM1, PIC, PIT, gates ---
+
+%include "demo_kernel.inc"
+
 ; ---- Text-screen output -----------------------------------------------------------------
-
-; The NUL-terminated string at ESI at cell address EDI in attribute BL; EDI moves past it.
-vga_puts:
-    push eax
-    push esi
-    mov ah, bl
-.next:
-    lodsb
-    test al, al
-    jz .done
-    stosw
-    jmp .next
-.done:
-    pop esi
-    pop eax
-    ret
-
-; The string at ESI in a field of ECX cells at EDI (padded with blanks, cut if longer).
-vga_field:
-    push eax
-    push ecx
-    push esi
-    mov ah, bl
-.next:
-    lodsb
-    test al, al
-    jz .pad
-    stosw
-    dec ecx
-    jnz .next
-    jmp .done
-.pad:
-    mov al, ' '
-    rep stosw
-.done:
-    pop esi
-    pop ecx
-    pop eax
-    ret
-
-; AL at EDI in attribute BL.
-vga_char:
-    push eax
-    mov ah, bl
-    stosw
-    pop eax
-    ret
 
 ; EAX (0-99) as two decimal digits at EDI in attribute BL.
 vga_two:
@@ -484,129 +441,6 @@ vga_two:
     pop edx
     pop ecx
     pop eax
-    ret
-
-; ---- Numbers ----------------------------------------------------------------------------
-
-; EAX in decimal: ESI = the digits, NUL-terminated (in numbuf, valid until the next call).
-fmt_dec:
-    push eax
-    push ebx
-    push edx
-    mov esi, numbuf_end
-    mov byte [esi], 0
-    mov ebx, 10
-.div:
-    xor edx, edx
-    div ebx
-    add dl, '0'
-    dec esi
-    mov [esi], dl
-    test eax, eax
-    jnz .div
-    pop edx
-    pop ebx
-    pop eax
-    ret
-
-; ---- COM1 -------------------------------------------------------------------------------
-
-; 115200 baud (divisor 1), 8N1, FIFOs on, no interrupts (IER = 0): the kernel polls.
-com_init:
-    mov dx, COM1 + UART_IER
-    xor al, al
-    out dx, al
-    mov dx, COM1 + UART_LCR
-    mov al, LCR_DLAB
-    out dx, al
-    mov dx, COM1 + UART_THR             ; DLL
-    mov al, 1
-    out dx, al
-    mov dx, COM1 + UART_IER             ; DLM
-    xor al, al
-    out dx, al
-    mov dx, COM1 + UART_LCR
-    mov al, LCR_8N1
-    out dx, al
-    mov dx, COM1 + UART_FCR
-    mov al, FCR_ENABLE
-    out dx, al
-    mov dx, COM1 + UART_MCR
-    mov al, MCR_DTR_RTS
-    out dx, al
-    ret
-
-; AL on COM1, once LSR says the transmitter holding register is empty (or the UART has
-; not answered for THRE_TRIES reads: the byte is sent anyway, never a hang).
-com_putc:
-    push eax
-    push ecx
-    push edx
-    mov ah, al
-    mov ecx, THRE_TRIES
-    mov dx, COM1 + UART_LSR
-.wait:
-    in al, dx
-    test al, LSR_THRE
-    jnz .ready
-    dec ecx
-    jnz .wait
-.ready:
-    mov al, ah
-    mov dx, COM1 + UART_THR
-    out dx, al
-    pop edx
-    pop ecx
-    pop eax
-    ret
-
-; The NUL-terminated string at ESI on COM1.
-com_puts:
-    push eax
-    push esi
-.next:
-    lodsb
-    test al, al
-    jz .done
-    call com_putc
-    jmp .next
-.done:
-    pop esi
-    pop eax
-    ret
-
-; ---- Interrupt controllers and the timer ------------------------------------------------
-
-; Both 8259As: ICW1 edge-triggered, cascaded, ICW4 follows; ICW2 vector bases; ICW3 the
-; slave on the master's IR2; ICW4 8086 mode, normal EOI. OCW1: only IRQ0 unmasked.
-pic_init:
-    mov al, 0x11
-    out PIC1_CMD, al
-    out PIC2_CMD, al
-    mov al, VEC_IRQ0
-    out PIC1_DATA, al
-    mov al, VEC_IRQ8
-    out PIC2_DATA, al
-    mov al, 0x04
-    out PIC1_DATA, al
-    mov al, 0x02
-    out PIC2_DATA, al
-    mov al, 0x01
-    out PIC1_DATA, al
-    out PIC2_DATA, al
-    mov al, 0xfe
-    out PIC1_DATA, al
-    mov al, 0xff
-    out PIC2_DATA, al
-    ret
-
-pit_init:
-    mov al, PIT_MODE2
-    out PIT_CTRL, al
-    mov al, PIT_DIVISOR & 0xff
-    out PIT_CH0, al
-    mov al, PIT_DIVISOR >> 8
-    out PIT_CH0, al
     ret
 
 ; ---- Interrupts and exceptions ----------------------------------------------------------
@@ -639,35 +473,10 @@ build_idt:
     jb .loop
     ret
 
-; IDT entry ECX: a 32-bit interrupt gate (type 1110b, DPL 0, present) to CODE_SEL:EAX
-; (SDM Vol. 3A §6.11, Figure 6-2).
-set_gate:
-    push eax
-    push edi
-    lea edi, [idt + ecx * 8]
-    mov [edi], ax
-    mov word [edi + 2], CODE_SEL
-    mov word [edi + 4], 0x8e00
-    shr eax, 16
-    mov [edi + 6], ax
-    pop edi
-    pop eax
-    ret
-
 irq0:
     push eax
     inc dword [ticks]
     mov al, PIC_EOI
-    out PIC1_CMD, al
-    pop eax
-    iretd
-
-; A masked IRQ cannot arrive; a spurious IRQ7/IRQ15 may. A non-specific EOI to both
-; controllers is harmless when nothing is in service (interrupts are off in handlers).
-irq_other:
-    push eax
-    mov al, PIC_EOI
-    out PIC2_CMD, al
     out PIC1_CMD, al
     pop eax
     iretd
