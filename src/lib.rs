@@ -30,6 +30,7 @@ pub mod devices;
 pub mod front;
 pub mod lab;
 pub mod machine;
+pub mod monitor;
 pub mod snapshot;
 pub mod vmm;
 #[cfg(target_arch = "wasm32")]

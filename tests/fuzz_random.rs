@@ -105,7 +105,11 @@ fn random_bytes_never_panic_the_emulator() {
             StopReason::BudgetSpent | StopReason::Yield => 0,
             StopReason::Halted => 1,
             StopReason::Shutdown => 2,
-            StopReason::DebugExit(_) | StopReason::Reset | StopReason::PowerOff | StopReason::VmExit => 3,
+            StopReason::DebugExit(_)
+            | StopReason::Reset
+            | StopReason::PowerOff
+            | StopReason::VmExit
+            | StopReason::HostTrap => 3,
         };
         stops[k] += 1;
     }

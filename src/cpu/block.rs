@@ -191,7 +191,7 @@ impl Cpu {
                     Fault::Exc(x) if x.is_trap() => self.icount += 1,
                     // A faulting instruction is a step of the budget, not retired.
                     Fault::Exc(_) | Fault::VmExit => self.eip = self.start_eip,
-                    Fault::Halt | Fault::Stop(_) => self.icount += 1,
+                    Fault::Halt | Fault::Stop(_) | Fault::HostTrap => self.icount += 1,
                     Fault::Break => {
                         self.icount += 1;
                         let r = if self.did_io { self.after_device_access(bus) } else { Ok(()) };

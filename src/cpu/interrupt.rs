@@ -70,6 +70,7 @@ impl Cpu {
             let snap = self.snapshot();
             match self.deliver(bus, e.vector(), Kind::Exception, e.error_code()) {
                 Ok(()) => return None,
+                Err(Fault::HostTrap) => return Some(StopReason::HostTrap),
                 Err(Fault::VmExit) | Err(Fault::Exc(Exception::VmExit)) => {
                     // The delivery itself exited (a nested page fault on the guest's IDT
                     // or stack): the VMM re-injects the event (IDT_VECTORING_INFO).
@@ -114,6 +115,7 @@ impl Cpu {
         let snap = self.snapshot();
         match self.deliver(bus, vector, Kind::External, None) {
             Ok(()) => None,
+            Err(Fault::HostTrap) => Some(StopReason::HostTrap),
             Err(Fault::VmExit) | Err(Fault::Exc(Exception::VmExit)) => {
                 self.restore(snap);
                 if let Some(x) = self.exit_info_mut() {
@@ -132,6 +134,18 @@ impl Cpu {
     /// Deliver interrupt `vector`; on return CS:EIP is the handler. EIP must already be the
     /// return address (next instruction for traps and INT n, the faulting one for faults).
     pub(crate) fn deliver<B: Bus>(&mut self, bus: &mut B, vector: u8, kind: Kind, error: Option<u16>) -> Res<()> {
+        if self.trap_events && self.v386.is_none() {
+            // A software monitor's IDT: the event goes to the host before anything is
+            // read or pushed (`crate::monitor`).
+            let kind = match kind {
+                Kind::Software => super::TrapKind::Software,
+                Kind::Icebp => super::TrapKind::Icebp,
+                Kind::Exception => super::TrapKind::Exception,
+                Kind::External => super::TrapKind::External,
+            };
+            self.trapped = Some(super::TrapEvent { vector, kind, error });
+            return Err(Fault::HostTrap);
+        }
         if !self.protected() {
             return self.deliver_real(bus, vector);
         }

@@ -105,6 +105,33 @@ pub enum StopReason {
     Yield,
     /// A guest entered by [`Cpu::vm_run`] exited (docs/v386.md §8); only `vm_run` sees it.
     VmExit,
+    /// [`Cpu::trap_events`] is set and an exception, interrupt or INT n was about to be
+    /// delivered: nothing was pushed, the event is in [`Cpu::trapped`] (a software
+    /// monitor's ring-0 handlers, `crate::monitor`).
+    HostTrap,
+}
+
+/// An event [`Cpu::trap_events`] handed to the host instead of delivering it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TrapEvent {
+    pub vector: u8,
+    pub kind: TrapKind,
+    /// The error code the processor would have pushed (SDM Vol. 3A §6.13).
+    pub error: Option<u16>,
+}
+
+/// What raised a [`TrapEvent`]; it decides EIP (past INT n, at a faulting instruction)
+/// and the gate's privilege check.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum TrapKind {
+    /// A processor exception (EIP at the instruction for faults, past it for traps).
+    Exception,
+    /// INT n, INT3 or INTO (EIP past the instruction): the gate's DPL must be >= CPL.
+    Software,
+    /// INT1 (ICEBP).
+    Icebp,
+    /// An external interrupt the interrupt controller acknowledged.
+    External,
 }
 
 /// A descriptor-table register (GDTR, IDTR: SDM Vol. 3A §2.4).
@@ -132,6 +159,8 @@ pub(crate) enum Fault {
     /// A VM exit was recorded (`Cpu::record_exit`, docs/v386.md §8): the instruction is
     /// unwound like a fault and the run loop completes the exit.
     VmExit,
+    /// [`Cpu::trap_events`]: the event is in [`Cpu::trapped`] for the host.
+    HostTrap,
 }
 
 impl From<Exception> for Fault {
@@ -216,6 +245,15 @@ pub struct Cpu {
     /// The access in progress is an implicit system access (descriptor tables, TSS): the
     /// nested-page-fault qualification says so (Table 8-5 bit 10).
     pub(crate) sys_access: bool,
+    /// Hand every exception, interrupt and INT n to the host instead of delivering it
+    /// ([`StopReason::HostTrap`]), outside V386 mode: the hardware of a classic x86 whose
+    /// IDT, owned by a monitor, sends every event to the monitor's ring-0 code — here
+    /// that code is Rust (`crate::monitor`). Not saved: the monitor is not (yet).
+    #[serde(skip)]
+    pub trap_events: bool,
+    /// The event the last [`StopReason::HostTrap`] stopped for.
+    #[serde(skip)]
+    pub trapped: Option<TrapEvent>,
 }
 
 impl Default for Cpu {
@@ -264,6 +302,8 @@ impl Cpu {
             vx_spare: None,
             exec_eip: 0,
             sys_access: false,
+            trap_events: false,
+            trapped: None,
         };
         c.segs[CS as usize] = Seg::real(0xf000);
         c.segs[CS as usize].base = 0xffff_0000;
@@ -410,6 +450,7 @@ impl Cpu {
                         break r;
                     }
                 }
+                Err(Fault::HostTrap) => break StopReason::HostTrap,
             }
             // Checked here, after the step's exception or trap was delivered, so a yield
             // never loses a single-step trap.
@@ -470,7 +511,8 @@ impl Cpu {
                     self.icount += 1;
                 }
                 Fault::Exc(_) | Fault::VmExit => self.eip = self.start_eip,
-                Fault::Halt | Fault::Stop(_) | Fault::Break => self.icount += 1,
+                // INT n handed to the host has retired: EIP is past it.
+                Fault::Halt | Fault::Stop(_) | Fault::Break | Fault::HostTrap => self.icount += 1,
             }
             return Err(e);
         }

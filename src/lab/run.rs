@@ -15,6 +15,7 @@
 use super::{Bench, Cost, Images, LabConfig, LabError, Technique};
 use crate::cpu::StopReason;
 use crate::machine::{Machine, MachineConfig, MachineSpec};
+use crate::monitor::{Counters as MonitorCounters, Monitor, MonitorExit, Options, MONITOR_BYTES};
 use crate::vmm::{Vm, VmState, VmStop, Vmm, VmmConfig};
 use alloc::format;
 use alloc::string::{String, ToString};
@@ -52,6 +53,22 @@ pub struct Column {
     pub total: Cost,
     /// The guest's COM1 output (its self-check line).
     pub serial: String,
+    /// What its sensitive-instruction probe saw go wrong (`nanobench: wrong: …` lines):
+    /// the classic x86's silent failures, expected only in column 2.
+    pub wrong: Vec<String>,
+    /// Columns 2–4: what the software monitor counted over the whole run (shadow fills,
+    /// traced writes, scans, breakpoints, rescans).
+    pub monitor: Option<MonitorCounters>,
+}
+
+/// The prefix of a wrong-result line in the guest's output.
+pub const WRONG_PREFIX: &str = "nanobench: wrong: ";
+
+/// A run to its last marker: the markers, COM1, and the monitor's counters.
+struct Run {
+    marks: Vec<Mark>,
+    serial: String,
+    monitor: Option<MonitorCounters>,
 }
 
 /// A marker and the counters when it came.
@@ -70,14 +87,14 @@ pub fn run(t: Technique, images: &Images, cfg: &LabConfig) -> Result<Column, Lab
     // Generous: the slowest benchmark (pgfault) takes a few dozen instructions an
     // iteration, and each runs 4N times.
     let budget = 20_000_000 + cfg.iterations as u64 * 4 * 7 * 200;
-    let (marks, serial) = match t {
+    let run = match t {
         Technique::Emulation => run_bare(kernel, &cmdline, budget)?,
         Technique::Paravirtual | Technique::V386 => run_vm(kernel, &cmdline, budget)?,
-        Technique::TrapAndEmulate | Technique::TrapAndEmulatePsi | Technique::ScanBeforeExecute => {
-            return Err(LabError::NotYet(t))
-        }
+        Technique::TrapAndEmulate => run_monitor(kernel, &cmdline, budget, Options::default())?,
+        Technique::TrapAndEmulatePsi => run_monitor(kernel, &cmdline, budget, Options { psi: true, scan: false })?,
+        Technique::ScanBeforeExecute => run_monitor(kernel, &cmdline, budget, Options { psi: false, scan: true })?,
     };
-    measure(t, cfg.iterations, &marks, serial)
+    measure(t, cfg.iterations, run)
 }
 
 /// Every technique, in column order (the ones not built yet as [`LabError::NotYet`]).
@@ -86,7 +103,7 @@ pub fn run_all(images: &Images, cfg: &LabConfig) -> Vec<(Technique, Result<Colum
 }
 
 /// Technique 1: the native build on the bare machine.
-fn run_bare(kernel: &[u8], cmdline: &str, budget: u64) -> Result<(Vec<Mark>, String), LabError> {
+fn run_bare(kernel: &[u8], cmdline: &str, budget: u64) -> Result<Run, LabError> {
     let cfg = MachineConfig { mem_mb: MEM_MB, debug_exit_port: Some(MARK_PORT), ..Default::default() };
     let mut m = Machine::new(&cfg).map_err(|e| LabError::Setup(e.to_string()))?;
     m.load_kernel(kernel, None, cmdline).map_err(|e| LabError::Setup(e.to_string()))?;
@@ -98,7 +115,7 @@ fn run_bare(kernel: &[u8], cmdline: &str, budget: u64) -> Result<(Vec<Mark>, Str
             StopReason::DebugExit(v) => {
                 marks.push(Mark { value: v, at: Cost { instructions: m.cpu.icount, ..Default::default() } });
                 if v == MARK_PASS || v == MARK_FAIL {
-                    return Ok((marks, serial(&mut m)));
+                    return Ok(Run { marks, serial: serial(&mut m), monitor: None });
                 }
             }
             StopReason::BudgetSpent if m.cpu.icount < budget => {}
@@ -109,7 +126,7 @@ fn run_bare(kernel: &[u8], cmdline: &str, budget: u64) -> Result<(Vec<Mark>, Str
 }
 
 /// Techniques 5 and 6: a build as the one VM of a VMM on the V386 extension.
-fn run_vm(kernel: &[u8], cmdline: &str, budget: u64) -> Result<(Vec<Mark>, String), LabError> {
+fn run_vm(kernel: &[u8], cmdline: &str, budget: u64) -> Result<Run, LabError> {
     let mut vmm = Vmm::new(VmmConfig { quantum: QUANTUM, log_capacity: 16, ..VmmConfig::default() });
     let spec = MachineSpec {
         memory_mb: Some(MEM_MB),
@@ -130,7 +147,7 @@ fn run_vm(kernel: &[u8], cmdline: &str, budget: u64) -> Result<(Vec<Mark>, Strin
                 let c = &vm.counters;
                 marks.push(Mark { value: v, at: Cost { instructions: c.retired, exits: c.by_reason, mmio: c.mmio } });
                 if v == MARK_PASS || v == MARK_FAIL {
-                    return Ok((marks, serial(vm)));
+                    return Ok(Run { marks, serial: serial(vm), monitor: None });
                 }
                 // The marker's OUT was interpreted (EIP is past it): go on.
                 vm.state = VmState::Runnable;
@@ -145,6 +162,38 @@ fn run_vm(kernel: &[u8], cmdline: &str, budget: u64) -> Result<(Vec<Mark>, Strin
     }
 }
 
+/// Techniques 2–4: the native build on the classic x86 under the software monitor
+/// (`crate::monitor`), its kernel at ring 1; the machine has the monitor's 4 MiB above
+/// the guest's RAM.
+fn run_monitor(kernel: &[u8], cmdline: &str, budget: u64, options: Options) -> Result<Run, LabError> {
+    let cfg = MachineConfig {
+        mem_mb: MEM_MB + MONITOR_BYTES / (1 << 20),
+        debug_exit_port: Some(MARK_PORT),
+        ..Default::default()
+    };
+    let mut m = Machine::new(&cfg).map_err(|e| LabError::Setup(e.to_string()))?;
+    m.load_kernel(kernel, None, cmdline).map_err(|e| LabError::Setup(e.to_string()))?;
+    let mut mon = Monitor::new(m, MEM_MB << 20, options).map_err(|e| LabError::Setup(e.to_string()))?;
+    let mut marks = Vec::new();
+    loop {
+        let r = mon.run(CHUNK);
+        let serial = |mon: &mut Monitor| String::from_utf8_lossy(&mon.machine.bus.com1.take_output()).into_owned();
+        match r {
+            MonitorExit::DebugExit(v) => {
+                let at = Cost { instructions: mon.cpu().icount, exits: mon.counters.traps, mmio: 0 };
+                marks.push(Mark { value: v, at });
+                if v == MARK_PASS || v == MARK_FAIL {
+                    let serial = serial(&mut mon);
+                    return Ok(Run { marks, serial, monitor: Some(mon.counters.clone()) });
+                }
+            }
+            MonitorExit::BudgetSpent if mon.cpu().icount < budget => {}
+            MonitorExit::BudgetSpent => return Err(LabError::Timeout { serial: serial(&mut mon) }),
+            other => return Err(LabError::Stopped { why: format!("{other:?}"), serial: serial(&mut mon) }),
+        }
+    }
+}
+
 /// The markers a correct run gives, in order.
 fn expected_markers() -> Vec<u32> {
     let mut v: Vec<u32> = Bench::ALL.iter().flat_map(|b| (0..6).map(move |phase| b.number() << 4 | phase)).collect();
@@ -153,7 +202,8 @@ fn expected_markers() -> Vec<u32> {
 }
 
 /// The measurements from a run's markers.
-fn measure(t: Technique, iterations: u32, marks: &[Mark], serial: String) -> Result<Column, LabError> {
+fn measure(t: Technique, iterations: u32, run: Run) -> Result<Column, LabError> {
+    let Run { marks, serial, monitor } = run;
     let values: Vec<u32> = marks.iter().map(|m| m.value).collect();
     if values.last() == Some(&MARK_FAIL) {
         return Err(LabError::SelfCheck { serial });
@@ -174,5 +224,6 @@ fn measure(t: Technique, iterations: u32, marks: &[Mark], serial: String) -> Res
         measurements.push(Measurement { bench: *b, iterations, cost });
     }
     let total = marks[marks.len() - 1].at.clone();
-    Ok(Column { technique: t, measurements, total, serial })
+    let wrong = serial.lines().filter_map(|l| l.strip_prefix(WRONG_PREFIX)).map(String::from).collect();
+    Ok(Column { technique: t, measurements, total, serial, wrong, monitor })
 }

@@ -47,9 +47,11 @@ impl Table {
         self.grid(&title, |col, b| per_iteration(col.measurements[b].cost.instructions, self.iterations))
     }
 
-    /// VM exits per iteration by reason, and device-memory accesses.
+    /// VM exits (columns 5–6) or monitor traps (2–4) per iteration by reason, and
+    /// device-memory accesses.
     pub fn exits(&self) -> String {
-        let title = format!("VM exits (and device-memory accesses) per iteration, N = {}", self.iterations);
+        let title =
+            format!("VM exits and monitor traps (and device-memory accesses) per iteration, N = {}", self.iterations);
         self.grid(&title, |col, b| {
             let c = &col.measurements[b].cost;
             let mut parts: Vec<String> = ExitReason::ALL
@@ -66,6 +68,48 @@ impl Table {
                 parts.join(" + ")
             }
         })
+    }
+
+    /// Each column's wrong results: what the guest's sensitive-instruction probe saw
+    /// differ from the bare machine (column 2 on the classic x86; none elsewhere).
+    pub fn wrong_results(&self) -> String {
+        let mut s = String::from("Wrong results the guest saw (sensitive unprivileged instructions)\n");
+        for (t, r) in &self.columns {
+            let Ok(col) = r else { continue };
+            if col.wrong.is_empty() {
+                let _ = writeln!(s, "{} {}: none", t.number(), t.name());
+            } else {
+                let _ = writeln!(s, "{} {}: {}", t.number(), t.name(), col.wrong.len());
+                for w in &col.wrong {
+                    let _ = writeln!(s, "    {w}");
+                }
+            }
+        }
+        s
+    }
+
+    /// What the software monitor did over each of its runs (columns 2–4), start to end.
+    pub fn monitor_work(&self) -> String {
+        let mut s = String::from("The software monitor's work over the whole run (columns 2-4)\n");
+        for (t, r) in &self.columns {
+            let Ok(Column { monitor: Some(m), .. }) = r else { continue };
+            let _ = writeln!(
+                s,
+                "{} {}: {} traps, {} reflected to the guest, {} shadow fills, {} traced writes, {} shadow resets, \
+                 {} scans, {} breakpoint hits, {} rescans",
+                t.number(),
+                t.name(),
+                m.all_traps(),
+                m.reflected,
+                m.shadow_fills,
+                m.traced_writes,
+                m.shadow_resets,
+                m.scans,
+                m.breakpoints,
+                m.rescans
+            );
+        }
+        s
     }
 
     /// What went wrong in the columns that have no figures (not "not yet").

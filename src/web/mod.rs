@@ -72,5 +72,6 @@ pub(crate) fn reason_str(r: StopReason) -> String {
         StopReason::DebugExit(v) => alloc::format!("debug-exit:{v}"),
         // Only `Cpu::vm_run` (a Rust VMM) sees a VM exit.
         StopReason::VmExit => "vm-exit".into(),
+        StopReason::HostTrap => "host-trap".into(),
     }
 }

@@ -191,6 +191,7 @@ entry:
     BENCH 6, bench_divzero
     BENCH 7, bench_ptemod
 
+    call probe_sensitive
     call check_and_report
     ; Not reached: check_and_report ends with the PASS or FAIL marker and halts.
 .stop:
@@ -441,6 +442,10 @@ check_and_report:
     call com_puts
     mov eax, [tpr_value]
     call com_hex2
+    mov esi, msg_wrong_n
+    call com_puts
+    mov eax, [wrong_results]
+    call com_dec
     cmp dword [failed], 0
     jne .fail
     mov esi, msg_pass
@@ -455,6 +460,127 @@ check_and_report:
     cli
     hlt
     jmp .halt
+
+; ---- The sensitive-instruction probe ----------------------------------------------------
+
+; What the kernel should see of its own state, checked once after the benchmarks. On the
+; classic x86 a kernel deprivileged to ring 1 gets other answers from these unprivileged
+; instructions without any fault (docs/v386.md Table 3-2; Robin & Irvine 2000): each
+; difference prints "nanobench: wrong: WHAT: got G, expected E" on COM1 and counts in
+; [wrong_results]. They are reports, not self-check failures: the lab lists them.
+%macro PROBE 3                              ; name string, got (r/m32), expected (imm/reg)
+    cmp %2, %3
+    je %%ok
+    push eax
+    push ebx
+    mov eax, %2
+    mov ebx, %3
+    mov esi, %%name
+    call report_wrong
+    pop ebx
+    pop eax
+    jmp %%ok
+%%name: db %1, 0
+%%ok:
+%endmacro
+
+probe_sensitive:
+    pushad
+    ; SGDT / SIDT: the tables the kernel loaded.
+    sgdt [probe_buf]
+    movzx eax, word [probe_buf]
+    PROBE "SGDT limit", eax, gdt_end - gdt - 1
+    PROBE "SGDT base", dword [probe_buf + 2], gdt
+    sidt [probe_buf]
+    movzx eax, word [probe_buf]
+    PROBE "SIDT limit", eax, 256 * 8 - 1
+    PROBE "SIDT base", dword [probe_buf + 2], idt
+    ; SLDT / STR: no LDT, the kernel's TSS.
+    xor eax, eax
+    sldt ax
+    PROBE "SLDT", eax, 0
+    xor eax, eax
+    str ax
+    PROBE "STR", eax, TSS_SEL
+    ; SMSW: CR0's low half, as MOV from CR0 (privileged, so always right) reads it.
+    mov ebx, cr0
+    and ebx, 0xffff
+    xor eax, eax
+    smsw ax
+    PROBE "SMSW", eax, ebx
+    ; PUSH CS, MOV from SS: the kernel's selectors with RPL 0.
+    push cs
+    pop eax
+    and eax, 0xffff
+    PROBE "PUSH CS", eax, KCODE
+    xor eax, eax
+    mov ax, ss
+    PROBE "MOV from SS", eax, KDATA
+    ; PUSHF with interrupts off: IF = 0.
+    cli
+    pushfd
+    pop eax
+    and eax, 1 << 9
+    PROBE "PUSHF IF after CLI", eax, 0
+    ; POPF at CPL 0 sets IOPL; PUSHF shows it. Then IOPL 0 again.
+    pushfd
+    pop eax
+    or eax, 3 << 12
+    push eax
+    popfd
+    pushfd
+    pop eax
+    and eax, 3 << 12
+    PROBE "POPF IOPL 3", eax, 3 << 12
+    pushfd
+    pop eax
+    and eax, ~(3 << 12)
+    push eax
+    popfd
+    ; LAR on the kernel's code segment: DPL 0 (access-rights bits 14:13).
+    mov ebx, KCODE
+    xor eax, eax
+    lar eax, ebx
+    and eax, 3 << 13
+    PROBE "LAR KCODE DPL", eax, 0
+    ; VERR on a selector past the GDT's limit: it must fail (ZF = 0).
+    mov ebx, 0xffe8
+    xor eax, eax
+    verr bx
+    setz al
+    PROBE "VERR FFE8h (past the GDT)", eax, 0
+    ; Self-modifying code: run a routine, change its immediate, run it again. Every
+    ; technique must run the new code (scan-before-execute rescans).
+    call smc_routine
+    PROBE "code before the change", eax, 1
+    mov dword [smc_routine + 1], 2
+    call smc_routine
+    PROBE "self-modified code", eax, 2
+    popad
+    ret
+
+smc_routine:
+    mov eax, 1
+    ret
+
+; A wrong answer: ESI its name, EAX what came, EBX what was expected.
+report_wrong:
+    inc dword [wrong_results]
+    push esi
+    mov esi, msg_wrong
+    call com_puts
+    pop esi
+    call com_puts
+    mov esi, msg_got
+    call com_puts
+    call com_hex8
+    mov esi, msg_expected
+    call com_puts
+    mov eax, ebx
+    call com_hex8
+    mov esi, msg_crlf
+    call com_puts
+    ret
 
 ; ---- Start-up ---------------------------------------------------------------------------
 
@@ -765,6 +891,10 @@ msg_exc:        db "nanobench: EXCEPTION ", 0
 msg_exc_err:    db " error ", 0
 msg_exc_eip:    db " at EIP ", 0
 msg_crlf:       db 13, 10, 0
+msg_wrong:      db "nanobench: wrong: ", 0
+msg_got:        db ": got ", 0
+msg_expected:   db ", expected ", 0
+msg_wrong_n:    db ", wrong results ", 0
 
 align 4
 file_end:
@@ -789,6 +919,8 @@ divzeros:       resd 1
 in_value:       resd 1
 tpr_value:      resd 1
 pf_value:       resd 1
+wrong_results:  resd 1
+probe_buf:      resb 8
 failed:         resd 1
 pm_toggle_mask: resd 1
 numbuf:         resb 12

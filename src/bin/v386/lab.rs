@@ -142,10 +142,13 @@ pub fn main(args: &[OsString]) -> u8 {
         }
     };
     let t = Table { columns: lab::run_all(&images, &o.config), cost: o.config.cost, iterations: o.config.iterations };
-    let mut text = format!("{}\n{}\n{}\n", t.cycles(), t.instructions(), t.exits());
+    let mut text =
+        format!("{}\n{}\n{}\n{}\n{}\n", t.cycles(), t.instructions(), t.exits(), t.wrong_results(), t.monitor_work());
     for (tech, r) in &t.columns {
         if let Ok(col) = r {
-            text.push_str(&format!("{} {}: {}\n", tech.number(), tech.name(), col.serial.trim_end()));
+            let report =
+                col.serial.lines().filter(|l| !l.starts_with(lab::WRONG_PREFIX)).collect::<Vec<_>>().join("\n");
+            text.push_str(&format!("{} {}: {}\n", tech.number(), tech.name(), report.trim_end()));
         }
     }
     // A closed pipe (`v386 lab | head`) is not an error worth a panic.

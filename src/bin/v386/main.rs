@@ -835,6 +835,8 @@ fn run(opts: &Options) -> Result<u8, CliError> {
         StopReason::Yield => ("slice ended early".to_string(), 0),
         // Only `Cpu::vm_run` (a Rust VMM) sees a VM exit.
         StopReason::VmExit => ("VM exit".to_string(), 0),
+        // Only a software monitor (`v386::monitor`) sets `trap_events`.
+        StopReason::HostTrap => ("trap to the monitor".to_string(), 0),
         StopReason::DebugExit(v) => {
             let status = (v << 1) | 1;
             (format!("debug-exit value {v:#x} (status {status})"), status as u8)

@@ -1,0 +1,535 @@
+//! The interpreters (Popek & Goldberg): the monitor's handling of a #GP at ring 1 or 3.
+//! The faulting instruction is decoded from guest memory and, when it is one the guest
+//! kernel may execute, performed on the guest's virtual state:
+//!
+//! - *privileged* instructions, which fault at ring 1 on any x86: CLI, STI, HLT, IN,
+//!   OUT, MOV to and from CRn, LGDT, LIDT, LLDT, LTR, LMSW, CLTS, INVLPG, INVD/WBINVD,
+//!   and the loads of a ring-0 selector into SS or CS (IRET, RETF, MOV/POP SS, LSS) that
+//!   ring compression makes fault;
+//! - *sensitive* ones, which fault only with CR4.PSI (docs/v386.md Table 3-2) or reach
+//!   here as scan-before-execute breakpoints: SGDT, SIDT, SMSW, SLDT, STR, PUSHF, POPF,
+//!   PUSH CS/SS, MOV from CS/SS, LAR, LSL, VERR, VERW, INT n, IRET. Those whose effect at
+//!   ring 1 is already what the guest means (loads of other segment registers, far
+//!   jumps and calls) are stepped on the processor with PSI off for one instruction.
+//!
+//! Anything else is the guest's own #GP and is reflected to it.
+
+use super::guest::MemError;
+use super::segments::visible;
+use super::{Monitor, MonitorError, MonitorExit};
+use crate::bus::{Bus, IoSize, StopRequest};
+use crate::cpu::decode::{decode_slice, Instr, CS, DS, SEG_DEFAULT, SS};
+use crate::cpu::v386::ExitReason;
+use crate::cpu::{cr0, cr4, flags, TableReg, TrapKind, EAX, EDX, ESP};
+use alloc::format;
+
+/// What an interpreter did.
+type Done = Result<(), MonitorExit>;
+
+impl Monitor {
+    pub(crate) fn general_protection(&mut self, code: u16) -> Done {
+        self.gp(code, self.options.psi)
+    }
+
+    fn gp(&mut self, code: u16, psi: bool) -> Done {
+        let Some(i) = self.decode_here() else {
+            self.count(ExitReason::ExceptionNmi);
+            return self.reflect(13, TrapKind::Exception, Some(code));
+        };
+        if self.vcpl() == 0 {
+            if let Some(r) = self.privileged(&i) {
+                return r;
+            }
+        }
+        if psi && code == 0 {
+            if let Some(r) = self.sensitive(&i) {
+                return r;
+            }
+        }
+        self.count(ExitReason::ExceptionNmi);
+        self.reflect(13, TrapKind::Exception, Some(code))
+    }
+
+    /// The instruction at CS:EIP, from the guest's memory (the scanner's breakpoints
+    /// taken out).
+    pub(crate) fn decode_here(&mut self) -> Option<Instr> {
+        let c = &self.machine.cpu;
+        let code32 = c.segs[CS as usize].big();
+        let lin = c.segs[CS as usize].base.wrapping_add(c.eip);
+        let user = self.vcpl() == 3;
+        let mut bytes = [0u8; 15];
+        let mut n = 0;
+        while n < 15 && self.read_lin(lin.wrapping_add(n as u32), &mut bytes[n..n + 1], user).is_ok() {
+            n += 1;
+        }
+        self.scan_unpatch(lin, &mut bytes[..n]);
+        decode_slice(&bytes[..n], code32).ok()
+    }
+
+    /// The linear address of a memory operand.
+    fn ea_lin(&self, i: &Instr) -> u32 {
+        let c = &self.machine.cpu;
+        let seg = if i.seg != SEG_DEFAULT {
+            i.seg
+        } else if i.ss_default {
+            SS
+        } else {
+            DS
+        };
+        c.segs[seg as usize].base.wrapping_add(c.ea(i))
+    }
+
+    /// Step past the instruction and count the trap.
+    fn retire(&mut self, i: &Instr, r: ExitReason) -> Done {
+        let c = &mut self.machine.cpu;
+        c.eip = c.eip.wrapping_add(i.len as u32);
+        self.count(r);
+        Ok(())
+    }
+
+    fn unsupported(what: alloc::string::String) -> Done {
+        Err(MonitorExit::Error(MonitorError::Unsupported(what)))
+    }
+
+    /// Memory the interpreter touched was not there for the guest: its #PF.
+    fn guest_mem(&mut self, e: MemError) -> Done {
+        match e {
+            MemError::Pf(pf) => {
+                self.v.cr2 = pf.addr;
+                self.reflect(14, TrapKind::Exception, Some(pf.code))
+            }
+            MemError::NotRam(a) => Err(MonitorExit::Error(MonitorError::NotGuestMemory(a))),
+        }
+    }
+
+    /// Privileged instructions of the guest kernel. None: not one of them.
+    fn privileged(&mut self, i: &Instr) -> Option<Done> {
+        let op32 = i.op32;
+        Some(match i.opcode {
+            0xfa => {
+                self.v.iflag = false;
+                self.retire(i, ExitReason::SensitiveInstruction)
+            }
+            0xfb => {
+                self.v.iflag = true;
+                self.machine.cpu.inhibit_irq = true;
+                self.retire(i, ExitReason::SensitiveInstruction)
+            }
+            0xf4 => {
+                if !self.v.iflag {
+                    return Some(Err(MonitorExit::DeadHalt));
+                }
+                self.machine.cpu.halted = true;
+                self.retire(i, ExitReason::Hlt)
+            }
+            0xe4 | 0xe5 | 0xec | 0xed | 0xe6 | 0xe7 | 0xee | 0xef => return Some(self.port_io(i)),
+            0x120 | 0x122 => self.mov_cr(i),
+            0x121 | 0x123 => {
+                // Debug registers: kept, not acted on (as the processor's own).
+                let (dr, r) = (i.reg() as usize, i.rm() as usize);
+                let c = &mut self.machine.cpu;
+                if i.opcode == 0x121 {
+                    c.regs[r] = c.dr[dr];
+                } else {
+                    c.dr[dr] = c.regs[r];
+                }
+                self.retire(i, ExitReason::DrAccess)
+            }
+            0x101 if matches!(i.reg(), 2 | 3) && i.is_mem => {
+                let lin = self.ea_lin(i);
+                let mut b = [0u8; 6];
+                if let Err(e) = self.read_lin(lin, &mut b, false) {
+                    return Some(self.guest_mem(e));
+                }
+                let limit = u16::from_le_bytes([b[0], b[1]]);
+                let mut base = u32::from_le_bytes([b[2], b[3], b[4], b[5]]);
+                if !op32 {
+                    base &= 0x00ff_ffff;
+                }
+                if i.reg() == 2 {
+                    self.v.gdtr = TableReg { base, limit };
+                    self.rebuild_gdt();
+                } else {
+                    self.v.idtr = TableReg { base, limit };
+                }
+                self.retire(i, ExitReason::SensitiveInstruction)
+            }
+            0x101 if i.reg() == 6 => {
+                // LMSW: PE, MP, EM, TS; PE cannot be cleared (SDM Vol. 2A "LMSW").
+                let v = match self.read_rm16(i) {
+                    Ok(v) => v as u32,
+                    Err(e) => return Some(self.guest_mem(e)),
+                };
+                self.v.cr0 = (self.v.cr0 & !0xe) | (v & 0xf) | (self.v.cr0 & cr0::PE);
+                self.sync_real_control();
+                self.retire(i, ExitReason::CrAccess)
+            }
+            0x101 if i.reg() == 7 && i.is_mem => {
+                let lin = self.ea_lin(i);
+                self.shadow_invlpg(crate::addr::Linear(lin));
+                self.retire(i, ExitReason::Invlpg)
+            }
+            0x100 if i.reg() == 2 => {
+                let sel = match self.read_rm16(i) {
+                    Ok(v) => v,
+                    Err(e) => return Some(self.guest_mem(e)),
+                };
+                if sel & !3 != 0 {
+                    return Some(Self::unsupported(format!("LLDT {sel:#x}: LDTs")));
+                }
+                self.v.ldtr = sel;
+                self.retire(i, ExitReason::SensitiveInstruction)
+            }
+            0x100 if i.reg() == 3 => {
+                let sel = match self.read_rm16(i) {
+                    Ok(v) => v,
+                    Err(e) => return Some(self.guest_mem(e)),
+                };
+                if let Err(e) = self.guest_ltr(sel) {
+                    return Some(Err(MonitorExit::Error(e)));
+                }
+                self.retire(i, ExitReason::SensitiveInstruction)
+            }
+            0x106 => {
+                self.v.cr0 &= !cr0::TS;
+                self.sync_real_control();
+                self.retire(i, ExitReason::CrAccess)
+            }
+            0x108 | 0x109 => self.retire(i, ExitReason::SensitiveInstruction),
+            0xcf if op32 => {
+                self.count(ExitReason::SensitiveInstruction);
+                self.emulate_iret()
+            }
+            // Loads of SS with the kernel's RPL-0 selector: RPL must equal CPL (1).
+            0x8e if i.reg() == SS && !i.is_mem => {
+                let sel = self.machine.cpu.regs[i.rm() as usize] as u16;
+                self.load_ss(i, sel, 0)
+            }
+            0x17 => {
+                let sel = match self.peek32(0) {
+                    Ok(v) => v as u16,
+                    Err(e) => return Some(self.guest_mem(e)),
+                };
+                self.load_ss(i, sel, 4)
+            }
+            // RETF to the kernel (CS RPL 0), same level.
+            0xca | 0xcb if op32 => {
+                let (eip, cs) = match (self.peek32(0), self.peek32(1)) {
+                    (Ok(a), Ok(b)) => (a, b as u16),
+                    (Err(e), _) | (_, Err(e)) => return Some(self.guest_mem(e)),
+                };
+                if cs & 3 != 0 || self.vcpl() != 0 {
+                    return None;
+                }
+                if let Err((v, code)) = self.load_guest_seg(CS, cs) {
+                    return Some(self.reflect(v, TrapKind::Exception, Some(code)));
+                }
+                let extra = if i.opcode == 0xca { i.imm & 0xffff } else { 0 };
+                let c = &mut self.machine.cpu;
+                c.regs[ESP] = c.regs[ESP].wrapping_add(8 + extra);
+                c.eip = eip;
+                self.count(ExitReason::SensitiveInstruction);
+                Ok(())
+            }
+            _ => return None,
+        })
+    }
+
+    fn load_ss(&mut self, i: &Instr, sel: u16, pop: u32) -> Done {
+        if let Err((v, code)) = self.load_guest_seg(SS, sel) {
+            self.count(ExitReason::ExceptionNmi);
+            return self.reflect(v, TrapKind::Exception, Some(code));
+        }
+        let c = &mut self.machine.cpu;
+        c.regs[ESP] = c.regs[ESP].wrapping_add(pop);
+        c.inhibit_irq = true;
+        self.retire(i, ExitReason::SensitiveInstruction)
+    }
+
+    /// IN and OUT on the guest's board (its devices are the machine's).
+    fn port_io(&mut self, i: &Instr) -> Done {
+        let size = match i.opcode {
+            0xe4 | 0xe6 | 0xec | 0xee => IoSize::Byte,
+            _ if i.op32 => IoSize::Dword,
+            _ => IoSize::Word,
+        };
+        let port = match i.opcode {
+            0xe4..=0xe7 => i.imm as u8 as u16,
+            _ => self.machine.cpu.regs[EDX] as u16,
+        };
+        let bus = &mut self.machine.bus;
+        let c = &mut self.machine.cpu;
+        if matches!(i.opcode, 0xe4 | 0xe5 | 0xec | 0xed) {
+            let v = bus.io_in(port, size);
+            let eax = &mut c.regs[EAX];
+            *eax = match size {
+                IoSize::Byte => (*eax & !0xff) | (v & 0xff),
+                IoSize::Word => (*eax & !0xffff) | (v & 0xffff),
+                IoSize::Dword => v,
+            };
+        } else {
+            bus.io_out(port, size, c.regs[EAX]);
+        }
+        self.retire(i, ExitReason::Io)?;
+        match self.machine.bus.take_stop_request() {
+            Some(StopRequest::DebugExit(v)) => Err(MonitorExit::DebugExit(v)),
+            Some(StopRequest::PowerOff) => Err(MonitorExit::PowerOff),
+            Some(StopRequest::Reset) => Err(MonitorExit::Error(MonitorError::Unsupported("a reset".into()))),
+            Some(StopRequest::Yield) | None => Ok(()),
+        }
+    }
+
+    /// MOV to and from CR0, CR2, CR3, CR4 against the virtual registers; the shadow
+    /// follows CR3, and CR0.PG/WP and CR4.PSE changes.
+    fn mov_cr(&mut self, i: &Instr) -> Done {
+        let (n, r) = (i.reg(), i.rm() as usize);
+        if i.opcode == 0x120 {
+            let v = match n {
+                0 => self.v.cr0,
+                2 => self.v.cr2,
+                3 => self.v.cr3,
+                4 => self.v.cr4,
+                _ => return Self::unsupported(format!("MOV from CR{n}")),
+            };
+            self.machine.cpu.regs[r] = v;
+            return self.retire(i, ExitReason::CrAccess);
+        }
+        let v = self.machine.cpu.regs[r];
+        match n {
+            0 => {
+                if v & cr0::PE == 0 {
+                    return Err(MonitorExit::Error(MonitorError::NotProtected));
+                }
+                let old = self.v.cr0;
+                self.v.cr0 = v | cr0::ET;
+                self.sync_real_control();
+                if (old ^ self.v.cr0) & (cr0::PG | cr0::WP) != 0 {
+                    self.shadow_reset();
+                }
+            }
+            2 => self.v.cr2 = v,
+            3 => {
+                self.v.cr3 = v;
+                self.shadow_reset();
+            }
+            4 => {
+                if v & cr4::PAE != 0 {
+                    return Self::unsupported("PAE paging".into());
+                }
+                let old = self.v.cr4;
+                self.v.cr4 = v;
+                if (old ^ v) & (cr4::PSE | cr4::PGE) != 0 {
+                    self.shadow_reset();
+                }
+            }
+            _ => return Self::unsupported(format!("MOV to CR{n}")),
+        }
+        self.retire(i, ExitReason::CrAccess)
+    }
+
+    fn read_rm16(&mut self, i: &Instr) -> Result<u16, MemError> {
+        if !i.is_mem {
+            return Ok(self.machine.cpu.regs[i.rm() as usize] as u16);
+        }
+        let lin = self.ea_lin(i);
+        let mut b = [0u8; 2];
+        self.read_lin(lin, &mut b, self.vcpl() == 3)?;
+        Ok(u16::from_le_bytes(b))
+    }
+
+    /// Write a selector-sized result: to a register (zero-extended with a 32-bit operand,
+    /// as SLDT/STR/MOV r32, Sreg do on the P6), or a word of memory.
+    fn write_rm16(&mut self, i: &Instr, v: u16) -> Result<(), MemError> {
+        if !i.is_mem {
+            self.machine.cpu.set_regv(i.rm(), v as u32, i.op32);
+            return Ok(());
+        }
+        let lin = self.ea_lin(i);
+        self.write_lin(lin, &v.to_le_bytes(), self.vcpl() == 3)
+    }
+
+    fn push_op(&mut self, v: u32, op32: bool) -> Result<(), MemError> {
+        if op32 {
+            return self.push32(v);
+        }
+        let c = &self.machine.cpu;
+        let esp = c.regs[ESP].wrapping_sub(2);
+        let lin = c.segs[SS as usize].base.wrapping_add(esp);
+        self.write_lin(lin, &(v as u16).to_le_bytes(), self.vcpl() == 3)?;
+        self.machine.cpu.regs[ESP] = esp;
+        Ok(())
+    }
+
+    /// The sensitive unprivileged instructions, answered from the guest's virtual state.
+    /// None: not one of them.
+    pub(crate) fn sensitive(&mut self, i: &Instr) -> Option<Done> {
+        let op32 = i.op32;
+        let vcpl = self.vcpl();
+        let r = match i.opcode {
+            0x101 if matches!(i.reg(), 0 | 1) && i.is_mem => {
+                let t = if i.reg() == 0 { self.v.gdtr } else { self.v.idtr };
+                let base = if op32 { t.base } else { t.base & 0x00ff_ffff };
+                let mut b = [0u8; 6];
+                b[..2].copy_from_slice(&t.limit.to_le_bytes());
+                b[2..].copy_from_slice(&base.to_le_bytes());
+                let lin = self.ea_lin(i);
+                self.write_lin(lin, &b, vcpl == 3)
+            }
+            0x101 if i.reg() == 4 => self.write_rm16(i, self.v.cr0 as u16),
+            0x100 if i.reg() == 0 => self.write_rm16(i, self.v.ldtr),
+            0x100 if i.reg() == 1 => self.write_rm16(i, self.v.tr),
+            0x100 if matches!(i.reg(), 4 | 5) => match self.read_rm16(i) {
+                Ok(sel) => {
+                    let ok = self.check_selector(sel, if i.reg() == 4 { Check::Read } else { Check::Write }).is_some();
+                    self.set_zf(ok);
+                    Ok(())
+                }
+                Err(e) => Err(e),
+            },
+            0x102 | 0x103 => {
+                let sel = match self.read_rm16(i) {
+                    Ok(v) => v,
+                    Err(e) => return Some(self.guest_mem(e)),
+                };
+                let check = if i.opcode == 0x102 { Check::Lar } else { Check::Lsl };
+                match self.check_selector(sel, check) {
+                    Some(v) => {
+                        self.machine.cpu.set_regv(i.reg(), v, op32);
+                        self.set_zf(true);
+                    }
+                    None => self.set_zf(false),
+                }
+                Ok(())
+            }
+            0x9c => {
+                if vcpl == 3 && self.v.iopl < 3 {
+                    return None;
+                }
+                self.push_op(self.flags_image(), op32)
+            }
+            0x9d => {
+                if vcpl == 3 && self.v.iopl < 3 {
+                    return None;
+                }
+                let v = match self.peek32(0) {
+                    Ok(v) => v,
+                    Err(e) => return Some(self.guest_mem(e)),
+                };
+                let (mask, n) = if op32 { (!(flags::VM | flags::RF | flags::VX), 4) } else { (0xffff, 2) };
+                self.set_flags_image(v, mask);
+                let c = &mut self.machine.cpu;
+                c.regs[ESP] = c.regs[ESP].wrapping_add(n);
+                Ok(())
+            }
+            0x0e => self.push_op(visible(self.machine.cpu.segs[CS as usize].sel) as u32, op32),
+            0x16 => self.push_op(visible(self.machine.cpu.segs[SS as usize].sel) as u32, op32),
+            0x8c if i.reg() <= 5 => {
+                let sel = visible(self.machine.cpu.segs[i.reg() as usize].sel);
+                self.write_rm16(i, sel)
+            }
+            0xcc..=0xce => {
+                let vector = match i.opcode {
+                    0xcd => i.imm as u8,
+                    0xcc => 3,
+                    _ => 4,
+                };
+                let c = &mut self.machine.cpu;
+                c.eip = c.eip.wrapping_add(i.len as u32);
+                self.count(ExitReason::SensitiveInstruction);
+                return Some(self.reflect(vector, TrapKind::Software, None));
+            }
+            0xcf if op32 => {
+                self.count(ExitReason::SensitiveInstruction);
+                return Some(self.emulate_iret());
+            }
+            // Right at ring 1 already: segment loads other than SS, far transfers.
+            0x06 | 0x07 | 0x1e | 0x1f | 0x1a0 | 0x1a1 | 0x1a8 | 0x1a9 | 0x9a | 0xea | 0xca | 0xcb | 0xc4 | 0xc5
+            | 0x1b4 | 0x1b5 => {
+                self.count(ExitReason::SensitiveInstruction);
+                return Some(self.step_without_psi());
+            }
+            0x8e if i.reg() != SS => {
+                self.count(ExitReason::SensitiveInstruction);
+                return Some(self.step_without_psi());
+            }
+            0xff if matches!(i.reg(), 3 | 5) => {
+                self.count(ExitReason::SensitiveInstruction);
+                return Some(self.step_without_psi());
+            }
+            // MOV SS, POP SS, LSS: as the privileged path does it.
+            0x8e | 0x17 | 0x1b2 if vcpl == 0 => return self.privileged(i),
+            _ => return None,
+        };
+        Some(match r {
+            Ok(()) => self.retire(i, ExitReason::SensitiveInstruction),
+            Err(e) => self.guest_mem(e),
+        })
+    }
+
+    /// Run the instruction at EIP on the processor with CR4.PSI off: its effect at ring 1
+    /// is the guest's. A #GP it raises there is handled as without PSI.
+    fn step_without_psi(&mut self) -> Done {
+        let eip = self.machine.cpu.eip;
+        self.machine.cpu.cr4 &= !cr4::PSI;
+        self.step_guest();
+        if self.options.psi {
+            self.machine.cpu.cr4 |= cr4::PSI;
+        }
+        let gp_here = matches!(
+            self.machine.cpu.trapped,
+            Some(crate::cpu::TrapEvent { vector: 13, kind: TrapKind::Exception, .. })
+        ) && self.machine.cpu.eip == eip;
+        if gp_here {
+            let ev = self.machine.cpu.trapped.take();
+            self.take_carry();
+            return self.gp(ev.and_then(|e| e.error).unwrap_or(0), false);
+        }
+        Ok(())
+    }
+
+    fn set_zf(&mut self, on: bool) {
+        let c = &mut self.machine.cpu;
+        let f = c.flags.get() & !flags::ZF;
+        c.flags.set(f | if on { flags::ZF } else { 0 });
+    }
+
+    /// LAR, LSL, VERR, VERW against the guest's descriptor and privilege (SDM Vol. 2A):
+    /// Some(the result) when the check passes.
+    fn check_selector(&mut self, sel: u16, check: Check) -> Option<u32> {
+        if sel & !3 == 0 {
+            return None;
+        }
+        let (lo, hi) = self.guest_descriptor(sel)?;
+        let s = hi & (1 << 12) != 0;
+        let code = s && hi & (1 << 11) != 0;
+        let conforming = code && hi & (1 << 10) != 0;
+        let dpl = ((hi >> 13) & 3) as u8;
+        let rpl = (sel & 3) as u8;
+        let privileged_ok = conforming || dpl >= self.vcpl().max(rpl);
+        let typ = (hi >> 8) & 0xf;
+        let valid_sys = |types: &[u32]| !s && types.contains(&typ);
+        let limit = {
+            let l = (lo & 0xffff) | (hi & 0x000f_0000);
+            if hi & (1 << 23) != 0 {
+                (l << 12) | 0xfff
+            } else {
+                l
+            }
+        };
+        match check {
+            Check::Lar if (s || valid_sys(&[1, 2, 3, 4, 5, 9, 11, 12])) && privileged_ok => Some(hi & 0x00f0_ff00),
+            Check::Lsl if (s || valid_sys(&[1, 2, 3, 9, 11])) && privileged_ok => Some(limit),
+            Check::Read if s && privileged_ok && (!code || hi & (1 << 9) != 0) => Some(0),
+            Check::Write if s && !code && dpl >= self.vcpl().max(rpl) && hi & (1 << 9) != 0 => Some(0),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Clone, Copy)]
+enum Check {
+    Lar,
+    Lsl,
+    Read,
+    Write,
+}

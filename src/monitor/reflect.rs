@@ -1,0 +1,238 @@
+//! Events into the guest: the monitor delivers an exception or interrupt through the
+//! *guest's* IDT as the processor would at the guest's privilege level (SDM Vol. 3A
+//! §6.12: the gate, the stack switch to the guest TSS's SS0:ESP0 from ring 3, the frame,
+//! IF cleared by an interrupt gate), and emulates the IRETs that return to the guest
+//! kernel. The frame holds what the guest should see — CS with RPL 0, EFLAGS with its
+//! own IF and IOPL — so an IRET to the kernel pops a selector with RPL 0 at ring 1,
+//! which faults, and comes back here; an IRET to ring 3 runs on the processor.
+
+use super::segments::visible;
+use super::{Monitor, MonitorError, MonitorExit};
+use crate::cpu::decode::{CS, DS, ES, FS, GS, SS};
+use crate::cpu::flags;
+use crate::cpu::seg::systype;
+use crate::cpu::TrapKind;
+use crate::cpu::ESP;
+use alloc::format;
+
+use super::guest::MemError;
+
+impl Monitor {
+    /// Deliver `vector` to the guest.
+    pub(crate) fn reflect(&mut self, vector: u8, kind: TrapKind, error: Option<u16>) -> Result<(), MonitorExit> {
+        self.reflect_depth(vector, kind, error, 0)
+    }
+
+    fn reflect_depth(&mut self, vector: u8, kind: TrapKind, error: Option<u16>, depth: u8) -> Result<(), MonitorExit> {
+        if depth >= 2 {
+            return Err(MonitorExit::Error(MonitorError::Shutdown));
+        }
+        self.counters.reflected += 1;
+        let ext = matches!(kind, TrapKind::Exception | TrapKind::External | TrapKind::Icebp) as u16;
+        let idt_err = (vector as u16) << 3 | 2 | ext;
+        let nested = |m: &mut Monitor, v: u8, code: u16| m.reflect_depth(v, TrapKind::Exception, Some(code), depth + 1);
+        let off = vector as u32 * 8;
+        if off + 7 > self.v.idtr.limit as u32 {
+            return nested(self, 13, idt_err);
+        }
+        let (lo, hi) = match self.read_gate(off) {
+            Ok(g) => g,
+            Err(e) => return self.mem_fault(e, depth),
+        };
+        let gtype = ((hi >> 8) & 0x1f) as u8;
+        let gate_dpl = ((hi >> 13) & 3) as u8;
+        let vcpl = self.vcpl();
+        if !matches!(gtype, systype::INT_GATE32 | systype::TRAP_GATE32) {
+            return Err(MonitorExit::Error(MonitorError::Unsupported(format!(
+                "IDT entry {vector:#x} of type {gtype} (only 32-bit interrupt and trap gates)"
+            ))));
+        }
+        if kind == TrapKind::Software && gate_dpl < vcpl {
+            return nested(self, 13, (vector as u16) << 3 | 2);
+        }
+        if hi & (1 << 15) == 0 {
+            return nested(self, 11, idt_err);
+        }
+        let sel = (lo >> 16) as u16;
+        let offset = (hi & 0xffff_0000) | (lo & 0xffff);
+        let Some((_, dhi)) = self.guest_descriptor(sel) else { return nested(self, 13, sel & !3 | ext) };
+        let target_dpl = ((dhi >> 13) & 3) as u8;
+        if target_dpl != 0 {
+            return Err(MonitorExit::Error(MonitorError::Unsupported(format!(
+                "a handler at DPL {target_dpl} (vector {vector:#x})"
+            ))));
+        }
+        let c = &self.machine.cpu;
+        let image = self.flags_image();
+        let old_cs = visible(c.segs[CS as usize].sel);
+        let old_ss = visible(c.segs[SS as usize].sel);
+        let old_esp = c.regs[ESP];
+        let eip = c.eip;
+        let saved = (c.segs, c.regs[ESP], c.cpl);
+        let mut frame: alloc::vec::Vec<u32> = alloc::vec::Vec::with_capacity(6);
+        if vcpl == 3 {
+            // To ring 0 from ring 3: the guest TSS's stack (§7.2.1: ESP0 at 4, SS0 at 8).
+            let esp0 = match self.read_lin32(self.v.tr_base.wrapping_add(4), false) {
+                Ok(v) => v,
+                Err(e) => return self.mem_fault(e, depth),
+            };
+            let ss0 = match self.read_lin32(self.v.tr_base.wrapping_add(8), false) {
+                Ok(v) => v as u16,
+                Err(e) => return self.mem_fault(e, depth),
+            };
+            if let Err((v, code)) = self.load_guest_seg(SS, ss0) {
+                return nested(self, v, code);
+            }
+            self.machine.cpu.regs[ESP] = esp0;
+            frame.extend_from_slice(&[old_ss as u32, old_esp]);
+        }
+        frame.extend_from_slice(&[image, old_cs as u32, eip]);
+        if let Some(code) = error {
+            frame.push(code as u32);
+        }
+        for v in frame {
+            if let Err(e) = self.push32(v) {
+                let c = &mut self.machine.cpu;
+                (c.segs, c.regs[ESP], c.cpl) = saved;
+                return self.mem_fault(e, depth);
+            }
+        }
+        if let Err((v, code)) = self.load_guest_seg(CS, sel) {
+            let c = &mut self.machine.cpu;
+            (c.segs, c.regs[ESP], c.cpl) = saved;
+            return nested(self, v, code);
+        }
+        let c = &mut self.machine.cpu;
+        c.eip = offset;
+        let f = c.flags.get() & !(flags::TF | flags::NT | flags::RF | flags::VM);
+        c.flags.set(f | flags::IF);
+        c.halted = false;
+        if gtype == systype::INT_GATE32 {
+            self.v.iflag = false;
+        }
+        Ok(())
+    }
+
+    fn read_gate(&mut self, off: u32) -> Result<(u32, u32), MemError> {
+        let base = self.v.idtr.base;
+        Ok((self.read_lin32(base.wrapping_add(off), false)?, self.read_lin32(base.wrapping_add(off + 4), false)?))
+    }
+
+    /// A fault of the monitor's own access to guest memory while delivering: the guest
+    /// gets the #PF (a double fault if that fails too).
+    fn mem_fault(&mut self, e: MemError, depth: u8) -> Result<(), MonitorExit> {
+        match e {
+            MemError::Pf(pf) => {
+                self.v.cr2 = pf.addr;
+                self.reflect_depth(14, TrapKind::Exception, Some(pf.code), depth + 1)
+            }
+            MemError::NotRam(a) => Err(MonitorExit::Error(MonitorError::NotGuestMemory(a))),
+        }
+    }
+
+    /// EFLAGS as the guest should see them: its IF and IOPL.
+    pub(crate) fn flags_image(&self) -> u32 {
+        let f = self.machine.cpu.flags.get() & !(flags::IF | flags::IOPL | flags::VX | flags::RF);
+        f | if self.v.iflag { flags::IF } else { 0 } | (self.v.iopl as u32) << 12
+    }
+
+    /// Take EFLAGS from the guest (POPF, IRET): the arithmetic and control bits on the
+    /// processor, IF and IOPL into the virtual state where the guest's privilege allows.
+    pub(crate) fn set_flags_image(&mut self, image: u32, mask: u32) {
+        let vcpl = self.vcpl();
+        if vcpl <= self.v.iopl && mask & flags::IF != 0 {
+            self.v.iflag = image & flags::IF != 0;
+        }
+        if vcpl == 0 && mask & flags::IOPL != 0 {
+            self.v.iopl = ((image & flags::IOPL) >> 12) as u8;
+        }
+        let keep = !(mask & !(flags::IF | flags::IOPL | flags::VM | flags::VX | flags::RF));
+        let c = &mut self.machine.cpu;
+        let f = (c.flags.get() & keep) | (image & !keep & !(flags::IF | flags::IOPL));
+        c.flags.set(f | flags::IF | flags::FIXED1);
+    }
+
+    /// Push a dword on the guest's stack (SS:ESP, 32-bit stacks) with the rights of its
+    /// privilege level.
+    pub(crate) fn push32(&mut self, v: u32) -> Result<(), MemError> {
+        let c = &self.machine.cpu;
+        let esp = c.regs[ESP].wrapping_sub(4);
+        let lin = c.segs[SS as usize].base.wrapping_add(esp);
+        let user = self.vcpl() == 3;
+        self.write_lin(lin, &v.to_le_bytes(), user)?;
+        self.machine.cpu.regs[ESP] = esp;
+        Ok(())
+    }
+
+    /// The dword at SS:ESP + `k`*4.
+    pub(crate) fn peek32(&mut self, k: u32) -> Result<u32, MemError> {
+        let c = &self.machine.cpu;
+        let lin = c.segs[SS as usize].base.wrapping_add(c.regs[ESP]).wrapping_add(k * 4);
+        let user = self.vcpl() == 3;
+        self.read_lin32(lin, user)
+    }
+
+    /// IRET (32-bit operand size) as the guest means it: to its kernel (CS RPL 0, held
+    /// at ring 1) or to ring 3, restoring its IF and IOPL.
+    pub(crate) fn emulate_iret(&mut self) -> Result<(), MonitorExit> {
+        if self.machine.cpu.flags.get() & flags::NT != 0 {
+            return Err(MonitorExit::Error(MonitorError::Unsupported("IRET with NT (a task return)".into())));
+        }
+        let vcpl = self.vcpl();
+        let pop = |m: &mut Monitor, k| m.peek32(k);
+        let r = (|| Ok::<_, MemError>((pop(self, 0)?, pop(self, 1)?, pop(self, 2)?)))();
+        let (eip, cs, image) = match r {
+            Ok(t) => t,
+            Err(e) => return self.mem_fault(e, 0),
+        };
+        let cs = cs as u16;
+        let rpl = (cs & 3) as u8;
+        if rpl < vcpl || rpl == 1 || rpl == 2 {
+            return self.reflect(13, TrapKind::Exception, Some(cs & !3));
+        }
+        let mask = if vcpl == 0 { !0 } else { !(flags::IOPL) };
+        if rpl == vcpl {
+            if let Err((v, code)) = self.load_guest_seg(CS, cs) {
+                return self.reflect(v, TrapKind::Exception, Some(code));
+            }
+            self.machine.cpu.regs[ESP] = self.machine.cpu.regs[ESP].wrapping_add(12);
+        } else {
+            // To ring 3: ESP and SS too; data segments the new level may not use are
+            // nulled (SDM Vol. 2A "IRET", RETURN-TO-OUTER-PRIVILEGE-LEVEL).
+            let (esp, ss) = match (self.peek32(3), self.peek32(4)) {
+                (Ok(a), Ok(b)) => (a, b as u16),
+                (Err(e), _) | (_, Err(e)) => return self.mem_fault(e, 0),
+            };
+            let saved = (self.machine.cpu.segs, self.machine.cpu.cpl);
+            if let Err((v, code)) = self.load_guest_seg(CS, cs).and_then(|_| self.load_guest_seg(SS, ss)) {
+                (self.machine.cpu.segs, self.machine.cpu.cpl) = saved;
+                return self.reflect(v, TrapKind::Exception, Some(code));
+            }
+            let c = &mut self.machine.cpu;
+            c.regs[ESP] = esp;
+            for r in [DS, ES, FS, GS] {
+                let s = &c.segs[r as usize];
+                if s.valid && s.access & 0x10 != 0 && !(s.is_code() && s.conforming()) && s.dpl() < 3 {
+                    c.segs[r as usize] = crate::cpu::seg::Seg::null(0);
+                }
+            }
+        }
+        self.machine.cpu.eip = eip;
+        // Flags at the old privilege level decide what may change (IF, IOPL).
+        self.set_flags_image_at(image, mask, vcpl);
+        if rpl == 3 {
+            // The guest's user code runs with interrupts on as far as the monitor can
+            // tell: ring 3 cannot change IF when IOPL < 3, so the guest's IF is 1 there.
+            self.v.iflag = self.v.iflag || image & flags::IF != 0;
+        }
+        Ok(())
+    }
+
+    fn set_flags_image_at(&mut self, image: u32, mask: u32, vcpl: u8) {
+        let cpl = self.machine.cpu.cpl;
+        // set_flags_image reads the privilege from the processor: give it the old one.
+        self.machine.cpu.cpl = if vcpl == 3 { 3 } else { 1 };
+        self.set_flags_image(image, mask);
+        self.machine.cpu.cpl = cpl;
+    }
+}

@@ -1,0 +1,305 @@
+//! Scan-before-execute, as Plex86 first did it (Lawton, "Running multiple operating
+//! systems concurrently on an IA32 PC using virtualization techniques", 1999): the guest
+//! kernel runs on the processor directly, but only code the monitor has scanned. A scan
+//! decodes from an address up to the next branch and plants a breakpoint (INT3, CCh) on
+//!
+//! - each sensitive unprivileged instruction (the ones that go wrong at ring 1: SGDT,
+//!   SIDT, SMSW, SLDT, STR, LAR, LSL, VERR, VERW, PUSHF, POPF, PUSH CS/SS, MOV from
+//!   CS/SS, IRET), which the monitor then emulates as it would with CR4.PSI; and
+//! - the branch that ends the block when a target is not scanned yet: a direct branch
+//!   has its targets scanned when it is first reached and its breakpoint removed; an
+//!   indirect one (RET, JMP/CALL through a register or memory) keeps it, because its
+//!   target is known only when it runs.
+//!
+//! Scanned pages are write-protected in the shadow tables; a write to one (self-modifying
+//! code, or a loader) makes the monitor forget every scan — breakpoints come out, the
+//! next kernel instruction is scanned afresh — and counts a rescan. Only the guest's
+//! kernel code is scanned: ring-3 code runs at ring 3 on both machines, and its INT n
+//! traps anyway. A guest that read its own code would see the breakpoints (Plex86 hid
+//! them; nanobench does not look).
+
+use super::Monitor;
+use crate::cpu::decode::{decode_slice, Instr, CS};
+use crate::cpu::v386::ExitReason;
+use crate::cpu::TrapKind;
+use alloc::collections::{BTreeMap, BTreeSet};
+use alloc::vec::Vec;
+
+/// The longest block a scan decodes before it stops anyway.
+const MAX_BLOCK: u32 = 256;
+const INT3: u8 = 0xcc;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Patch {
+    /// A sensitive instruction: emulate it.
+    Sensitive,
+    /// A branch to code not (all) scanned: step it, scan where it went.
+    Branch { direct: bool },
+}
+
+/// A planted breakpoint.
+#[derive(Clone, Copy, Debug)]
+struct Planted {
+    gpa: u32,
+    orig: u8,
+    kind: Patch,
+}
+
+/// What the scanner knows.
+#[derive(Default)]
+pub(crate) struct Scanner {
+    /// Scanned blocks: start → end (linear, exclusive).
+    blocks: BTreeMap<u32, u32>,
+    /// Guest frames holding scanned code (write-protected).
+    frames: BTreeSet<u32>,
+    /// Breakpoints by linear address.
+    patches: BTreeMap<u32, Planted>,
+}
+
+/// How an instruction ends a block.
+enum Flow {
+    /// Not a branch.
+    Next,
+    /// A direct branch to these targets.
+    Direct(Vec<u32>),
+    /// A branch whose target is known only when it runs.
+    Indirect,
+    /// The monitor gets control anyway (INT n: its trap; HLT and other privileged
+    /// instructions fault at ring 1 and continue after themselves).
+    Trap,
+}
+
+impl Monitor {
+    pub(crate) fn scan_protects(&self, frame: u32) -> bool {
+        self.scanner.frames.contains(&frame)
+    }
+
+    /// Put the original bytes back where breakpoints sit in `bytes` (read at `lin`).
+    pub(crate) fn scan_unpatch(&self, lin: u32, bytes: &mut [u8]) {
+        if self.scanner.patches.is_empty() {
+            return;
+        }
+        for (k, b) in bytes.iter_mut().enumerate() {
+            if let Some(p) = self.scanner.patches.get(&lin.wrapping_add(k as u32)) {
+                *b = p.orig;
+            }
+        }
+    }
+
+    /// A scanned frame was written: forget every scan.
+    pub(crate) fn scan_note_write(&mut self, frame: u32) {
+        if !self.scanner.frames.contains(&frame) {
+            return;
+        }
+        self.counters.rescans += 1;
+        self.scan_forget();
+    }
+
+    /// Take every breakpoint out and forget the blocks (their pages become writable at
+    /// their next fault).
+    pub(crate) fn scan_forget(&mut self) {
+        let patches = core::mem::take(&mut self.scanner.patches);
+        for p in patches.values() {
+            let a = p.gpa as usize;
+            if self.machine.bus.ram.get(a) == Some(&INT3) {
+                self.machine.bus.ram[a] = p.orig;
+                self.machine.cpu.icache.note_write(p.gpa >> 12);
+            }
+        }
+        self.scanner.blocks.clear();
+        self.scanner.frames.clear();
+    }
+
+    fn scanned(&self, lin: u32) -> bool {
+        matches!(self.scanner.blocks.range(..=lin).next_back(), Some((_, end)) if lin < *end)
+    }
+
+    /// Before the guest kernel runs on from CS:EIP, make sure that code is scanned.
+    pub(crate) fn ensure_scanned(&mut self) {
+        if !self.options.scan || self.vcpl() != 0 {
+            return;
+        }
+        let c = &self.machine.cpu;
+        let lin = c.segs[CS as usize].base.wrapping_add(c.eip);
+        if !self.scanned(lin) {
+            self.scan_block(lin);
+        }
+    }
+
+    /// Decode from `lin` up to the next branch, planting breakpoints.
+    fn scan_block(&mut self, start: u32) {
+        let code32 = self.machine.cpu.segs[CS as usize].big();
+        let cs_base = self.machine.cpu.segs[CS as usize].base;
+        let mut lin = start;
+        self.counters.scans += 1;
+        while lin.wrapping_sub(start) < MAX_BLOCK {
+            let mut bytes = [0u8; 15];
+            let mut n = 0;
+            while n < 15 && self.read_lin(lin.wrapping_add(n as u32), &mut bytes[n..n + 1], false).is_ok() {
+                n += 1;
+            }
+            self.scan_unpatch(lin, &mut bytes[..n]);
+            let Ok(i) = decode_slice(&bytes[..n], code32) else {
+                // Undecodable or not mapped: stop here with a breakpoint; stepping it
+                // raises what the processor raises.
+                self.plant(lin, Patch::Branch { direct: false });
+                break;
+            };
+            self.protect_code(lin, i.len as u32);
+            let next = lin.wrapping_add(i.len as u32);
+            if sensitive_at_ring1(&i) {
+                self.plant(lin, Patch::Sensitive);
+            }
+            match flow(&i, next.wrapping_sub(cs_base), code32) {
+                Flow::Next => {
+                    lin = next;
+                    continue;
+                }
+                Flow::Trap => {
+                    lin = next;
+                    break;
+                }
+                Flow::Indirect => {
+                    if !self.scanner.patches.contains_key(&lin) {
+                        self.plant(lin, Patch::Branch { direct: false });
+                    }
+                    lin = next;
+                    break;
+                }
+                Flow::Direct(targets) => {
+                    if targets.iter().any(|t| !self.scanned(cs_base.wrapping_add(*t))) {
+                        self.plant(lin, Patch::Branch { direct: true });
+                    }
+                    lin = next;
+                    break;
+                }
+            }
+        }
+        self.scanner.blocks.insert(start, lin);
+    }
+
+    /// Write-protect the frames an instruction's bytes lie in.
+    fn protect_code(&mut self, lin: u32, len: u32) {
+        for l in [lin, lin.wrapping_add(len - 1)] {
+            if let Ok(w) = self.guest_walk(l, false, false) {
+                let frame = w.gpa >> 12;
+                if self.scanner.frames.insert(frame) {
+                    self.write_protect(frame);
+                }
+            }
+        }
+    }
+
+    fn plant(&mut self, lin: u32, kind: Patch) {
+        let Ok(w) = self.guest_walk(lin, false, false) else { return };
+        let a = w.gpa as usize;
+        if w.gpa >= self.guest_ram || self.scanner.patches.contains_key(&lin) {
+            return;
+        }
+        let orig = self.machine.bus.ram[a];
+        self.machine.bus.ram[a] = INT3;
+        self.machine.cpu.icache.note_write(w.gpa >> 12);
+        self.scanner.patches.insert(lin, Planted { gpa: w.gpa, orig, kind });
+    }
+
+    fn unplant(&mut self, lin: u32) {
+        if let Some(p) = self.scanner.patches.remove(&lin) {
+            self.machine.bus.ram[p.gpa as usize] = p.orig;
+            self.machine.cpu.icache.note_write(p.gpa >> 12);
+        }
+    }
+
+    /// INT3 in guest code: one of the scanner's breakpoints (EIP is past it), or the
+    /// guest's own.
+    pub(crate) fn scan_breakpoint(&mut self) -> Result<(), super::MonitorExit> {
+        let c = &self.machine.cpu;
+        let at = c.segs[CS as usize].base.wrapping_add(c.eip.wrapping_sub(1));
+        let Some(p) = self.scanner.patches.get(&at).copied() else {
+            self.count(ExitReason::ExceptionNmi);
+            return self.reflect(3, TrapKind::Software, None);
+        };
+        self.counters.breakpoints += 1;
+        self.count(ExitReason::ExceptionNmi);
+        // The INT3 was the monitor's, not a guest instruction.
+        let c = &mut self.machine.cpu;
+        c.eip = c.eip.wrapping_sub(1);
+        c.icount -= 1;
+        match p.kind {
+            Patch::Sensitive => {
+                let Some(i) = self.decode_here() else { return Ok(()) };
+                // Counted as its breakpoint: the interpreter's own count is undone.
+                if let Some(r) = self.sensitive(&i) {
+                    self.counters.traps[ExitReason::SensitiveInstruction as usize] -= 1;
+                    return r;
+                }
+                self.step_unpatched(at);
+                Ok(())
+            }
+            Patch::Branch { direct } => {
+                if direct {
+                    // Scan where it may go, then it needs no breakpoint.
+                    let i = self.decode_here();
+                    let c = &self.machine.cpu;
+                    let (cs_base, code32) = (c.segs[CS as usize].base, c.segs[CS as usize].big());
+                    if let Some(i) = i {
+                        let next = c.eip.wrapping_add(i.len as u32);
+                        if let Flow::Direct(targets) = flow(&i, next, code32) {
+                            for t in targets {
+                                let t = cs_base.wrapping_add(t);
+                                if !self.scanned(t) {
+                                    self.scan_block(t);
+                                }
+                            }
+                        }
+                    }
+                    self.unplant(at);
+                    return Ok(());
+                }
+                self.step_unpatched(at);
+                Ok(())
+            }
+        }
+    }
+
+    /// Step the instruction at `at` with its original byte, then plant the breakpoint
+    /// again.
+    fn step_unpatched(&mut self, at: u32) {
+        let Some(p) = self.scanner.patches.get(&at).copied() else { return };
+        self.machine.bus.ram[p.gpa as usize] = p.orig;
+        self.machine.cpu.icache.note_write(p.gpa >> 12);
+        self.step_guest();
+        if self.scanner.patches.get(&at).is_some_and(|q| q.gpa == p.gpa) {
+            self.machine.bus.ram[p.gpa as usize] = INT3;
+            self.machine.cpu.icache.note_write(p.gpa >> 12);
+        }
+    }
+}
+
+/// The sensitive instructions whose effect at ring 1 differs from ring 0's without a
+/// fault (docs/v386.md Table 3-2, less those that are right at ring 1: loads of DS, ES,
+/// FS, GS, far jumps and calls, and INT n, which traps to the monitor anyway).
+fn sensitive_at_ring1(i: &Instr) -> bool {
+    match i.opcode {
+        0x101 => matches!(i.reg(), 0 | 1 | 4),
+        0x100 => matches!(i.reg(), 0 | 1 | 4 | 5),
+        0x102 | 0x103 => true,
+        0x9c | 0x9d | 0x0e | 0x16 | 0xcf => true,
+        0x8c => matches!(i.reg(), 1 | 2),
+        _ => false,
+    }
+}
+
+/// How `i` (whose next instruction is at offset `next`) ends a block.
+fn flow(i: &Instr, next: u32, code32: bool) -> Flow {
+    let mask = if code32 { u32::MAX } else { 0xffff };
+    let rel = next.wrapping_add(i.imm) & mask;
+    match i.opcode {
+        0xeb | 0xe9 => Flow::Direct(alloc::vec![rel]),
+        0x70..=0x7f | 0x180..=0x18f | 0xe0..=0xe3 => Flow::Direct(alloc::vec![rel, next]),
+        0xe8 => Flow::Direct(alloc::vec![rel]),
+        0xc2 | 0xc3 | 0xca | 0xcb | 0xcf | 0xea | 0x9a => Flow::Indirect,
+        0xff if matches!(i.reg(), 2..=5) => Flow::Indirect,
+        0xcc | 0xcd | 0xce | 0xf1 | 0xf4 | 0x134 | 0x135 => Flow::Trap,
+        _ => Flow::Next,
+    }
+}

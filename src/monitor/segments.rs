@@ -1,0 +1,148 @@
+//! Ring compression: the shadow GDT the processor uses while the guest runs. Each of the
+//! guest's code and data descriptors is copied with DPL 0 made DPL 1, so the kernel's
+//! selectors work at ring 1; system descriptors (the guest's TSS, LDTs, gates) are left
+//! out, since the processor must never use them; the monitor's own code, data and TSS
+//! descriptors sit at the table's end. Copies are made at LGDT (a guest that edits its
+//! GDT later without reloading it is not followed: VMware traced GDT pages for that).
+//!
+//! A selector the guest loaded with RPL 0 is held by the processor with RPL 1: that is
+//! what PUSH CS and MOV r, SS show the guest on the classic x86 ([`visible`] is what
+//! they should show).
+
+use super::{Monitor, MonitorError, GDT_OFF, GDT_PAGES, MONITOR_LIN, MON_CODE, MON_DATA, MON_TSS, TSS_OFF};
+use crate::cpu::decode::{CS, DS, ES, FS, GS, SS};
+use crate::cpu::seg::Seg;
+use alloc::format;
+
+/// Descriptor access-byte bits (SDM Vol. 3A §3.4.5).
+const S: u32 = 1 << 12;
+const DPL_SHIFT: u32 = 13;
+const ACCESSED: u32 = 1 << 8;
+
+/// What the guest should see for a selector the processor holds (RPL 1 is the guest's
+/// RPL 0).
+pub(crate) fn visible(sel: u16) -> u16 {
+    if sel & 3 == 1 {
+        sel & !3
+    } else {
+        sel
+    }
+}
+
+/// The selector the processor loads for one the guest names (RPL 0 → 1).
+pub(crate) fn real(sel: u16) -> u16 {
+    if sel & 3 == 0 && sel & !3 != 0 {
+        sel | 1
+    } else {
+        sel
+    }
+}
+
+impl Monitor {
+    fn shadow_gdt_addr(&self, sel: u16) -> usize {
+        (self.mon + GDT_OFF) as usize + (sel & !7) as usize
+    }
+
+    fn put_descriptor(&mut self, sel: u16, lo: u32, hi: u32) {
+        let a = self.shadow_gdt_addr(sel);
+        self.machine.bus.ram[a..a + 4].copy_from_slice(&lo.to_le_bytes());
+        self.machine.bus.ram[a + 4..a + 8].copy_from_slice(&hi.to_le_bytes());
+    }
+
+    fn shadow_descriptor(&self, sel: u16) -> (u32, u32) {
+        let a = self.shadow_gdt_addr(sel);
+        let r = &self.machine.bus.ram;
+        (
+            u32::from_le_bytes([r[a], r[a + 1], r[a + 2], r[a + 3]]),
+            u32::from_le_bytes([r[a + 4], r[a + 5], r[a + 6], r[a + 7]]),
+        )
+    }
+
+    /// Copy the guest's GDT into the shadow, compressing ring 0 into ring 1.
+    pub(crate) fn rebuild_gdt(&mut self) {
+        let a = (self.mon + GDT_OFF) as usize;
+        self.machine.bus.ram[a..a + (GDT_PAGES * 4096) as usize].fill(0);
+        let entries = ((self.v.gdtr.limit as u32 + 1) / 8).min(MON_CODE as u32 / 8);
+        for i in 1..entries {
+            let sel = (i * 8) as u16;
+            let Some((lo, mut hi)) = self.guest_descriptor(sel) else { continue };
+            if hi & S == 0 {
+                continue;
+            }
+            if (hi >> DPL_SHIFT) & 3 == 0 {
+                hi |= 1 << DPL_SHIFT;
+            }
+            // Accessed already, so loads never write the (read-only) shadow table.
+            self.put_descriptor(sel, lo, hi | ACCESSED);
+        }
+        // Flat 4 GiB ring-1 code and data, the monitor's TSS (32-bit, busy, limit 103).
+        self.put_descriptor(MON_CODE, 0x0000_ffff, 0x00cf_bb00);
+        self.put_descriptor(MON_DATA, 0x0000_ffff, 0x00cf_b300);
+        let base = MONITOR_LIN + TSS_OFF;
+        self.put_descriptor(MON_TSS, (base << 16) | 103, (base & 0xff00_0000) | ((base >> 16) & 0xff) | 0x8b00);
+    }
+
+    /// The guest's segments as it left them at the start (flat, from the loader) become
+    /// the monitor's flat ring-1 ones; TR is the monitor's TSS.
+    pub(crate) fn load_monitor_segments(&mut self) {
+        let code = self.seg_from_shadow(MON_CODE | 1);
+        let data = self.seg_from_shadow(MON_DATA | 1);
+        let tss = self.seg_from_shadow(MON_TSS);
+        let c = &mut self.machine.cpu;
+        c.segs[CS as usize] = code;
+        for r in [DS, ES, FS, GS, SS] {
+            c.segs[r as usize] = data;
+        }
+        c.tr = tss;
+        c.cpl = 1;
+    }
+
+    fn seg_from_shadow(&self, sel: u16) -> Seg {
+        let (lo, hi) = self.shadow_descriptor(sel);
+        Seg::from_descriptor(sel, lo, hi)
+    }
+
+    /// Load segment register `reg` with the guest's selector `sel` as the processor
+    /// would at the guest's privilege level, from the shadow copy (RPL 0 held as 1).
+    /// Errors are the guest's #GP/#SS/#NP to deliver: (vector, error code).
+    pub(crate) fn load_guest_seg(&mut self, reg: u8, sel: u16) -> Result<(), (u8, u16)> {
+        if sel & !3 == 0 {
+            if reg == SS || reg == CS {
+                return Err((13, 0));
+            }
+            self.machine.cpu.segs[reg as usize] = Seg::null(sel);
+            return Ok(());
+        }
+        if sel & 4 != 0 || (sel & !7) >= MON_CODE || (sel | 7) as u32 > self.v.gdtr.limit as u32 {
+            return Err((13, sel & !3));
+        }
+        let r = real(sel);
+        let seg = self.seg_from_shadow(r);
+        if seg.access & 0x10 == 0 {
+            return Err((13, sel & !3));
+        }
+        if !seg.present() {
+            return Err((if reg == SS { 12 } else { 11 }, sel & !3));
+        }
+        let c = &mut self.machine.cpu;
+        c.segs[reg as usize] = seg;
+        if reg == CS {
+            c.cpl = (r & 3) as u8;
+        }
+        Ok(())
+    }
+
+    /// LTR: the guest's TSS becomes the virtual TR (busy in the guest's GDT, as the
+    /// processor marks it); the processor keeps the monitor's.
+    pub(crate) fn guest_ltr(&mut self, sel: u16) -> Result<(), MonitorError> {
+        let Some((lo, hi)) = self.guest_descriptor(sel) else {
+            return Err(MonitorError::Unsupported(format!("LTR {sel:#x} outside the GDT")));
+        };
+        let seg = Seg::from_descriptor(sel, lo, hi);
+        self.v.tr = sel;
+        self.v.tr_base = seg.base;
+        let at = self.v.gdtr.base.wrapping_add((sel & !7) as u32 + 4);
+        let _ = self.write_lin(at, &(hi | 0x200).to_le_bytes(), false);
+        Ok(())
+    }
+}
