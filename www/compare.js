@@ -199,7 +199,6 @@ function render() {
             });
         }
     }
-    const total = lab.techniques.filter((t) => t.available).length;
     $('caption').textContent = `N = ${lab.iterations || '…'} · exit cost ${fmt(Number($('exit-cost').value) || 0)} cycles`;
     $('progress').textContent = lab.techniques
         .map((t) => {
@@ -208,7 +207,6 @@ function render() {
             return `${t.number} ${t.name}: ${what}`;
         })
         .join(' · ');
-    $('progress').dataset.available = String(total);
     $('serial').textContent = lab.techniques
         .map((t) => {
             const r = lab.results[t.number];

@@ -532,8 +532,14 @@ async function testCompare(context, base) {
                 error: lab.results[n] && !lab.results[n].ok ? lab.results[n].error : '',
             };
         });
-        return { columns, rows: document.querySelectorAll('#cycles tbody tr').length, bars: Number(document.getElementById('chart').dataset.bars) };
+        return {
+            columns,
+            rows: document.querySelectorAll('#cycles tbody tr').length,
+            bars: Number(document.getElementById('chart').dataset.bars),
+            iterations: lab.iterations,
+        };
     });
+    check(got.iterations === 200, `the page ran N = ${got.iterations} iterations (?iterations=200)`);
     check(got.columns.length === 6 && got.rows === 7, `the table has six columns and seven rows (${got.columns.length} × ${got.rows})`);
     const available = got.columns.filter((c) => c.available);
     const filled = got.columns.filter((c) => c.filled === 7);
@@ -550,6 +556,7 @@ async function testCompare(context, base) {
     log('screenshot tests/out/e2e-compare.png');
     check(errors.length === 0, 'no page errors', errors.join('\n'));
     await page.close();
+    return { columnsFilled: filled.length, columnsAvailable: available.length };
 }
 
 mkdirSync(OUT, { recursive: true });
@@ -570,7 +577,7 @@ try {
     if (want('errors')) await testErrors(browser.context, server.url);
     if (want('vms')) await testVms(browser.context, server.url);
     if (want('examples')) await testExamples(browser.context, server.url);
-    if (want('compare')) await testCompare(browser.context, server.url);
+    if (want('compare')) figures.compare = await testCompare(browser.context, server.url);
 } catch (err) {
     check(false, 'the test ran to its end', err.stack);
 } finally {
@@ -578,9 +585,9 @@ try {
     server.stop();
 }
 const failed = failureCount();
-log(
-    failed
-        ? `${failed} check(s) FAILED`
-        : `all checks passed (banner after ${figures.bannerSeconds?.toFixed(1)} s, ${figures.mips?.toFixed(1)} MIPS while executing)`,
-);
+// The figures of the tests that ran (a run with --only= may have none).
+const said = [];
+if (figures.bannerSeconds != null) said.push(`banner after ${figures.bannerSeconds.toFixed(1)} s, ${figures.mips?.toFixed(1)} MIPS while executing`);
+if (figures.compare) said.push(`lab: ${figures.compare.columnsFilled} of 6 columns filled`);
+log(failed ? `${failed} check(s) FAILED` : `all checks passed${said.length ? ` (${said.join('; ')})` : ''}`);
 process.exit(failed ? 1 : 0);
