@@ -10,6 +10,8 @@
 #   .cache/images/webdemo.img  the default machine's demo floppy (tests/guests/webdemo.asm)
 #   .cache/images/vmdemo_clock.img, vmdemo_sensitive.img  the VMM demo's guests, Multiboot
 #                        kernels (tests/guests/vmdemo_clock.asm, vmdemo_sensitive.asm)
+#   .cache/images/nanobench.img, nanobench-pv.img  the technique lab's guest, native and
+#                        paravirtual (-DPARAVIRT) builds, for the compare page (www/compare.html)
 #
 # Idempotent: npm installs run only when package-lock.json is newer than node_modules.
 set -euo pipefail
@@ -41,6 +43,21 @@ for name in webdemo vmdemo_clock vmdemo_sensitive; do
     if [ "tests/guests/$name.asm" -nt ".cache/images/$name.img" ] || [ ! -f ".cache/images/$name.img" ]; then
         log "nasm tests/guests/$name.asm"
         nasm -f bin -I tests/guests/ -o ".cache/images/$name.img" "tests/guests/$name.asm"
+    fi
+done
+# The lab's guest in its two builds; either is rebuilt when the source or an include
+# it uses is newer (the includes are shared with the other guests).
+for build in native pv; do
+    img=".cache/images/nanobench.img" flags=()
+    if [ "$build" = pv ]; then img=".cache/images/nanobench-pv.img" flags=(-DPARAVIRT); fi
+    stale=0
+    [ -f "$img" ] || stale=1
+    for src in tests/guests/nanobench.asm tests/guests/*.inc; do
+        [ "$src" -nt "$img" ] && stale=1
+    done
+    if [ "$stale" = 1 ]; then
+        log "nasm ${flags[*]} tests/guests/nanobench.asm"
+        nasm -f bin -I tests/guests/ "${flags[@]}" -o "$img" tests/guests/nanobench.asm
     fi
 done
 log "ok: pkg/v386_bg.wasm $(stat -c %s pkg/v386_bg.wasm) bytes"

@@ -13,7 +13,8 @@
 //! - [`lab`]: the technique lab: one guest under each way of virtualizing, measured.
 //! - [`snapshot`]: the snapshot file format; `Machine::save`/`restore` and
 //!   `Vmm::save`/`restore` write and read whole machines with it.
-//! - `web`: the wasm-bindgen façade, built for `wasm32` only: the browser's `Machine` and `Vmm`.
+//! - `web`: the wasm-bindgen façade, built for `wasm32` only: the browser's `Machine` and `Vmm`,
+//!   and the lab one column at a time.
 //! - `src/bin/v386.rs`: the native command-line runner (QEMU's option spelling).
 //!
 //! Without the `std` feature the crate is `no_std` + `alloc`.

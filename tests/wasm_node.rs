@@ -12,4 +12,5 @@ wasm_tests!(
     keys_reach_the_keyboard_controller,
     vmm_runs_two_vms_and_shows_the_exit_log,
     snapshots_save_and_restore_through_the_facade,
+    lab_answers_every_column_with_a_value,
 );

@@ -8,6 +8,8 @@
 //!   `exitReasonName`.
 //! - [`snapshot`]: `save()`, `restore(bytes)` and `Machine.fromSnapshot(bytes)` /
 //!   `Vmm.fromSnapshot(bytes)` on both classes.
+//! - [`lab`]: `labTechniques()`, `labBenches()`, `labDefaults()` and `labRun(…)`, the
+//!   technique lab one column at a time (`www/compare-worker.js`).
 //!
 //! Contract with JavaScript (see `www/worker.js` and `pkg/v386.d.ts`):
 //! - `new Machine(config)`: `config` is a [`MachineSpec`](crate::machine::MachineSpec) as a plain object (images as
@@ -22,6 +24,7 @@
 //! - Panics: the console_error_panic_hook prints the message with `console.error`; the
 //!   worker forwards it to the page's error panel.
 
+pub mod lab;
 pub mod machine;
 pub mod screen;
 pub mod snapshot;

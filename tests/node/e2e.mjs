@@ -38,6 +38,10 @@
 //     with one panel, inline JSON with the exits panel, and createMachine() from script —
 //     each boots and shows its guest's text                    → tests/out/e2e-examples.png
 //     and the VMs page takes a config by URL parameter (?config=examples/clock.json).
+//  7. the compare page (compare.html?iterations=200): the technique lab runs in a worker;
+//     the table has six columns, every column the lab can run (labTechniques) fills its
+//     seven rows with positive cycles per iteration, the others none; the chart has a bar
+//     per filled cell                                           → tests/out/e2e-compare.png
 // Prints one line per check; exits 1 when any fails.
 import { mkdirSync } from 'node:fs';
 import path from 'node:path';
@@ -502,6 +506,59 @@ async function testExamples(context, base) {
     await p2.close();
 }
 
+/** The compare page: the technique lab in a worker, Adams & Agesen's table filled column
+ *  by column. Which columns the lab runs comes from the page (labTechniques): every one
+ *  that is available must fill all seven rows with positive figures, and no other. */
+async function testCompare(context, base) {
+    log('--- the technique lab in the browser (compare.html?iterations=200)');
+    const t0 = Date.now();
+    const { page, errors } = await openPage(context, `${base}compare.html?iterations=200`);
+    const state = () => page.evaluate(() => document.body.dataset.lab ?? '');
+    const end = await waitFor(async () => (['done', 'error'].includes(await state()) ? state() : null), 300_000, 250);
+    check(end === 'done', `the lab ran to its end in the browser (${((Date.now() - t0) / 1000).toFixed(1)} s)`, await page.evaluate(() => document.body.innerText.slice(0, 2000)));
+    const got = await page.evaluate(() => {
+        const lab = window.v386lab;
+        const heads = [...document.querySelectorAll('#cycles thead th[data-technique]')].map((th) => Number(th.dataset.technique));
+        const columns = heads.map((n) => {
+            const cells = [...document.querySelectorAll(`#cycles tbody td[data-technique="${n}"]`)];
+            return {
+                number: n,
+                name: lab.techniques.find((t) => t.number === n)?.name,
+                available: !!lab.techniques.find((t) => t.number === n)?.available,
+                cells: cells.length,
+                filled: cells.filter((c) => c.dataset.filled === '1' && Number(c.dataset.value) > 0).length,
+                values: cells.map((c) => c.dataset.value ?? c.textContent),
+                ms: lab.times[n],
+                error: lab.results[n] && !lab.results[n].ok ? lab.results[n].error : '',
+            };
+        });
+        return {
+            columns,
+            rows: document.querySelectorAll('#cycles tbody tr').length,
+            bars: Number(document.getElementById('chart').dataset.bars),
+            iterations: lab.iterations,
+        };
+    });
+    check(got.iterations === 200, `the page ran N = ${got.iterations} iterations (?iterations=200)`);
+    check(got.columns.length === 6 && got.rows === 7, `the table has six columns and seven rows (${got.columns.length} × ${got.rows})`);
+    const available = got.columns.filter((c) => c.available);
+    const filled = got.columns.filter((c) => c.filled === 7);
+    for (const c of got.columns) {
+        const what = c.available ? `${c.filled}/7 cells filled in ${((c.ms ?? 0) / 1000).toFixed(2)} s: ${c.values.join(' ')}` : `not available: "${c.values[0]}"`;
+        check(c.available ? c.filled === 7 : c.filled === 0, `column ${c.number} ${c.name}: ${what}`, c.error);
+    }
+    check(
+        filled.length === available.length && available.length > 0,
+        `${filled.length} column(s) filled = ${available.length} available (${available.map((c) => c.number).join(', ')})`,
+    );
+    check(got.bars === available.length * 7, `the chart draws a bar per filled cell (${got.bars})`);
+    await page.screenshot({ path: path.join(OUT, 'e2e-compare.png'), fullPage: true });
+    log('screenshot tests/out/e2e-compare.png');
+    check(errors.length === 0, 'no page errors', errors.join('\n'));
+    await page.close();
+    return { columnsFilled: filled.length, columnsAvailable: available.length };
+}
+
 mkdirSync(OUT, { recursive: true });
 const server = await startServer();
 log(`server ${server.url}`);
@@ -509,7 +566,7 @@ const browser = await startBrowser();
 let figures = {};
 try {
     // `--only=vms,examples` runs some of the tests (names: default, kernel, cdrom, drop,
-    // errors, vms, examples, demo): for quick runs while working on one page.
+    // errors, vms, examples, demo, compare): for quick runs while working on one page.
     const only = process.argv.find((a) => a.startsWith('--only='))?.slice(7).split(',');
     const want = (name) => !only || only.includes(name);
     if (want('demo')) await testDemo(browser.context, server.url);
@@ -520,6 +577,7 @@ try {
     if (want('errors')) await testErrors(browser.context, server.url);
     if (want('vms')) await testVms(browser.context, server.url);
     if (want('examples')) await testExamples(browser.context, server.url);
+    if (want('compare')) figures.compare = await testCompare(browser.context, server.url);
 } catch (err) {
     check(false, 'the test ran to its end', err.stack);
 } finally {
@@ -527,9 +585,9 @@ try {
     server.stop();
 }
 const failed = failureCount();
-log(
-    failed
-        ? `${failed} check(s) FAILED`
-        : `all checks passed (banner after ${figures.bannerSeconds?.toFixed(1)} s, ${figures.mips?.toFixed(1)} MIPS while executing)`,
-);
+// The figures of the tests that ran (a run with --only= may have none).
+const said = [];
+if (figures.bannerSeconds != null) said.push(`banner after ${figures.bannerSeconds.toFixed(1)} s, ${figures.mips?.toFixed(1)} MIPS while executing`);
+if (figures.compare) said.push(`lab: ${figures.compare.columnsFilled} of 6 columns filled`);
+log(failed ? `${failed} check(s) FAILED` : `all checks passed${said.length ? ` (${said.join('; ')})` : ''}`);
 process.exit(failed ? 1 : 0);
