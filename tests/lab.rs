@@ -59,23 +59,18 @@ fn the_table_has_every_row_and_every_column_filled() {
     let t = table(&images, &cfg);
     println!("{}\n{}\n{}", t.cycles(), t.instructions(), t.exits());
     assert!(t.errors().is_empty(), "{}", t.errors());
+    assert_eq!(t.columns.len(), 6);
     for (tech, r) in &t.columns {
-        match r {
-            Ok(col) => {
-                println!("{} {}: {}", tech.number(), tech.name(), col.serial.trim_end());
-                assert!(tech.available());
-                assert!(col.serial.contains(": PASS"), "{}", col.serial);
-                assert_eq!(col.measurements.len(), Bench::ALL.len());
-            }
-            Err(e) => assert!(!tech.available(), "{}: {e}", tech.name()),
-        }
+        let col = r.as_ref().unwrap_or_else(|e| panic!("{}: {e}", tech.name()));
+        println!("{} {}: {}", tech.number(), tech.name(), col.serial.trim_end());
+        assert!(col.serial.contains(": PASS"), "{}", col.serial);
+        assert_eq!(col.measurements.len(), Bench::ALL.len());
     }
     let cycles = t.cycles();
     for b in Bench::ALL {
         assert!(cycles.lines().any(|l| l.starts_with(b.name())), "{} missing:\n{cycles}", b.name());
     }
-    assert_eq!(cycles.matches("not yet").count(), 0, "{cycles}");
-    assert!(Technique::ALL.iter().all(|t| t.available()));
+    assert!(!cycles.contains("error"), "{cycles}");
 }
 
 /// The probe's names, in the order it runs them, of what goes wrong at ring 1 on the

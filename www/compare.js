@@ -32,7 +32,7 @@ const duration = (ms) => (ms < 1000 ? `${Math.round(ms)} ms` : `${(ms / 1000).to
 const esc = (s) => String(s).replace(/[&<>"]/g, (c) => `&#${c.charCodeAt(0)};`);
 
 const lab = {
-    techniques: [], // [{number, name, available}], from labTechniques()
+    techniques: [], // [{number, name}], from labTechniques()
     benches: [], // ["syscall", …], from labBenches()
     defaults: { iterations: 1000, exitCost: 12_617 },
     results: {}, // technique number → labRun's answer
@@ -157,7 +157,6 @@ function placeholder(t) {
     const r = lab.results[t.number];
     if (lab.running === t.number) return ['running…', 'running'];
     if (!r) return ['', 'pending'];
-    if (r.notYet) return ['not yet', 'notyet'];
     return ['error', 'failed'];
 }
 
@@ -171,7 +170,7 @@ function render() {
             const r = lab.results[t.number];
             const th = table.querySelector(`th[data-technique="${t.number}"]`);
             if (!th) continue;
-            th.querySelector('.sub').textContent = !t.available ? 'not built yet' : lab.times[t.number] != null ? `${duration(lab.times[t.number])} in the browser` : '';
+            th.querySelector('.sub').textContent = lab.times[t.number] != null ? `${duration(lab.times[t.number])} in the browser` : '';
             lab.benches.forEach((b, i) => {
                 const td = table.querySelector(`tr[data-bench="${CSS.escape(b)}"] td[data-technique="${t.number}"]`);
                 const row = r?.ok ? r.rows[i] : null;
@@ -203,7 +202,7 @@ function render() {
     $('progress').textContent = lab.techniques
         .map((t) => {
             const r = lab.results[t.number];
-            const what = lab.running === t.number ? 'running…' : !r ? '…' : r.ok ? duration(lab.times[t.number]) : r.notYet ? 'not yet' : 'error';
+            const what = lab.running === t.number ? 'running…' : !r ? '…' : r.ok ? duration(lab.times[t.number]) : 'error';
             return `${t.number} ${t.name}: ${what}`;
         })
         .join(' · ');
@@ -211,10 +210,30 @@ function render() {
         .map((t) => {
             const r = lab.results[t.number];
             if (!r) return `${t.number} ${t.name}: —`;
-            return `${t.number} ${t.name}: ${r.ok ? r.serial.trim() : r.error}`;
+            const report = r.ok ? r.serial.split('\n').filter((l) => !l.startsWith('nanobench: wrong: ')).join('\n').trim() : r.error;
+            return `${t.number} ${t.name}: ${report}`;
         })
         .join('\n');
+    renderWrong();
     drawChart();
+}
+
+/** Column 2's point: what the guest's probe of the sensitive instructions saw go wrong
+ *  under each technique, and what the software monitor (columns 2–4) did meanwhile. */
+function renderWrong() {
+    const items = lab.techniques.map((t) => {
+        const r = lab.results[t.number];
+        if (!r?.ok) return `<li data-technique="${t.number}"><b>${t.number} ${esc(t.name)}</b>: —</li>`;
+        const m = r.monitor;
+        const work = m
+            ? `<div class="muted">monitor: ${fmt(m.traps)} traps, ${fmt(m.reflected)} reflected, ${fmt(m.shadowFills)} shadow fills, ${fmt(m.tracedWrites)} traced writes` +
+              (m.scans ? `, ${fmt(m.scans)} scans, ${fmt(m.breakpoints)} breakpoint hits, ${fmt(m.rescans)} rescans` : '') +
+              `</div>`
+            : '';
+        const list = r.wrong.length ? `<ul class="wrong">${r.wrong.map((w) => `<li>${esc(w)}</li>`).join('')}</ul>` : ' <span class="ok">none</span>';
+        return `<li data-technique="${t.number}" data-wrong="${r.wrong.length}"><b>${t.number} ${esc(t.name)}</b>: ${r.wrong.length ? `${r.wrong.length} wrong` : ''}${list}${work}</li>`;
+    });
+    $('wrong').innerHTML = items.join('');
 }
 
 /** The exits table's cell: instructions, then the exits by reason (and device-memory

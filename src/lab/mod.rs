@@ -19,8 +19,8 @@
 //! runs give the same table.
 //!
 //! Columns 2–4 (deprivileged trap-and-emulate, with and without PSI, and
-//! scan-before-execute) need a VMM that runs the guest kernel at ring 1 with shadow page
-//! tables; until it exists their runner returns [`LabError::NotYet`] and the table says so.
+//! scan-before-execute) run the guest under the software monitor of `crate::monitor`,
+//! its kernel at ring 1 with shadow page tables.
 
 mod cost;
 mod run;
@@ -92,11 +92,6 @@ impl Technique {
             Technique::Paravirtual => Build::Paravirtual,
             _ => Build::Native,
         }
-    }
-
-    /// Whether the lab can run it yet.
-    pub fn available(self) -> bool {
-        true
     }
 }
 
@@ -219,8 +214,6 @@ impl Default for LabConfig {
 /// Why a column has no figures.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum LabError {
-    /// The technique is not built yet (columns 2–4).
-    NotYet(Technique),
     /// The machine or VM could not be built from the image (a host error).
     Setup(String),
     /// The guest stopped other than at a marker: what happened, and its COM1 output.
@@ -240,7 +233,6 @@ pub enum LabError {
 impl core::fmt::Display for LabError {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         match self {
-            LabError::NotYet(t) => write!(f, "{}: not yet", t.name()),
             LabError::Setup(e) => write!(f, "setting up the guest: {e}"),
             LabError::Stopped { why, serial } => write!(f, "the guest stopped: {why}; COM1: {serial}"),
             LabError::Timeout { serial } => write!(f, "the guest did not finish; COM1: {serial}"),

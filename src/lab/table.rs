@@ -112,14 +112,12 @@ impl Table {
         s
     }
 
-    /// What went wrong in the columns that have no figures (not "not yet").
+    /// What went wrong in the columns that have no figures.
     pub fn errors(&self) -> String {
         let mut s = String::new();
         for (t, r) in &self.columns {
             if let Err(e) = r {
-                if !matches!(e, LabError::NotYet(_)) {
-                    let _ = writeln!(s, "{} {}: {e}", t.number(), t.name());
-                }
+                let _ = writeln!(s, "{} {}: {e}", t.number(), t.name());
             }
         }
         s
@@ -137,7 +135,6 @@ impl Table {
             for (_, r) in &self.columns {
                 row.push(match r {
                     Ok(col) => cell(col, i),
-                    Err(LabError::NotYet(_)) => "not yet".into(),
                     Err(_) => "error".into(),
                 });
             }
@@ -174,16 +171,17 @@ mod tests {
     }
 
     #[test]
-    fn columns_not_built_yet_say_so() {
+    fn columns_without_figures_say_error_and_why() {
         let t = Table {
-            columns: Technique::ALL.iter().map(|t| (*t, Err(LabError::NotYet(*t)))).collect(),
+            columns: Technique::ALL.iter().map(|t| (*t, Err(LabError::Setup("no image".into())))).collect(),
             cost: CostModel::default(),
             iterations: 10,
         };
         let s = t.cycles();
         assert_eq!(s.lines().count(), 3 + Bench::ALL.len(), "{s}");
         assert!(s.lines().nth(3).unwrap().starts_with("syscall"), "{s}");
-        assert_eq!(s.matches("not yet").count(), 6 * 7, "{s}");
-        assert!(t.errors().is_empty());
+        assert_eq!(s.matches("error").count(), 6 * 7, "{s}");
+        assert_eq!(t.errors().lines().count(), 6);
+        assert!(t.errors().contains("2 Trap-and-emulate: setting up the guest: no image"), "{}", t.errors());
     }
 }

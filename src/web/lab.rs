@@ -3,19 +3,21 @@
 //! column by column while the next one runs. Everything measured and every error comes
 //! from `crate::lab`; this file only converts to plain JS objects.
 //!
-//! - `labTechniques()` → `[{number, name, available}]`, the six columns in order.
+//! - `labTechniques()` → `[{number, name}]`, the six columns in order.
 //! - `labBenches()` → `["syscall", …]`, the seven rows in order.
 //! - `labDefaults()` → `{iterations, exitCost, mmioCost}`, the CLI's defaults.
 //! - `labRun(technique, native, paravirtual, iterations, exitCost)` → one column:
 //!   `{ok: true, technique, name, iterations, exitCost, serial, rows: [{bench,
-//!   instructions, exits, exitsByReason: {NAME: n}, mmio, cycles}]}` with every count the
+//!   instructions, exits, exitsByReason: {NAME: n}, mmio, cycles}], wrong: ["SGDT base:
+//!   got …", …], monitor: {traps, reflected, shadowFills, tracedWrites, shadowResets,
+//!   scans, breakpoints, rescans} | null}` with every count the
 //!   total over `iterations` iterations (the page divides), `exits` the charged ones
 //!   (`Cost::charged_exits`), `exitsByReason` every non-zero reason (scheduling exits
 //!   included, as the CLI's exits table shows them); or `{ok: false, technique, name,
-//!   notYet, error}` with the `LabError`'s text.
+//!   error}` with the `LabError`'s text.
 
 use crate::cpu::v386::ExitReason;
-use crate::lab::{self, Bench, CostModel, Images, LabConfig, LabError, Technique, DEFAULT_EXIT_CYCLES};
+use crate::lab::{self, Bench, CostModel, Images, LabConfig, Technique, DEFAULT_EXIT_CYCLES};
 use alloc::collections::BTreeMap;
 use alloc::string::{String, ToString};
 use alloc::vec::Vec;
@@ -26,7 +28,20 @@ use wasm_bindgen::prelude::*;
 struct TechniqueInfo {
     number: u8,
     name: &'static str,
-    available: bool,
+}
+
+/// The software monitor's counts over the run (columns 2–4).
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct MonitorWork {
+    traps: u64,
+    reflected: u64,
+    shadow_fills: u64,
+    traced_writes: u64,
+    shadow_resets: u64,
+    scans: u64,
+    breakpoints: u64,
+    rescans: u64,
 }
 
 #[derive(Serialize)]
@@ -50,6 +65,9 @@ struct Done {
     exit_cost: u64,
     serial: String,
     rows: Vec<Row>,
+    /// The wrong results the guest's probe saw (column 2's list).
+    wrong: Vec<String>,
+    monitor: Option<MonitorWork>,
 }
 
 #[derive(Serialize)]
@@ -58,7 +76,6 @@ struct Failed {
     ok: bool,
     technique: u8,
     name: String,
-    not_yet: bool,
     error: String,
 }
 
@@ -75,13 +92,11 @@ fn to_js<T: Serialize>(v: &T) -> JsValue {
     })
 }
 
-/// The six techniques, in column order, and whether the lab runs each yet.
+/// The six techniques, in column order.
 #[wasm_bindgen(js_name = labTechniques)]
 pub fn lab_techniques() -> JsValue {
-    let list: Vec<TechniqueInfo> = Technique::ALL
-        .iter()
-        .map(|t| TechniqueInfo { number: t.number(), name: t.name(), available: t.available() })
-        .collect();
+    let list: Vec<TechniqueInfo> =
+        Technique::ALL.iter().map(|t| TechniqueInfo { number: t.number(), name: t.name() }).collect();
     to_js(&list)
 }
 
@@ -112,7 +127,6 @@ pub fn lab_run(technique: u32, native: &[u8], paravirtual: &[u8], iterations: u3
             ok: false,
             technique: 0,
             name: alloc::format!("technique {technique}"),
-            not_yet: false,
             error: alloc::format!("no technique {technique}: the columns are 1 to 6"),
         });
     };
@@ -149,14 +163,19 @@ pub fn lab_run(technique: u32, native: &[u8], paravirtual: &[u8], iterations: u3
                 exit_cost: cost.exit_cycles,
                 serial: col.serial,
                 rows,
+                wrong: col.wrong,
+                monitor: col.monitor.map(|m| MonitorWork {
+                    traps: m.all_traps(),
+                    reflected: m.reflected,
+                    shadow_fills: m.shadow_fills,
+                    traced_writes: m.traced_writes,
+                    shadow_resets: m.shadow_resets,
+                    scans: m.scans,
+                    breakpoints: m.breakpoints,
+                    rescans: m.rescans,
+                }),
             })
         }
-        Err(e) => to_js(&Failed {
-            ok: false,
-            technique: t.number(),
-            name: t.name().into(),
-            not_yet: matches!(e, LabError::NotYet(_)),
-            error: e.to_string(),
-        }),
+        Err(e) => to_js(&Failed { ok: false, technique: t.number(), name: t.name().into(), error: e.to_string() }),
     }
 }
