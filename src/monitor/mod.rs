@@ -402,7 +402,7 @@ impl Monitor {
                 self.v.cr2 = pf.addr;
                 self.reflect(14, TrapKind::Exception, Some(pf.code))
             }
-            Ok(w) if write && code & 1 != 0 && self.protected(w.gpa >> 12) => {
+            Ok(w) if write && code & 1 != 0 && w.gpa < self.guest_ram && self.protected(w.gpa >> 12) => {
                 self.traced_write(lin, &w).map_err(MonitorExit::Error)
             }
             Ok(w) => self.shadow_fill(lin, &w).map_err(MonitorExit::Error),
@@ -426,5 +426,75 @@ impl Monitor {
     /// The processor, for the lab's counters.
     pub fn cpu(&self) -> &Cpu {
         &self.machine.cpu
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::machine::{MachineConfig, StartMode};
+
+    /// A machine of 4 MiB guest RAM + the monitor's 4, running `code` at 1 MiB in flat
+    /// 32-bit protected mode, under the monitor.
+    fn monitor(code: &[u8], options: Options) -> Monitor {
+        let mut m = Machine::new(&MachineConfig { mem_mb: 8, debug_exit_port: Some(0xf4), ..Default::default() })
+            .expect("machine");
+        m.load_flat(code, 0x10_0000, 0x10_0000, StartMode::Pm32).expect("load");
+        Monitor::new(m, 4 << 20, options).expect("monitor")
+    }
+
+    #[test]
+    fn the_guest_kernel_runs_at_ring_1_and_its_io_is_emulated() {
+        // mov al, 7; out 0xf4, al  (the isa-debug-exit port)
+        let mut mon = monitor(&[0xb0, 0x07, 0xe6, 0xf4], Options::default());
+        assert_eq!(mon.cpu().cpl, 1);
+        assert_eq!(mon.run(100), MonitorExit::DebugExit(7));
+        assert_eq!(mon.counters.traps[ExitReason::Io as usize], 1);
+        // The OUT was emulated, not retired by the processor: one guest instruction.
+        assert_eq!(mon.cpu().icount, 1);
+    }
+
+    #[test]
+    fn sensitive_instructions_answer_wrong_without_psi_and_right_with_it() {
+        // mov esp, 90000h (below the ROM area); push cs; pop ebx; mov al, 1; out 0xf4, al
+        let code = [0xbc, 0x00, 0x00, 0x09, 0x00, 0x0e, 0x5b, 0xb0, 0x01, 0xe6, 0xf4];
+        let mut plain = monitor(&code, Options::default());
+        plain.run(100);
+        assert_eq!(plain.cpu().regs[3] & 0xfff0, u32::from(MON_CODE & 0xfff0));
+        assert_eq!(plain.cpu().regs[3] & 3, 1, "the classic x86 shows ring 1");
+        let mut psi = monitor(&code, Options { psi: true, scan: false });
+        psi.run(100);
+        assert_eq!(psi.cpu().regs[3] & 3, 0, "PSI: the monitor answers with RPL 0");
+        assert_eq!(psi.counters.traps[ExitReason::SensitiveInstruction as usize], 1);
+        let mut scan = monitor(&code, Options { psi: false, scan: true });
+        scan.run(100);
+        assert_eq!(scan.cpu().regs[3] & 3, 0, "the scanner's breakpoint: RPL 0");
+        assert_eq!(scan.counters.breakpoints, 1);
+    }
+
+    #[test]
+    fn nothing_a_guest_does_panics_the_monitor() {
+        // Pseudo-random code (a fixed LCG, so the test is the same every run) under each
+        // technique: it ends in an error, a halt or the budget, never a panic.
+        let mut x: u32 = 0x1234_5678;
+        for round in 0..48 {
+            let code: alloc::vec::Vec<u8> = (0..256)
+                .map(|_| {
+                    x = x.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+                    (x >> 24) as u8
+                })
+                .collect();
+            let options = [Options::default(), Options { psi: true, scan: false }, Options { psi: false, scan: true }];
+            let mut mon = monitor(&code, options[round % 3]);
+            let _ = mon.run(2_000);
+        }
+    }
+
+    #[test]
+    fn the_monitor_needs_room_and_protected_mode() {
+        let m = Machine::new(&MachineConfig { mem_mb: 4, ..Default::default() }).expect("machine");
+        assert_eq!(Monitor::new(m, 4 << 20, Options::default()).err(), Some(MonitorError::NoRoom));
+        let m = Machine::new(&MachineConfig { mem_mb: 8, ..Default::default() }).expect("machine");
+        assert_eq!(Monitor::new(m, 4 << 20, Options::default()).err(), Some(MonitorError::NotProtected));
     }
 }

@@ -223,7 +223,7 @@ impl Monitor {
         // The INT3 was the monitor's, not a guest instruction.
         let c = &mut self.machine.cpu;
         c.eip = c.eip.wrapping_sub(1);
-        c.icount -= 1;
+        c.icount = c.icount.saturating_sub(1);
         match p.kind {
             Patch::Sensitive => {
                 let Some(i) = self.decode_here() else { return Ok(()) };

@@ -102,7 +102,9 @@ impl Monitor {
             // The machine's RAM past the guest's is the monitor's own.
             return Err(MonitorError::NotGuestMemory(w.gpa));
         }
-        if let Some(f) = w.pt_frame {
+        // A page table outside the guest's RAM reads as zeros (`read_phys32`): nothing
+        // there to trace.
+        if let Some(f) = w.pt_frame.filter(|f| *f < self.guest_ram >> 12) {
             self.trace(f, slot as u16);
         }
         let pt = self.slot_table(slot);
