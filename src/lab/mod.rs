@@ -4,7 +4,7 @@
 //! method and records the figures.
 //!
 //! Where things live:
-//! - this file: [`Technique`] (the six columns), [`Bench`] (the seven rows), [`Cost`]
+//! - this file: [`Technique`] (the six columns), [`Bench`] (the eight rows: seven nanobenchmarks, one macro workload), [`Cost`]
 //!   (what a run counted), [`LabConfig`], [`Images`] (the native and paravirtual builds
 //!   of `tests/guests/nanobench.asm`), [`LabError`];
 //! - `run.rs`: the runner per technique — the bare machine, or one VM under the VMM —
@@ -106,11 +106,22 @@ pub enum Bench {
     PgFault,
     DivZero,
     PteMod,
+    /// The macro workload: a process created, run at ring 3 and waited for (A&A's
+    /// forkwait), each an address-space switch there and back.
+    ForkWait,
 }
 
 impl Bench {
-    pub const ALL: [Bench; 7] =
-        [Bench::Syscall, Bench::In, Bench::Cr8wr, Bench::CallRet, Bench::PgFault, Bench::DivZero, Bench::PteMod];
+    pub const ALL: [Bench; 8] = [
+        Bench::Syscall,
+        Bench::In,
+        Bench::Cr8wr,
+        Bench::CallRet,
+        Bench::PgFault,
+        Bench::DivZero,
+        Bench::PteMod,
+        Bench::ForkWait,
+    ];
 
     /// Its number in the guest's markers, 1–7.
     pub fn number(self) -> u32 {
@@ -127,6 +138,7 @@ impl Bench {
             Bench::PgFault => "pgfault",
             Bench::DivZero => "divzero",
             Bench::PteMod => "ptemod",
+            Bench::ForkWait => "forkwait",
         }
     }
 }

@@ -86,7 +86,7 @@ pub fn run(t: Technique, images: &Images, cfg: &LabConfig) -> Result<Column, Lab
     let cmdline = format!("iterations={}", cfg.iterations);
     // Generous: the slowest benchmark (pgfault) takes a few dozen instructions an
     // iteration, and each runs 4N times.
-    let budget = 20_000_000 + cfg.iterations as u64 * 4 * 7 * 200;
+    let budget = 20_000_000 + cfg.iterations as u64 * 4 * (7 * 200 + 5_000);
     let run = match t {
         Technique::Emulation => run_bare(kernel, &cmdline, budget)?,
         Technique::Paravirtual | Technique::V386 => run_vm(kernel, &cmdline, budget)?,

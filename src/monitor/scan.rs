@@ -11,9 +11,12 @@
 //!   indirect one (RET, JMP/CALL through a register or memory) keeps it, because its
 //!   target is known only when it runs.
 //!
-//! Scanned pages are write-protected in the shadow tables; a write to one (self-modifying
-//! code, or a loader) makes the monitor forget every scan — breakpoints come out, the
-//! next kernel instruction is scanned afresh — and counts a rescan. Only the guest's
+//! What was scanned is remembered by guest-physical address, so an address-space switch
+//! keeps it (a kernel is mapped alike in every process); a block ends at its page's end
+//! with a breakpoint on the instruction that continues on the next page. Scanned pages
+//! are write-protected in the shadow tables; a write to one (self-modifying code, or a
+//! loader) makes the monitor forget every scan — breakpoints come out, the next kernel
+//! instruction is scanned afresh — and counts a rescan. Only the guest's
 //! kernel code is scanned: ring-3 code runs at ring 3 on both machines, and its INT n
 //! traps anyway. A guest that read its own code would see the breakpoints (Plex86 hid
 //! them; nanobench does not look).
@@ -35,24 +38,26 @@ enum Patch {
     Sensitive,
     /// A branch to code not (all) scanned: step it, scan where it went.
     Branch { direct: bool },
+    /// The first instruction on the next page, where a block ran off its page: scan
+    /// from here and take the breakpoint out.
+    Continue,
 }
 
 /// A planted breakpoint.
 #[derive(Clone, Copy, Debug)]
 struct Planted {
-    gpa: u32,
     orig: u8,
     kind: Patch,
 }
 
-/// What the scanner knows.
+/// What the scanner knows, by guest-physical address.
 #[derive(Default)]
 pub(crate) struct Scanner {
-    /// Scanned blocks: start → end (linear, exclusive).
+    /// Scanned blocks: start → end (exclusive), within one page.
     blocks: BTreeMap<u32, u32>,
     /// Guest frames holding scanned code (write-protected).
     frames: BTreeSet<u32>,
-    /// Breakpoints by linear address.
+    /// Breakpoints.
     patches: BTreeMap<u32, Planted>,
 }
 
@@ -74,14 +79,21 @@ impl Monitor {
         self.scanner.frames.contains(&frame)
     }
 
+    /// The guest-physical address of kernel code at `lin` (None: not mapped).
+    fn code_gpa(&mut self, lin: u32) -> Option<u32> {
+        self.guest_walk(lin, false, false).ok().map(|w| w.gpa).filter(|g| *g < self.guest_ram)
+    }
+
     /// Put the original bytes back where breakpoints sit in `bytes` (read at `lin`).
-    pub(crate) fn scan_unpatch(&self, lin: u32, bytes: &mut [u8]) {
+    pub(crate) fn scan_unpatch(&mut self, lin: u32, bytes: &mut [u8]) {
         if self.scanner.patches.is_empty() {
             return;
         }
         for (k, b) in bytes.iter_mut().enumerate() {
-            if let Some(p) = self.scanner.patches.get(&lin.wrapping_add(k as u32)) {
-                *b = p.orig;
+            if let Some(g) = self.code_gpa(lin.wrapping_add(k as u32)) {
+                if let Some(p) = self.scanner.patches.get(&g) {
+                    *b = p.orig;
+                }
             }
         }
     }
@@ -99,19 +111,20 @@ impl Monitor {
     /// their next fault).
     pub(crate) fn scan_forget(&mut self) {
         let patches = core::mem::take(&mut self.scanner.patches);
-        for p in patches.values() {
-            let a = p.gpa as usize;
+        for (gpa, p) in &patches {
+            let a = *gpa as usize;
             if self.machine.bus.ram.get(a) == Some(&INT3) {
                 self.machine.bus.ram[a] = p.orig;
-                self.machine.cpu.icache.note_write(p.gpa >> 12);
+                self.machine.cpu.icache.note_write(gpa >> 12);
             }
         }
         self.scanner.blocks.clear();
         self.scanner.frames.clear();
     }
 
-    fn scanned(&self, lin: u32) -> bool {
-        matches!(self.scanner.blocks.range(..=lin).next_back(), Some((_, end)) if lin < *end)
+    fn scanned(&mut self, lin: u32) -> bool {
+        let Some(g) = self.code_gpa(lin) else { return false };
+        matches!(self.scanner.blocks.range(..=g).next_back(), Some((_, end)) if g < *end)
     }
 
     /// Before the guest kernel runs on from CS:EIP, make sure that code is scanned.
@@ -126,13 +139,19 @@ impl Monitor {
         }
     }
 
-    /// Decode from `lin` up to the next branch, planting breakpoints.
+    /// Decode from `lin` up to the next branch (or its page's end), planting breakpoints.
     fn scan_block(&mut self, start: u32) {
         let code32 = self.machine.cpu.segs[CS as usize].big();
         let cs_base = self.machine.cpu.segs[CS as usize].base;
+        let Some(start_gpa) = self.code_gpa(start) else { return };
         let mut lin = start;
         self.counters.scans += 1;
         while lin.wrapping_sub(start) < MAX_BLOCK {
+            if lin >> 12 != start >> 12 {
+                // Off the page: the next page's code is scanned when it is reached.
+                self.plant(lin, Patch::Continue);
+                break;
+            }
             let mut bytes = [0u8; 15];
             let mut n = 0;
             while n < 15 && self.read_lin(lin.wrapping_add(n as u32), &mut bytes[n..n + 1], false).is_ok() {
@@ -160,9 +179,7 @@ impl Monitor {
                     break;
                 }
                 Flow::Indirect => {
-                    if !self.scanner.patches.contains_key(&lin) {
-                        self.plant(lin, Patch::Branch { direct: false });
-                    }
+                    self.plant(lin, Patch::Branch { direct: false });
                     lin = next;
                     break;
                 }
@@ -175,7 +192,8 @@ impl Monitor {
                 }
             }
         }
-        self.scanner.blocks.insert(start, lin);
+        let len = lin.wrapping_sub(start).min(0x1000 - (start & 0xfff));
+        self.scanner.blocks.insert(start_gpa, start_gpa + len.max(1));
     }
 
     /// Write-protect the frames an instruction's bytes lie in.
@@ -191,21 +209,23 @@ impl Monitor {
     }
 
     fn plant(&mut self, lin: u32, kind: Patch) {
-        let Ok(w) = self.guest_walk(lin, false, false) else { return };
-        let a = w.gpa as usize;
-        if w.gpa >= self.guest_ram || self.scanner.patches.contains_key(&lin) {
+        let Some(g) = self.code_gpa(lin) else { return };
+        if self.scanner.patches.contains_key(&g) {
             return;
         }
-        let orig = self.machine.bus.ram[a];
-        self.machine.bus.ram[a] = INT3;
-        self.machine.cpu.icache.note_write(w.gpa >> 12);
-        self.scanner.patches.insert(lin, Planted { gpa: w.gpa, orig, kind });
+        if self.scanner.frames.insert(g >> 12) {
+            self.write_protect(g >> 12);
+        }
+        let orig = self.machine.bus.ram[g as usize];
+        self.machine.bus.ram[g as usize] = INT3;
+        self.machine.cpu.icache.note_write(g >> 12);
+        self.scanner.patches.insert(g, Planted { orig, kind });
     }
 
-    fn unplant(&mut self, lin: u32) {
-        if let Some(p) = self.scanner.patches.remove(&lin) {
-            self.machine.bus.ram[p.gpa as usize] = p.orig;
-            self.machine.cpu.icache.note_write(p.gpa >> 12);
+    fn unplant(&mut self, gpa: u32) {
+        if let Some(p) = self.scanner.patches.remove(&gpa) {
+            self.machine.bus.ram[gpa as usize] = p.orig;
+            self.machine.cpu.icache.note_write(gpa >> 12);
         }
     }
 
@@ -214,6 +234,7 @@ impl Monitor {
     pub(crate) fn scan_breakpoint(&mut self) -> Result<(), super::MonitorExit> {
         let c = &self.machine.cpu;
         let at = c.segs[CS as usize].base.wrapping_add(c.eip.wrapping_sub(1));
+        let at = self.code_gpa(at).unwrap_or(u32::MAX);
         let Some(p) = self.scanner.patches.get(&at).copied() else {
             self.count(ExitReason::ExceptionNmi);
             return self.reflect(3, TrapKind::Software, None);
@@ -233,6 +254,11 @@ impl Monitor {
                     return r;
                 }
                 self.step_unpatched(at);
+                Ok(())
+            }
+            Patch::Continue => {
+                // The run loop scans from here (EIP) once the breakpoint is out.
+                self.unplant(at);
                 Ok(())
             }
             Patch::Branch { direct } => {
@@ -261,16 +287,16 @@ impl Monitor {
         }
     }
 
-    /// Step the instruction at `at` with its original byte, then plant the breakpoint
-    /// again.
+    /// Step the instruction at guest-physical `at` with its original byte, then plant
+    /// the breakpoint again.
     fn step_unpatched(&mut self, at: u32) {
         let Some(p) = self.scanner.patches.get(&at).copied() else { return };
-        self.machine.bus.ram[p.gpa as usize] = p.orig;
-        self.machine.cpu.icache.note_write(p.gpa >> 12);
+        self.machine.bus.ram[at as usize] = p.orig;
+        self.machine.cpu.icache.note_write(at >> 12);
         self.step_guest();
-        if self.scanner.patches.get(&at).is_some_and(|q| q.gpa == p.gpa) {
-            self.machine.bus.ram[p.gpa as usize] = INT3;
-            self.machine.cpu.icache.note_write(p.gpa >> 12);
+        if self.scanner.patches.contains_key(&at) {
+            self.machine.bus.ram[at as usize] = INT3;
+            self.machine.cpu.icache.note_write(at >> 12);
         }
     }
 }

@@ -62,8 +62,6 @@ impl Monitor {
             }
         }
         self.shadow.pt_users.clear();
-        // The scanner's blocks are keyed by linear address: a new map, new code.
-        self.scan_forget();
         self.shadow.pd_frame = if self.paging() { Some(self.v.cr3 >> 12) } else { None };
         self.counters.shadow_resets += 1;
         self.machine.cpu.tlb.flush_all();

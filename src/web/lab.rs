@@ -4,7 +4,7 @@
 //! from `crate::lab`; this file only converts to plain JS objects.
 //!
 //! - `labTechniques()` → `[{number, name}]`, the six columns in order.
-//! - `labBenches()` → `["syscall", …]`, the seven rows in order.
+//! - `labBenches()` → `["syscall", …]`, the eight rows in order (seven nanobenchmarks, then forkwait).
 //! - `labDefaults()` → `{iterations, exitCost, mmioCost}`, the CLI's defaults.
 //! - `labRun(technique, native, paravirtual, iterations, exitCost)` → one column:
 //!   `{ok: true, technique, name, iterations, exitCost, serial, rows: [{bench,
@@ -100,7 +100,8 @@ pub fn lab_techniques() -> JsValue {
     to_js(&list)
 }
 
-/// The seven nanobenchmarks, in row order (Adams & Agesen's names).
+/// The rows: the seven nanobenchmarks and the forkwait macro workload (Adams & Agesen's
+/// names).
 #[wasm_bindgen(js_name = labBenches)]
 pub fn lab_benches() -> Vec<String> {
     Bench::ALL.iter().map(|b| b.name().to_string()).collect()

@@ -26,6 +26,13 @@
 ;   6 divzero  DIV by zero: #DE; the handler checks the instruction and steps over it.
 ;   7 ptemod   A PTE changes (its frame alternates between two pages) and INVLPG drops
 ;              the stale translation.
+;   8 forkwait The macro workload, after A&A's forkwait: a process is created, runs and
+;              is waited for. "Fork" copies the page directory and the 4 MiB+ page table
+;              into the child's, mapping the child a stack page of its own; the kernel
+;              switches CR3 to the child, enters it at ring 3 by IRET, the child writes
+;              its stack and exits with INT 82h, and the kernel switches CR3 back. The
+;              same code in both builds: the child's tables are not in use while they
+;              are written, so there is no page-table change to announce.
 ;
 ; The PARAVIRT build replaces each privileged operation by a hypercall (VCALL, 0F 0C,
 ; docs/v386.md §7.2; the call table is in src/vmm/interp.rs `hypercall`):
@@ -190,6 +197,7 @@ entry:
     BENCH 5, bench_pgfault
     BENCH 6, bench_divzero
     BENCH 7, bench_ptemod
+    BENCH 8, bench_forkwait
 
     call probe_sensitive
     call check_and_report
@@ -368,6 +376,56 @@ bench_ptemod:
     jnz .loop
     ret
 
+; 8 forkwait: fork a child (its own page directory and 4 MiB+ page table, a stack page of
+; its own), run it at ring 3 until it exits (INT 82h), back to the parent's tables.
+CHILD_STACK     equ 0x00402000              ; the child's stack page (bench_pt slot 2)
+bench_forkwait:
+.loop:
+    push ebp
+    call fork_and_wait
+    pop ebp
+    dec ebp
+    jnz .loop
+    ret
+
+fork_and_wait:
+    cld
+    mov esi, page_dir
+    mov edi, child_pd
+    mov ecx, 1024
+    rep movsd
+    mov esi, bench_pt
+    mov edi, child_pt
+    mov ecx, 1024
+    rep movsd
+    mov dword [child_pt + (CHILD_STACK >> 12 & 0x3ff) * 4], child_frame + PG_P + PG_W + PG_U
+    mov dword [child_pd + 1 * 4], child_pt + PG_P + PG_W + PG_U
+    mov eax, child_pd
+    mov cr3, eax                        ; the child's address space
+    mov [kernel_esp], esp
+    push UDATA                          ; SS
+    push CHILD_STACK + 4096             ; ESP
+    push 0x002                          ; EFLAGS: IF = 0, IOPL = 0
+    push UCODE                          ; CS
+    push child_main                     ; EIP
+    iretd
+; The child, at ring 3: it uses its stack (a page only it maps) and exits.
+child_main:
+    push dword 0x43484c44               ; "CHLD"
+    pop eax
+    int 0x82
+; INT 82h: the child exited. The parent's address space, stack and data segments again;
+; out of fork_and_wait (the child's frame on the TSS stack is dropped).
+child_exit:
+    mov ax, KDATA
+    mov ds, ax
+    mov es, ax
+    mov eax, page_dir
+    mov cr3, eax
+    mov esp, [kernel_esp]
+    inc dword [forks]
+    ret
+
 ; One PTE change of PM_ADDR, made visible (INVLPG or PTE_UPDATE); clobbers EAX.
 pm_toggle:
     mov eax, [pm_toggle_mask]
@@ -404,6 +462,7 @@ check_and_report:
     EXPECT [syscalls], ecx
     EXPECT [pgfaults], ecx
     EXPECT [divzeros], ecx
+    EXPECT [forks], ecx
     EXPECT [pf_value], SIG_PF
     mov eax, [in_value]
     and eax, LSR_THRE
@@ -433,6 +492,10 @@ check_and_report:
     mov esi, msg_divzeros
     call com_puts
     mov eax, [divzeros]
+    call com_dec
+    mov esi, msg_forks
+    call com_puts
+    mov eax, [forks]
     call com_dec
     mov esi, msg_in
     call com_puts
@@ -699,6 +762,9 @@ build_idt:
     mov ecx, 0x81
     mov eax, back_to_kernel
     call set_gate
+    mov ecx, 0x82
+    mov eax, child_exit
+    call set_gate
     ret
 
 ; IDT entry ECX: KCODE:EAX with type/DPL word DX (SDM Vol. 3A Figure 6-2).
@@ -883,6 +949,7 @@ msg_report:     db "nanobench (native): iterations ", 0
 msg_syscalls:   db ", syscalls ", 0
 msg_pgfaults:   db ", page faults ", 0
 msg_divzeros:   db ", divide errors ", 0
+msg_forks:      db ", forks ", 0
 msg_in:         db ", in ", 0
 msg_tpr:        db ", TPR ", 0
 msg_pass:       db ": PASS", 13, 10, 0
@@ -909,6 +976,9 @@ bench_pt:       resb 4096
 pf_frame:       resb 4096
 pm_frame_a:     resb 4096
 pm_frame_b:     resb 4096
+child_pd:       resb 4096
+child_pt:       resb 4096
+child_frame:    resb 4096
 idt:            resb 256 * 8
 iterations:     resd 1
 iterations_2n:  resd 1
@@ -916,6 +986,7 @@ kernel_esp:     resd 1
 syscalls:       resd 1
 pgfaults:       resd 1
 divzeros:       resd 1
+forks:          resd 1
 in_value:       resd 1
 tpr_value:      resd 1
 pf_value:       resd 1

@@ -40,7 +40,7 @@
 //     and the VMs page takes a config by URL parameter (?config=examples/clock.json).
 //  7. the compare page (compare.html?iterations=200): the technique lab runs in a worker;
 //     the table has six columns, every column the lab can run (labTechniques) fills its
-//     seven rows with positive cycles per iteration, the others none; the chart has a bar
+//     eight rows with positive cycles per iteration, the others none; the chart has a bar
 //     per filled cell                                           → tests/out/e2e-compare.png
 // Prints one line per check; exits 1 when any fails.
 import { mkdirSync } from 'node:fs';
@@ -507,7 +507,7 @@ async function testExamples(context, base) {
 }
 
 /** The compare page: the technique lab in a worker, Adams & Agesen's table filled column
- *  by column. All six columns must fill all seven rows with positive figures, the chart
+ *  by column. All six columns must fill all eight rows (seven nanobenchmarks and forkwait) with positive figures, the chart
  *  draw a bar per cell, and the wrong-results list show column 2's and no other. */
 async function testCompare(context, base) {
     log('--- the technique lab in the browser (compare.html?iterations=200)');
@@ -540,13 +540,13 @@ async function testCompare(context, base) {
         };
     });
     check(got.iterations === 200, `the page ran N = ${got.iterations} iterations (?iterations=200)`);
-    check(got.columns.length === 6 && got.rows === 7, `the table has six columns and seven rows (${got.columns.length} × ${got.rows})`);
-    const filled = got.columns.filter((c) => c.filled === 7);
+    check(got.columns.length === 6 && got.rows === 8, `the table has six columns and eight rows (${got.columns.length} × ${got.rows})`);
+    const filled = got.columns.filter((c) => c.filled === 8);
     for (const c of got.columns) {
-        check(c.filled === 7, `column ${c.number} ${c.name}: ${c.filled}/7 cells filled in ${((c.ms ?? 0) / 1000).toFixed(2)} s: ${c.values.join(' ')}`, c.error);
+        check(c.filled === 8, `column ${c.number} ${c.name}: ${c.filled}/8 cells filled in ${((c.ms ?? 0) / 1000).toFixed(2)} s: ${c.values.join(' ')}`, c.error);
     }
     check(filled.length === 6, `all six columns filled (${filled.map((c) => c.number).join(', ')})`);
-    check(got.bars === 6 * 7, `the chart draws a bar per cell (${got.bars})`);
+    check(got.bars === 6 * 8, `the chart draws a bar per cell (${got.bars})`);
     const wrong = Object.fromEntries(got.wrong);
     check(
         wrong[2] > 0 && [1, 3, 4, 5, 6].every((n) => wrong[n] === 0),
