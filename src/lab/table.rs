@@ -29,6 +29,16 @@ fn per_iteration(total: u64, n: u32) -> String {
     }
 }
 
+/// A reason's name in the exits table, short where the names are long.
+fn short_name(r: ExitReason) -> &'static str {
+    match r {
+        ExitReason::ExceptionNmi => "EXC",
+        ExitReason::SensitiveInstruction => "SENS",
+        ExitReason::CrAccess => "CR",
+        _ => r.name(),
+    }
+}
+
 impl Table {
     /// Cycles per iteration under the cost model: the lab's main table.
     pub fn cycles(&self) -> String {
@@ -50,14 +60,18 @@ impl Table {
     /// VM exits (columns 5–6) or monitor traps (2–4) per iteration by reason, and
     /// device-memory accesses.
     pub fn exits(&self) -> String {
-        let title =
-            format!("VM exits and monitor traps (and device-memory accesses) per iteration, N = {}", self.iterations);
+        let title = format!(
+            "VM exits and monitor traps (and device-memory accesses) per iteration, N = {}\n\
+             EXC = EXCEPTION_NMI (an exception or INT n: #PF, #DE, a breakpoint), \
+             SENS = SENSITIVE_INSTRUCTION (an instruction emulated), CR = CR_ACCESS",
+            self.iterations
+        );
         self.grid(&title, |col, b| {
             let c = &col.measurements[b].cost;
             let mut parts: Vec<String> = ExitReason::ALL
                 .iter()
                 .filter(|r| c.exits[**r as usize] > 0)
-                .map(|r| format!("{} {}", per_iteration(c.exits[*r as usize], self.iterations), r.name()))
+                .map(|r| format!("{} {}", per_iteration(c.exits[*r as usize], self.iterations), short_name(*r)))
                 .collect();
             if c.mmio > 0 {
                 parts.push(format!("{} MMIO", per_iteration(c.mmio, self.iterations)));
