@@ -112,8 +112,16 @@ impl Monitor {
             }
             0xfb => {
                 self.v.iflag = true;
-                self.machine.cpu.inhibit_irq = true;
-                self.retire(i, ExitReason::SensitiveInstruction)
+                let r = self.retire(i, ExitReason::SensitiveInstruction);
+                if self.has_pending_irq() {
+                    // STI's shadow (SDM Vol. 3A §6.8.3): the next instruction runs before
+                    // the held interrupt is delivered (by the run loop, after it).
+                    self.machine.cpu.inhibit_irq = true;
+                    self.step_guest();
+                } else {
+                    self.machine.cpu.inhibit_irq = true;
+                }
+                r
             }
             0xf4 => {
                 if !self.v.iflag {

@@ -373,9 +373,14 @@ impl Monitor {
         }
     }
 
-    /// Deliver an interrupt held while the guest had IF clear, once it has set it.
+    pub(crate) fn has_pending_irq(&self) -> bool {
+        self.pending_irq.is_some()
+    }
+
+    /// Deliver an interrupt held while the guest had IF clear, once it has set it (and
+    /// after a stepped instruction's own trap, which comes first).
     fn inject_pending(&mut self) -> Result<(), MonitorExit> {
-        if self.v.iflag && !self.machine.cpu.inhibit_irq {
+        if self.v.iflag && !self.machine.cpu.inhibit_irq && self.carry.is_none() {
             if let Some(v) = self.pending_irq.take() {
                 return self.reflect(v, TrapKind::External, None);
             }

@@ -2,7 +2,11 @@
 //! VM's device window (host-physical pages above host RAM that the VM's SLT maps its
 //! device memory to) routed to that VM's board, and the ports the VM's I/O bitmap lets
 //! through routed there too — the VM's own devices, as if assigned to it. No interrupt
-//! line: the dispatcher injects the VM's interrupts itself.
+//! line: the dispatcher injects the VM's interrupts itself. An access through the window
+//! or a port that leaves the VM's board with an interrupt to deliver (a self IPI, a
+//! UART's THRE) ends the guest's run at once (a yield, which `Cpu::vm_run` turns into an
+//! `EXTERNAL_INTERRUPT` exit), so the dispatcher can inject it or ask for the interrupt
+//! window: a device the VM owned in hardware would raise its line as promptly.
 
 use super::allocator::{HostMemory, PAGE};
 use super::vm::Vm;
@@ -26,6 +30,8 @@ pub struct HostBus<'a> {
     /// The processor's retired count when the VM was entered, and the VM's clock then.
     entry_icount: u64,
     entry_clock: u64,
+    /// An access raised one of the VM's interrupts: the run ends after the instruction.
+    irq_raised: bool,
 }
 
 impl<'a> HostBus<'a> {
@@ -44,6 +50,7 @@ impl<'a> HostBus<'a> {
             pages,
             entry_icount,
             entry_clock: vm.clock,
+            irq_raised: false,
         };
         (bus, &mut vm.vcb)
     }
@@ -58,6 +65,13 @@ impl<'a> HostBus<'a> {
     fn split(&mut self) -> (&mut Board, &mut [u8]) {
         let (base, len) = (self.ram_base as usize, self.ram_len);
         (&mut *self.board, &mut self.mem.bytes[base..base + len])
+    }
+
+    /// After a device access: did it leave an interrupt the VM had not had before?
+    fn note_irq(&mut self, before: bool) {
+        if !before && self.board.interrupt_pending() {
+            self.irq_raised = true;
+        }
     }
 }
 
@@ -82,8 +96,10 @@ impl Bus for HostBus<'_> {
     fn mmio_write(&mut self, addr: Phys, size: IoSize, value: u32) {
         let Some(gpa) = self.window(addr) else { return };
         *self.mmio += 1;
+        let before = self.board.interrupt_pending();
         let (board, ram) = self.split();
         board.mmio_write(gpa, size, value, ram);
+        self.note_irq(before);
     }
 
     fn io_in(&mut self, port: u16, size: IoSize) -> u32 {
@@ -91,12 +107,17 @@ impl Bus for HostBus<'_> {
     }
 
     fn io_out(&mut self, port: u16, size: IoSize, value: u32) {
+        let before = self.board.interrupt_pending();
         let (board, ram) = self.split();
         board.io_out(port, size, value, ram);
+        self.note_irq(before);
     }
 
     fn take_stop_request(&mut self) -> Option<StopRequest> {
-        self.board.take_stop_request()
+        match self.board.take_stop_request() {
+            None if core::mem::take(&mut self.irq_raised) => Some(StopRequest::Yield),
+            r => r,
+        }
     }
 
     fn sync(&mut self, icount: u64) {

@@ -102,6 +102,14 @@ IN_PORT         equ COM1 + UART_LSR
 ; The local APIC (SDM Vol. 3A §10.4.1: FEE00000h after reset) and its TPR.
 APIC_BASE       equ 0xfee00000
 APIC_TPR        equ APIC_BASE + 0x80
+; Register offsets (§10.4.1, Table 10-1), the SVR's enable bit (§10.9), the ICR's fixed
+; self IPI (§10.6.1, Figure 10-19: destination shorthand 01b, level assert).
+APIC_EOI        equ 0xb0
+APIC_SVR        equ 0xf0
+APIC_SVR_ENABLE equ 1 << 8
+APIC_ICR_LO     equ 0x300
+ICR_SELF        equ (1 << 18) | (1 << 14)
+IPI_VECTOR      equ 0x40
 TPR_VALUE       equ 0x10
 
 ; Paging (SDM Vol. 3A §4.3, Tables 4-4 to 4-6).
@@ -600,6 +608,25 @@ probe_sensitive:
     and eax, ~(3 << 12)
     push eax
     popfd
+    ; POPF enabling interrupts: an interrupt pending while IF = 0 (a self IPI from the
+    ; local APIC, SDM Vol. 3A §10.6.1) is taken right after the POPF that sets IF (POPF
+    ; has no interrupt shadow, unlike STI: §6.8.3). Then STI, so a monitor holding it
+    ; delivers it before the probe ends.
+    mov dword [APIC_BASE + APIC_SVR], APIC_SVR_ENABLE | 0xff
+    mov dword [ipi_seen], 0
+    mov dword [APIC_BASE + APIC_ICR_LO], ICR_SELF | IPI_VECTOR
+    mov eax, [ipi_seen]
+    PROBE "interrupt taken with IF = 0", eax, 0
+    push dword 0x202
+    popfd
+    mov eax, [ipi_seen]
+    PROBE "POPF setting IF: pending interrupt taken", eax, 1
+    sti
+    nop
+    cli
+    mov eax, [ipi_seen]
+    PROBE "the interrupt, once", eax, 1
+    mov dword [APIC_BASE + APIC_SVR], 0xff
     ; LAR on the kernel's code segment: DPL 0 (access-rights bits 14:13).
     mov ebx, KCODE
     xor eax, eax
@@ -625,6 +652,12 @@ probe_sensitive:
 smc_routine:
     mov eax, 1
     ret
+
+; The probe's self IPI: count it, end it (EOI).
+ipi_handler:
+    inc dword [ipi_seen]
+    mov dword [APIC_BASE + APIC_EOI], 0
+    iretd
 
 ; A wrong answer: ESI its name, EAX what came, EBX what was expected.
 report_wrong:
@@ -754,6 +787,9 @@ build_idt:
     call set_gate
     mov ecx, 14
     mov eax, pf_handler
+    call set_gate
+    mov ecx, IPI_VECTOR
+    mov eax, ipi_handler
     call set_gate
     mov edx, 0xee00                     ; DPL 3: INT n from ring 3
     mov ecx, 0x80
@@ -991,6 +1027,7 @@ in_value:       resd 1
 tpr_value:      resd 1
 pf_value:       resd 1
 wrong_results:  resd 1
+ipi_seen:       resd 1
 probe_buf:      resb 8
 failed:         resd 1
 pm_toggle_mask: resd 1

@@ -409,8 +409,16 @@ impl Cpu {
         };
         if stop != StopReason::VmExit && self.v386.is_some() {
             // The host's budget ran out (or a device stopped the machine) while the guest
-            // ran: exit as the preemption timer would, or as HLT for a halted guest.
-            let reason = if self.halted { ExitReason::Hlt } else { ExitReason::PreemptionTimer };
+            // ran: exit as the preemption timer would, or as HLT for a halted guest; a
+            // device asking for attention (a yield: one of the VM's interrupts was raised)
+            // as an external interrupt.
+            let reason = if self.halted {
+                ExitReason::Hlt
+            } else if stop == StopReason::Yield {
+                ExitReason::ExternalInterrupt
+            } else {
+                ExitReason::PreemptionTimer
+            };
             self.record_exit(reason, 0, false);
             self.complete_exit(bus);
         }
