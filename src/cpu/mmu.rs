@@ -60,6 +60,8 @@ pub mod pte {
     pub const P: u32 = 1 << 0;
     pub const RW: u32 = 1 << 1;
     pub const US: u32 = 1 << 2;
+    pub const PWT: u32 = 1 << 3;
+    pub const PCD: u32 = 1 << 4;
     pub const A: u32 = 1 << 5;
     pub const D: u32 = 1 << 6;
     pub const PS: u32 = 1 << 7;

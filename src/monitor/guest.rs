@@ -5,27 +5,18 @@
 //! so every walk here is the monitor's software walk.
 
 use super::Monitor;
-use crate::addr::GuestPhys;
+use crate::addr::{GuestPhys, Linear};
 use crate::cpu::cr0;
 use crate::cpu::cr4;
 
-/// PTE/PDE bits (SDM Vol. 3A §4.3, Table 4-5 and 4-6).
-pub mod pte {
-    pub const P: u32 = 1 << 0;
-    pub const W: u32 = 1 << 1;
-    pub const U: u32 = 1 << 2;
-    pub const PWT: u32 = 1 << 3;
-    pub const PCD: u32 = 1 << 4;
-    pub const A: u32 = 1 << 5;
-    pub const D: u32 = 1 << 6;
-    pub const PS: u32 = 1 << 7;
-}
+/// PTE/PDE bits (SDM Vol. 3A §4.3, Tables 4-5 and 4-6): the MMU's.
+pub use crate::cpu::mmu::pte;
 
 /// A guest translation that succeeded.
 #[derive(Clone, Copy, Debug)]
 pub struct Walk {
     /// The guest-physical address.
-    pub gpa: u32,
+    pub gpa: GuestPhys,
     /// The guest lets a write happen (its R/W bits, with CR0.WP for supervisor writes).
     pub writable: bool,
     /// The guest's U/S: ring 3 may access the page.
@@ -60,10 +51,11 @@ pub enum MemError {
 impl Monitor {
     /// Translate `lin` as the guest's MMU would for an access by `user` code, setting the
     /// accessed and dirty bits in the guest's entries as the processor does (§4.8).
-    pub(crate) fn guest_walk(&mut self, lin: u32, write: bool, user: bool) -> Result<Walk, GuestPf> {
+    pub(crate) fn guest_walk(&mut self, lin: Linear, write: bool, user: bool) -> Result<Walk, GuestPf> {
+        let lin = lin.0;
         let v = &self.v;
         if v.cr0 & cr0::PG == 0 {
-            return Ok(Walk { gpa: lin, writable: true, user: true, dirty: true, cache: 0, pt_frame: None });
+            return Ok(Walk { gpa: GuestPhys(lin), writable: true, user: true, dirty: true, cache: 0, pt_frame: None });
         }
         let wp = v.cr0 & cr0::WP != 0;
         let pse = v.cr4 & cr4::PSE != 0;
@@ -84,8 +76,8 @@ impl Monitor {
             }
             (e, pte_addr, (e & !0xfff) | (lin & 0xfff), Some(pde >> 12), pde & e)
         };
-        let user_ok = rights & pte::U != 0;
-        let rw = rights & pte::W != 0;
+        let user_ok = rights & pte::US != 0;
+        let rw = rights & pte::RW != 0;
         if user && !user_ok || write && !rw && (user || wp) {
             return Err(fault(true));
         }
@@ -101,7 +93,7 @@ impl Monitor {
             self.write_phys32(entry_addr, e);
         }
         Ok(Walk {
-            gpa,
+            gpa: GuestPhys(gpa),
             writable: rw || !user && !wp,
             user: user_ok,
             dirty: e & pte::D != 0,
@@ -139,14 +131,14 @@ impl Monitor {
     pub(crate) fn read_lin(&mut self, lin: u32, out: &mut [u8], user: bool) -> Result<(), MemError> {
         for (k, b) in out.iter_mut().enumerate() {
             let l = lin.wrapping_add(k as u32);
-            let w = self.guest_walk(l, false, user).map_err(MemError::Pf)?;
+            let gpa = self.guest_walk(Linear(l), false, user).map_err(MemError::Pf)?.gpa.0;
             *b = *self
                 .machine
                 .bus
                 .ram
-                .get(w.gpa as usize)
-                .filter(|_| w.gpa < self.guest_ram)
-                .ok_or(MemError::NotRam(w.gpa))?;
+                .get(gpa as usize)
+                .filter(|_| gpa < self.guest_ram)
+                .ok_or(MemError::NotRam(gpa))?;
         }
         Ok(())
     }
@@ -162,11 +154,11 @@ impl Monitor {
     pub(crate) fn write_lin(&mut self, lin: u32, bytes: &[u8], user: bool) -> Result<(), MemError> {
         let mut gpas = [0u32; 16];
         for (k, g) in gpas.iter_mut().enumerate().take(bytes.len()) {
-            let w = self.guest_walk(lin.wrapping_add(k as u32), true, user).map_err(MemError::Pf)?;
-            if w.gpa >= self.guest_ram {
-                return Err(MemError::NotRam(w.gpa));
+            let gpa = self.guest_walk(Linear(lin.wrapping_add(k as u32)), true, user).map_err(MemError::Pf)?.gpa.0;
+            if gpa >= self.guest_ram {
+                return Err(MemError::NotRam(gpa));
             }
-            *g = w.gpa;
+            *g = gpa;
         }
         for (k, b) in bytes.iter().enumerate() {
             self.write_phys(gpas[k], &[*b]);

@@ -261,7 +261,7 @@ impl Monitor {
             self.machine.bus.ram[(pt + i * 4) as usize..(pt + i * 4 + 4) as usize].copy_from_slice(&e.to_le_bytes());
         }
         let pd = self.shadow.pd + MONITOR_SLOT as u32 * 4;
-        let e = pt | guest::pte::P | guest::pte::W;
+        let e = pt | guest::pte::P | guest::pte::RW;
         self.machine.bus.ram[pd as usize..pd as usize + 4].copy_from_slice(&e.to_le_bytes());
         // TSS: the I/O map base (offset 102) past the limit.
         let tss = (self.mon + TSS_OFF) as usize;
@@ -402,12 +402,12 @@ impl Monitor {
         if lin.0 >= MONITOR_LIN {
             return Err(MonitorExit::Error(MonitorError::MonitorArea(lin.0)));
         }
-        match self.guest_walk(lin.0, write, user) {
+        match self.guest_walk(lin, write, user) {
             Err(pf) => {
                 self.v.cr2 = pf.addr;
                 self.reflect(14, TrapKind::Exception, Some(pf.code))
             }
-            Ok(w) if write && code & 1 != 0 && w.gpa < self.guest_ram && self.protected(w.gpa >> 12) => {
+            Ok(w) if write && code & 1 != 0 && w.gpa.0 < self.guest_ram && self.protected(w.gpa.page()) => {
                 self.traced_write(lin, &w).map_err(MonitorExit::Error)
             }
             Ok(w) => self.shadow_fill(lin, &w).map_err(MonitorExit::Error),

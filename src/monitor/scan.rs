@@ -22,6 +22,7 @@
 //! them; nanobench does not look).
 
 use super::Monitor;
+use crate::addr::Linear;
 use crate::cpu::decode::{decode_slice, Instr, CS};
 use crate::cpu::v386::ExitReason;
 use crate::cpu::TrapKind;
@@ -81,7 +82,7 @@ impl Monitor {
 
     /// The guest-physical address of kernel code at `lin` (None: not mapped).
     fn code_gpa(&mut self, lin: u32) -> Option<u32> {
-        self.guest_walk(lin, false, false).ok().map(|w| w.gpa).filter(|g| *g < self.guest_ram)
+        self.guest_walk(Linear(lin), false, false).ok().map(|w| w.gpa.0).filter(|g| *g < self.guest_ram)
     }
 
     /// Put the original bytes back where breakpoints sit in `bytes` (read at `lin`).
@@ -199,8 +200,8 @@ impl Monitor {
     /// Write-protect the frames an instruction's bytes lie in.
     fn protect_code(&mut self, lin: u32, len: u32) {
         for l in [lin, lin.wrapping_add(len - 1)] {
-            if let Ok(w) = self.guest_walk(l, false, false) {
-                let frame = w.gpa >> 12;
+            if let Ok(w) = self.guest_walk(Linear(l), false, false) {
+                let frame = w.gpa.page();
                 if self.scanner.frames.insert(frame) {
                     self.write_protect(frame);
                 }

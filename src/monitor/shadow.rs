@@ -96,9 +96,9 @@ impl Monitor {
         if slot == MONITOR_SLOT {
             return Err(MonitorError::MonitorArea(lin.0));
         }
-        if w.gpa >= self.guest_ram && (w.gpa as usize) < self.machine.bus.ram.len() {
+        if w.gpa.0 >= self.guest_ram && (w.gpa.0 as usize) < self.machine.bus.ram.len() {
             // The machine's RAM past the guest's is the monitor's own.
-            return Err(MonitorError::NotGuestMemory(w.gpa));
+            return Err(MonitorError::NotGuestMemory(w.gpa.0));
         }
         // A page table outside the guest's RAM reads as zeros (`read_phys32`): nothing
         // there to trace.
@@ -106,13 +106,13 @@ impl Monitor {
             self.trace(f, slot as u16);
         }
         let pt = self.slot_table(slot);
-        let frame = w.gpa >> 12;
-        let mut e = (w.gpa & !0xfff) | pte::P | w.cache;
+        let frame = w.gpa.page();
+        let mut e = (w.gpa.0 & !0xfff) | pte::P | w.cache;
         if w.user {
-            e |= pte::U;
+            e |= pte::US;
         }
         if w.writable && w.dirty && !self.protected(frame) {
-            e |= pte::W;
+            e |= pte::RW;
         }
         self.set_ram32(pt + ((lin.0 >> 12) & 0x3ff) * 4, e);
         self.machine.cpu.tlb.flush_page(lin.page());
@@ -130,7 +130,7 @@ impl Monitor {
             let pt = self.shadow.free.pop().unwrap_or(0);
             self.shadow.pts[slot] = pt;
             let pd = self.shadow.pd;
-            self.set_ram32(pd + slot as u32 * 4, pt | pte::P | pte::W | pte::U);
+            self.set_ram32(pd + slot as u32 * 4, pt | pte::P | pte::RW | pte::US);
         }
         self.shadow.pts[slot]
     }
@@ -158,8 +158,8 @@ impl Monitor {
             }
             for i in 0..1024u32 {
                 let e = self.ram32(pt + i * 4);
-                if e & pte::P != 0 && e & pte::W != 0 && e >> 12 == frame {
-                    self.set_ram32(pt + i * 4, e & !pte::W);
+                if e & pte::P != 0 && e & pte::RW != 0 && e >> 12 == frame {
+                    self.set_ram32(pt + i * 4, e & !pte::RW);
                     changed = true;
                 }
             }
@@ -216,18 +216,18 @@ impl Monitor {
         let slot = (lin.0 >> 22) as usize;
         let pt = self.slot_table(slot);
         let at = pt + ((lin.0 >> 12) & 0x3ff) * 4;
-        let frame_addr = (w.gpa & !0xfff) as usize;
+        let frame_addr = (w.gpa.0 & !0xfff) as usize;
         let before: Vec<u8> = self.machine.bus.ram[frame_addr..frame_addr + PAGE].to_vec();
-        let mut e = (w.gpa & !0xfff) | pte::P | pte::W | w.cache;
+        let mut e = (w.gpa.0 & !0xfff) | pte::P | pte::RW | w.cache;
         if w.user {
-            e |= pte::U;
+            e |= pte::US;
         }
         self.set_ram32(at, e);
         self.machine.cpu.tlb.flush_page(lin.page());
         self.step_guest();
         // Read-only again: the next write faults to here at once.
         if self.shadow.pts[slot] == pt {
-            self.set_ram32(at, e & !pte::W);
+            self.set_ram32(at, e & !pte::RW);
         }
         self.machine.cpu.tlb.flush_page(lin.page());
         let mut i = 0;
