@@ -424,7 +424,7 @@ impl Monitor {
                     Err(e) => return Some(self.guest_mem(e)),
                 };
                 let (mask, n) = if op32 { (!(flags::VM | flags::RF | flags::VX), 4) } else { (0xffff, 2) };
-                self.set_flags_image(v, mask);
+                self.set_flags_image(v, mask, vcpl);
                 let c = &mut self.machine.cpu;
                 c.regs[ESP] = c.regs[ESP].wrapping_add(n);
                 Ok(())

@@ -69,7 +69,13 @@ impl Monitor {
         let old_esp = c.regs[ESP];
         let eip = c.eip;
         let saved = (c.segs, c.regs[ESP], c.cpl);
-        let mut frame: alloc::vec::Vec<u32> = alloc::vec::Vec::with_capacity(6);
+        // At most SS, ESP, EFLAGS, CS, EIP and an error code (§6.12.1, Figure 6-4).
+        let mut frame = [0u32; 6];
+        let mut n = 0;
+        let mut put = |v: u32| {
+            frame[n] = v;
+            n += 1;
+        };
         if vcpl == 3 {
             // To ring 0 from ring 3: the guest TSS's stack (§7.2.1: ESP0 at 4, SS0 at 8).
             let esp0 = match self.read_lin32(self.v.tr_base.wrapping_add(4), false) {
@@ -84,13 +90,16 @@ impl Monitor {
                 return nested(self, v, code);
             }
             self.machine.cpu.regs[ESP] = esp0;
-            frame.extend_from_slice(&[old_ss as u32, old_esp]);
+            put(old_ss as u32);
+            put(old_esp);
         }
-        frame.extend_from_slice(&[image, old_cs as u32, eip]);
+        put(image);
+        put(old_cs as u32);
+        put(eip);
         if let Some(code) = error {
-            frame.push(code as u32);
+            put(code as u32);
         }
-        for v in frame {
+        for &v in &frame[..n] {
             if let Err(e) = self.push32(v) {
                 let c = &mut self.machine.cpu;
                 (c.segs, c.regs[ESP], c.cpl) = saved;
@@ -136,10 +145,10 @@ impl Monitor {
         f | if self.v.iflag { flags::IF } else { 0 } | (self.v.iopl as u32) << 12
     }
 
-    /// Take EFLAGS from the guest (POPF, IRET): the arithmetic and control bits on the
-    /// processor, IF and IOPL into the virtual state where the guest's privilege allows.
-    pub(crate) fn set_flags_image(&mut self, image: u32, mask: u32) {
-        let vcpl = self.vcpl();
+    /// Take EFLAGS from the guest (POPF, IRET) at its privilege level `vcpl`: the
+    /// arithmetic and control bits on the processor, IF and IOPL into the virtual state
+    /// where that privilege allows (SDM Vol. 2B "POPF", Table 4-15).
+    pub(crate) fn set_flags_image(&mut self, image: u32, mask: u32, vcpl: u8) {
         if vcpl <= self.v.iopl && mask & flags::IF != 0 {
             self.v.iflag = image & flags::IF != 0;
         }
@@ -179,13 +188,10 @@ impl Monitor {
             return Err(MonitorExit::Error(MonitorError::Unsupported("IRET with NT (a task return)".into())));
         }
         let vcpl = self.vcpl();
-        let pop = |m: &mut Monitor, k| m.peek32(k);
-        let r = (|| Ok::<_, MemError>((pop(self, 0)?, pop(self, 1)?, pop(self, 2)?)))();
-        let (eip, cs, image) = match r {
-            Ok(t) => t,
-            Err(e) => return self.mem_fault(e, 0),
+        let (eip, cs, image) = match (self.peek32(0), self.peek32(1), self.peek32(2)) {
+            (Ok(eip), Ok(cs), Ok(image)) => (eip, cs as u16, image),
+            (Err(e), _, _) | (_, Err(e), _) | (_, _, Err(e)) => return self.mem_fault(e, 0),
         };
-        let cs = cs as u16;
         let rpl = (cs & 3) as u8;
         if rpl < vcpl || rpl == 1 || rpl == 2 {
             return self.reflect(13, TrapKind::Exception, Some(cs & !3));
@@ -218,21 +224,13 @@ impl Monitor {
             }
         }
         self.machine.cpu.eip = eip;
-        // Flags at the old privilege level decide what may change (IF, IOPL).
-        self.set_flags_image_at(image, mask, vcpl);
+        // The privilege IRET ran at decides what may change (IF, IOPL).
+        self.set_flags_image(image, mask, vcpl);
         if rpl == 3 {
             // The guest's user code runs with interrupts on as far as the monitor can
             // tell: ring 3 cannot change IF when IOPL < 3, so the guest's IF is 1 there.
             self.v.iflag = self.v.iflag || image & flags::IF != 0;
         }
         Ok(())
-    }
-
-    fn set_flags_image_at(&mut self, image: u32, mask: u32, vcpl: u8) {
-        let cpl = self.machine.cpu.cpl;
-        // set_flags_image reads the privilege from the processor: give it the old one.
-        self.machine.cpu.cpl = if vcpl == 3 { 3 } else { 1 };
-        self.set_flags_image(image, mask);
-        self.machine.cpu.cpl = cpl;
     }
 }
