@@ -41,12 +41,21 @@ fn assemble(paravirt: bool) -> Vec<u8> {
     std::fs::read(&img).expect("read the image")
 }
 
+/// The two builds, assembled once for all the tests of this file: tests run in
+/// parallel, and each assembling into the same files let one read an image another was
+/// still writing (a column then failed now and then).
 fn images() -> Option<Images> {
-    if !tool_available("nasm", "-v") {
+    static IMAGES: std::sync::OnceLock<Option<Images>> = std::sync::OnceLock::new();
+    let images = IMAGES.get_or_init(|| {
+        if !tool_available("nasm", "-v") {
+            return None;
+        }
+        Some(Images { native: assemble(false), paravirtual: assemble(true) })
+    });
+    if images.is_none() {
         skip("nasm is not installed");
-        return None;
     }
-    Some(Images { native: assemble(false), paravirtual: assemble(true) })
+    images.clone()
 }
 
 fn table(images: &Images, cfg: &LabConfig) -> Table {
