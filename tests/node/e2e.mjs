@@ -270,8 +270,11 @@ async function testVms(context, base) {
     const vmScreen = (i) => page.evaluate((i) => document.querySelector(`.vm[data-vm="${i}"] .screen`)?.textContent ?? '', i);
     const screen = await waitFor(async () => ((await vmScreen(0)).includes(BANNER) ? vmScreen(0) : ''), 60_000, 200);
     check(screen, `the SeaBIOS VM shows "${BANNER}" on its own screen`, await vmScreen(0));
-    const serial = await page.evaluate(() => document.querySelector('.vm[data-vm="0"] .serial-term .xterm-rows')?.textContent ?? '');
-    check(serial.includes(BANNER), 'and on its own serial line');
+    // The serial bytes may come in a later update than the screen: wait for them, and
+    // read the terminal's buffer (xterm.js renders off-screen rows lazily).
+    const vmSerial = () => page.evaluate(() => window.v386vms.panels[0]?.serialText() ?? '');
+    const serial = await waitFor(async () => ((await vmSerial()).includes(BANNER) ? vmSerial() : null), 10_000, 200);
+    check(serial, 'and on its own serial line', await vmSerial());
     const counted = () =>
         page.evaluate(() => [...document.querySelectorAll('.exit-body tr')].filter((tr) => Number(tr.dataset.count) > 0).map((tr) => tr.dataset.reason));
     const reasons = await waitFor(async () => {
