@@ -15,6 +15,18 @@ pub enum IoSize {
     Dword = 4,
 }
 
+impl IoSize {
+    /// All ones of the access's width: what a read nothing claims returns (the floating
+    /// ISA bus, PCI master abort).
+    pub const fn all_ones(self) -> u32 {
+        match self {
+            IoSize::Byte => 0xff,
+            IoSize::Word => 0xffff,
+            IoSize::Dword => 0xffff_ffff,
+        }
+    }
+}
+
 /// Why a device asks the CPU to stop running.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum StopRequest {

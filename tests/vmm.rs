@@ -24,12 +24,7 @@ fn drain(vmm: &mut Vmm, id: u16, text: &mut String) {
 }
 
 fn screen(vmm: &Vmm, id: u16) -> String {
-    let s = vmm.vm(id).expect("the VM").board.vga.text_snapshot();
-    s.cells
-        .chunks(s.cols as usize)
-        .map(|row| row.iter().map(|c| (*c as u8) as char).collect::<String>().trim_end().to_string())
-        .collect::<Vec<_>>()
-        .join("\n")
+    vmm.vm(id).expect("the VM").board.vga.text_snapshot().to_text()
 }
 
 /// Counters and the last exits, for a failure message.

@@ -43,17 +43,8 @@ const MEM_MB: u32 = 16;
 const BUDGET: u64 = 300_000_000;
 const CHUNK: u64 = 20_000_000;
 
-/// A text screen as lines (characters only, trailing blanks dropped).
-fn text(s: &v386::devices::vga::TextScreen) -> String {
-    s.cells
-        .chunks(s.cols.max(1) as usize)
-        .map(|row| row.iter().map(|c| (*c as u8) as char).collect::<String>().trim_end().to_string())
-        .collect::<Vec<_>>()
-        .join("\n")
-}
-
 fn screen(vmm: &Vmm, id: u16) -> String {
-    text(&vmm.vm(id).expect("the VM").board.vga.text_snapshot())
+    vmm.vm(id).expect("the VM").board.vga.text_snapshot().to_text()
 }
 
 /// The blank-separated word after the first `label` on the screen.
@@ -243,7 +234,7 @@ fn the_demo_guests_are_deterministic() {
         let out: Vec<_> = vmm
             .vms
             .iter_mut()
-            .map(|v| (v.board.com1.take_output(), text(&v.board.vga.text_snapshot()), v.counters.by_reason))
+            .map(|v| (v.board.com1.take_output(), v.board.vga.text_snapshot().to_text(), v.counters.by_reason))
             .collect();
         (log, vmm.log.total, out)
     };
@@ -273,7 +264,7 @@ fn the_sensitive_demo_runs_on_the_bare_machine_too() {
             break;
         }
     }
-    let s = text(&m.vga_text());
+    let s = m.vga_text().to_text();
     println!("{s}");
     assert!(s.contains("#UD: not in a V386 VM"), "{s}");
     assert!(s.contains("V386=1  (bare machine)"), "{s}");

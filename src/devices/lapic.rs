@@ -274,15 +274,6 @@ fn time_of_tick(tick: u64) -> Nanos {
     u64::try_from(t).unwrap_or(u64::MAX)
 }
 
-/// All ones of an access's width (what an unclaimed read returns).
-fn all_ones(size: IoSize) -> u32 {
-    match size {
-        IoSize::Byte => 0xff,
-        IoSize::Word => 0xffff,
-        IoSize::Dword => 0xffff_ffff,
-    }
-}
-
 /// What LINT0 asks for, given the 8259A's INTR level.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 enum Lint0 {
@@ -437,7 +428,7 @@ impl Lapic {
     /// read 0, and addresses outside the window read as all ones.
     pub fn mmio_read(&mut self, addr: Phys, size: IoSize, now: Nanos) -> u32 {
         if !self.hardware_enabled() {
-            return all_ones(size);
+            return size.all_ones();
         }
         self.advance(now);
         let mut value = 0;

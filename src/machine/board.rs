@@ -572,7 +572,7 @@ impl Board {
             p if self.fw_cfg.owns_port(p) => self.fw_cfg.read(port, size),
             0x3f0..=0x3f5 | 0x3f7 => self.fdc.read(port, size),
             0x00..=0x0f | 0x80..=0x8f | 0xc0..=0xdf => self.dma.read(port, size),
-            _ => all_ones(size),
+            _ => size.all_ones(),
         };
         self.route_irqs();
         v
@@ -710,14 +710,6 @@ impl Board {
         for p in self.dirty_pages.drain(..) {
             f(p);
         }
-    }
-}
-
-fn all_ones(size: IoSize) -> u32 {
-    match size {
-        IoSize::Byte => 0xff,
-        IoSize::Word => 0xffff,
-        IoSize::Dword => 0xffff_ffff,
     }
 }
 

@@ -87,7 +87,7 @@ impl Bus for HostBus<'_> {
     }
 
     fn mmio_read(&mut self, addr: Phys, size: IoSize) -> u32 {
-        let Some(gpa) = self.window(addr) else { return all_ones(size) };
+        let Some(gpa) = self.window(addr) else { return size.all_ones() };
         *self.mmio += 1;
         let (board, ram) = self.split();
         board.mmio_read(gpa, size, ram)
@@ -141,13 +141,5 @@ impl Bus for HostBus<'_> {
                 f(base + p)
             }
         });
-    }
-}
-
-fn all_ones(size: IoSize) -> u32 {
-    match size {
-        IoSize::Byte => 0xff,
-        IoSize::Word => 0xffff,
-        IoSize::Dword => 0xffff_ffff,
     }
 }

@@ -251,7 +251,7 @@ impl PciBus {
     pub fn config_read(&mut self, devfn: u8, offset: u8, size: IoSize) -> u32 {
         match self.function_mut(devfn) {
             Some(f) => f.config_read(offset, size),
-            None => all_ones(size),
+            None => size.all_ones(),
         }
     }
 
@@ -355,7 +355,7 @@ impl PciBus {
     fn data_read(&mut self, k: u8, size: IoSize) -> u32 {
         match self.target() {
             Some((devfn, reg)) => self.config_read(devfn, reg | k, size),
-            None => all_ones(size),
+            None => size.all_ones(),
         }
     }
 
@@ -373,14 +373,5 @@ impl PciBus {
         if rising {
             self.reset_request = Some(if v & RC_SRST != 0 { ResetKind::Hard } else { ResetKind::Soft });
         }
-    }
-}
-
-/// All ones in an access of `size`.
-fn all_ones(size: IoSize) -> u32 {
-    match size {
-        IoSize::Byte => 0xff,
-        IoSize::Word => 0xffff,
-        IoSize::Dword => 0xffff_ffff,
     }
 }
