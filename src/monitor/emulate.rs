@@ -113,13 +113,11 @@ impl Monitor {
             0xfb => {
                 self.v.iflag = true;
                 let r = self.retire(i, ExitReason::SensitiveInstruction);
+                self.machine.cpu.inhibit_irq = true;
                 if self.has_pending_irq() {
                     // STI's shadow (SDM Vol. 3A §6.8.3): the next instruction runs before
                     // the held interrupt is delivered (by the run loop, after it).
-                    self.machine.cpu.inhibit_irq = true;
                     self.step_guest();
-                } else {
-                    self.machine.cpu.inhibit_irq = true;
                 }
                 r
             }
@@ -209,16 +207,41 @@ impl Monitor {
                 self.emulate_iret()
             }
             // Loads of SS with the kernel's RPL-0 selector: RPL must equal CPL (1).
-            0x8e if i.reg() == SS && !i.is_mem => {
-                let sel = self.machine.cpu.regs[i.rm() as usize] as u16;
-                self.load_ss(i, sel, 0)
+            0x8e if i.reg() == SS => {
+                let sel = match self.read_rm16(i) {
+                    Ok(v) => v,
+                    Err(e) => return Some(self.guest_mem(e)),
+                };
+                self.load_ss(i, sel, None)
             }
             0x17 => {
                 let sel = match self.peek32(0) {
                     Ok(v) => v as u16,
                     Err(e) => return Some(self.guest_mem(e)),
                 };
-                self.load_ss(i, sel, 4)
+                let esp = self.machine.cpu.regs[ESP].wrapping_add(if op32 { 4 } else { 2 });
+                self.load_ss(i, sel, Some(esp))
+            }
+            // LSS r32, m16:32 (the offset, then the selector).
+            0x1b2 if i.is_mem => {
+                let lin = self.ea_lin(i);
+                let n = if op32 { 4 } else { 2 };
+                let mut b = [0u8; 6];
+                if let Err(e) = self.read_lin(lin, &mut b[..n + 2], self.vcpl() == 3) {
+                    return Some(self.guest_mem(e));
+                }
+                let offset = if op32 {
+                    u32::from_le_bytes([b[0], b[1], b[2], b[3]])
+                } else {
+                    u16::from_le_bytes([b[0], b[1]]) as u32
+                };
+                let sel = u16::from_le_bytes([b[n], b[n + 1]]);
+                if let Err((v, code)) = self.load_guest_seg(SS, sel) {
+                    self.count(ExitReason::ExceptionNmi);
+                    return Some(self.reflect(v, TrapKind::Exception, Some(code)));
+                }
+                self.machine.cpu.set_regv(i.reg(), offset, op32);
+                self.retire(i, ExitReason::SensitiveInstruction)
             }
             // RETF to the kernel (CS RPL 0), same level.
             0xca | 0xcb if op32 => {
@@ -243,13 +266,17 @@ impl Monitor {
         })
     }
 
-    fn load_ss(&mut self, i: &Instr, sel: u16, pop: u32) -> Done {
+    /// MOV SS or POP SS (`esp`: ESP after the pop): SS with the guest's selector, and
+    /// the one-instruction interrupt shadow (SDM Vol. 3A §6.8.3).
+    fn load_ss(&mut self, i: &Instr, sel: u16, esp: Option<u32>) -> Done {
         if let Err((v, code)) = self.load_guest_seg(SS, sel) {
             self.count(ExitReason::ExceptionNmi);
             return self.reflect(v, TrapKind::Exception, Some(code));
         }
         let c = &mut self.machine.cpu;
-        c.regs[ESP] = c.regs[ESP].wrapping_add(pop);
+        if let Some(esp) = esp {
+            c.regs[ESP] = esp;
+        }
         c.inhibit_irq = true;
         self.retire(i, ExitReason::SensitiveInstruction)
     }
