@@ -26,31 +26,15 @@ use std::process::Command;
 use v386::cpu::v386::ExitReason;
 use v386::lab::{self, Bench, Column, CostModel, Images, LabConfig, Table, Technique};
 
-/// Assemble the guest, with `-DPARAVIRT` for the paravirtual build.
-fn assemble(paravirt: bool) -> Vec<u8> {
-    let src = guests_dir().join("nanobench.asm");
-    let img = out_dir("lab").join(if paravirt { "nanobench-pv.img" } else { "nanobench.img" });
-    let mut cmd = Command::new("nasm");
-    // Its includes are beside it; nasm wants the trailing separator.
-    cmd.args(["-f", "bin", "-I"]).arg(format!("{}{}", guests_dir().display(), std::path::MAIN_SEPARATOR));
-    if paravirt {
-        cmd.arg("-DPARAVIRT");
-    }
-    let out = cmd.arg(&src).arg("-o").arg(&img).output().expect("run nasm");
-    assert!(out.status.success(), "nasm failed:\n{}", String::from_utf8_lossy(&out.stderr));
-    std::fs::read(&img).expect("read the image")
-}
-
-/// The two builds, assembled once for all the tests of this file: tests run in
-/// parallel, and each assembling into the same files let one read an image another was
-/// still writing (a column then failed now and then).
+/// The two builds, assembled once for all the tests of this file (the paravirtual one
+/// with `-DPARAVIRT`).
 fn images() -> Option<Images> {
     static IMAGES: std::sync::OnceLock<Option<Images>> = std::sync::OnceLock::new();
     let images = IMAGES.get_or_init(|| {
-        if !tool_available("nasm", "-v") {
-            return None;
-        }
-        Some(Images { native: assemble(false), paravirtual: assemble(true) })
+        Some(Images {
+            native: assemble_guest("nanobench", "lab")?,
+            paravirtual: assemble_guest_with("nanobench", "lab", &["-DPARAVIRT"])?,
+        })
     });
     if images.is_none() {
         skip("nasm is not installed");

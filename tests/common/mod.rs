@@ -60,23 +60,35 @@ pub fn guests_dir() -> PathBuf {
 /// Assemble `tests/guests/<name>.asm` with nasm into a flat image (scratch files under
 /// `out_dir(scratch)`); None when nasm is not installed (the caller skips).
 pub fn assemble_guest(name: &str, scratch: &str) -> Option<Vec<u8>> {
+    assemble_guest_with(name, scratch, &[])
+}
+
+/// [`assemble_guest`] with nasm options such as `-DPARAVIRT`. Each call writes a file of
+/// its own: tests run in parallel, and two assembling the same guest into one file let
+/// one read an image the other was still writing (an intermittent `NoHeader`).
+pub fn assemble_guest_with(name: &str, scratch: &str, defines: &[&str]) -> Option<Vec<u8>> {
+    static CALLS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
     if !tool_available("nasm", "-v") {
         return None;
     }
+    let n = CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let src = guests_dir().join(format!("{name}.asm"));
-    let img = out_dir(scratch).join(format!("{name}.img"));
+    let img = out_dir(scratch).join(format!("{name}.{}.{n}.img", std::process::id()));
     // nasm wants the include directory with a trailing separator.
     let include = format!("{}{}", guests_dir().display(), std::path::MAIN_SEPARATOR);
     let out = Command::new("nasm")
         .args(["-f", "bin", "-I"])
         .arg(&include)
+        .args(defines)
         .arg(&src)
         .arg("-o")
         .arg(&img)
         .output()
         .expect("run nasm");
     assert!(out.status.success(), "nasm failed on {}:\n{}", src.display(), String::from_utf8_lossy(&out.stderr));
-    Some(std::fs::read(&img).expect("read the assembled image"))
+    let image = std::fs::read(&img).expect("read the assembled image");
+    let _ = std::fs::remove_file(&img);
+    Some(image)
 }
 
 /// Run an image the way `--flat IMG --load-addr 0x7c00 --entry 0x7e00 --mode real` does,
