@@ -84,7 +84,7 @@ pub mod cr4 {
 }
 
 /// Why [`Cpu::run`] returned.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum StopReason {
     /// The instruction budget is spent.
     BudgetSpent,

@@ -32,26 +32,9 @@ pub use table::Table;
 
 use crate::cpu::v386::ExitReason;
 use crate::vmm::log::REASONS;
+pub use crate::vmm::Technique;
 use alloc::string::String;
 use alloc::vec::Vec;
-
-/// The ways of virtualizing a guest, in the order of the table's columns.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum Technique {
-    /// 1: the guest on the bare emulated machine, no VMM: the baseline.
-    Emulation,
-    /// 2: the guest kernel deprivileged (ring 1/3), shadow page tables, no V386: the
-    /// classic x86, where sensitive unprivileged instructions go wrong silently.
-    TrapAndEmulate,
-    /// 3: as 2 with CR4.PSI: sensitive unprivileged instructions fault (docs/v386.md §3).
-    TrapAndEmulatePsi,
-    /// 4: scan-before-execute, as Plex86 did: breakpoints before sensitive instructions.
-    ScanBeforeExecute,
-    /// 5: the paravirtual build, privileged operations as VCALL hypercalls.
-    Paravirtual,
-    /// 6: hardware assist: a V386 VM with second-level translation.
-    V386,
-}
 
 /// Which build of the guest a technique runs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -60,38 +43,11 @@ pub enum Build {
     Paravirtual,
 }
 
-impl Technique {
-    pub const ALL: [Technique; 6] = [
-        Technique::Emulation,
-        Technique::TrapAndEmulate,
-        Technique::TrapAndEmulatePsi,
-        Technique::ScanBeforeExecute,
-        Technique::Paravirtual,
-        Technique::V386,
-    ];
-
-    /// Its column number, 1–6.
-    pub fn number(self) -> u8 {
-        self as u8 + 1
-    }
-
-    pub fn name(self) -> &'static str {
-        match self {
-            Technique::Emulation => "Emulation",
-            Technique::TrapAndEmulate => "Trap-and-emulate",
-            Technique::TrapAndEmulatePsi => "T&E + PSI",
-            Technique::ScanBeforeExecute => "Scan-before-exec",
-            Technique::Paravirtual => "Paravirtual",
-            Technique::V386 => "V386",
-        }
-    }
-
-    /// The guest build it runs: the paravirtual one only for paravirtualization.
-    pub fn build(self) -> Build {
-        match self {
-            Technique::Paravirtual => Build::Paravirtual,
-            _ => Build::Native,
-        }
+/// The guest build technique `t` runs: the paravirtual one only for paravirtualization.
+pub fn build(t: Technique) -> Build {
+    match t {
+        Technique::Paravirtual => Build::Paravirtual,
+        _ => Build::Native,
     }
 }
 

@@ -15,7 +15,7 @@
 use super::{Bench, Cost, Images, LabConfig, LabError, Technique};
 use crate::cpu::StopReason;
 use crate::machine::{Machine, MachineConfig, MachineSpec};
-use crate::monitor::{Counters as MonitorCounters, Monitor, MonitorExit, Options, MONITOR_BYTES};
+use crate::monitor::Counters as MonitorCounters;
 use crate::vmm::{Vm, VmState, VmStop, Vmm, VmmConfig};
 use alloc::format;
 use alloc::string::{String, ToString};
@@ -82,17 +82,14 @@ pub fn run(t: Technique, images: &Images, cfg: &LabConfig) -> Result<Column, Lab
     if !(1..=1_000_000).contains(&cfg.iterations) {
         return Err(LabError::BadIterations(cfg.iterations));
     }
-    let kernel = images.get(t.build());
+    let kernel = images.get(super::build(t));
     let cmdline = format!("iterations={}", cfg.iterations);
     // Generous: the slowest benchmark (pgfault) takes a few dozen instructions an
     // iteration, and each runs 4N times.
     let budget = 20_000_000 + cfg.iterations as u64 * 4 * (7 * 200 + 5_000);
     let run = match t {
         Technique::Emulation => run_bare(kernel, &cmdline, budget)?,
-        Technique::Paravirtual | Technique::V386 => run_vm(kernel, &cmdline, budget)?,
-        Technique::TrapAndEmulate => run_monitor(kernel, &cmdline, budget, Options::default())?,
-        Technique::TrapAndEmulatePsi => run_monitor(kernel, &cmdline, budget, Options { psi: true, scan: false })?,
-        Technique::ScanBeforeExecute => run_monitor(kernel, &cmdline, budget, Options { psi: false, scan: true })?,
+        _ => run_vm(kernel, &cmdline, budget, t)?,
     };
     measure(t, cfg.iterations, run)
 }
@@ -125,8 +122,10 @@ fn run_bare(kernel: &[u8], cmdline: &str, budget: u64) -> Result<Run, LabError> 
     }
 }
 
-/// Techniques 5 and 6: a build as the one VM of a VMM on the V386 extension.
-fn run_vm(kernel: &[u8], cmdline: &str, budget: u64) -> Result<Run, LabError> {
+/// Techniques 2–6: a build as the one VM of the VMM, run under technique `t` (2–4 by
+/// the software monitor on the classic processor, its kernel at ring 1; 5 and 6 on the
+/// V386 extension).
+fn run_vm(kernel: &[u8], cmdline: &str, budget: u64, t: Technique) -> Result<Run, LabError> {
     let mut vmm = Vmm::new(VmmConfig { quantum: QUANTUM, log_capacity: 16, ..VmmConfig::default() });
     let spec = MachineSpec {
         memory_mb: Some(MEM_MB),
@@ -135,7 +134,7 @@ fn run_vm(kernel: &[u8], cmdline: &str, budget: u64) -> Result<Run, LabError> {
         debug_exit_port: Some(MARK_PORT),
         ..Default::default()
     };
-    let id = vmm.add_vm("nanobench", spec).map_err(|e| LabError::Setup(e.to_string()))?;
+    let id = vmm.add_vm_as("nanobench", spec, t).map_err(|e| LabError::Setup(e.to_string()))?;
     let mut marks = Vec::new();
     loop {
         vmm.run(CHUNK);
@@ -147,7 +146,8 @@ fn run_vm(kernel: &[u8], cmdline: &str, budget: u64) -> Result<Run, LabError> {
                 let c = &vm.counters;
                 marks.push(Mark { value: v, at: Cost { instructions: c.retired, exits: c.by_reason, mmio: c.mmio } });
                 if v == MARK_PASS || v == MARK_FAIL {
-                    return Ok(Run { marks, serial: serial(vm), monitor: None });
+                    let monitor = vm.monitor.as_ref().map(|m| m.counters.clone());
+                    return Ok(Run { marks, serial: serial(vm), monitor });
                 }
                 // The marker's OUT was interpreted (EIP is past it): go on.
                 vm.state = VmState::Runnable;
@@ -158,38 +158,6 @@ fn run_vm(kernel: &[u8], cmdline: &str, budget: u64) -> Result<Run, LabError> {
             }
             _ if vm.counters.retired < budget => {}
             _ => return Err(LabError::Timeout { serial: serial(vm) }),
-        }
-    }
-}
-
-/// Techniques 2–4: the native build on the classic x86 under the software monitor
-/// (`crate::monitor`), its kernel at ring 1; the machine has the monitor's 4 MiB above
-/// the guest's RAM.
-fn run_monitor(kernel: &[u8], cmdline: &str, budget: u64, options: Options) -> Result<Run, LabError> {
-    let cfg = MachineConfig {
-        mem_mb: MEM_MB + MONITOR_BYTES / (1 << 20),
-        debug_exit_port: Some(MARK_PORT),
-        ..Default::default()
-    };
-    let mut m = Machine::new(&cfg).map_err(|e| LabError::Setup(e.to_string()))?;
-    m.load_kernel(kernel, None, cmdline).map_err(|e| LabError::Setup(e.to_string()))?;
-    let mut mon = Monitor::new(m, MEM_MB << 20, options).map_err(|e| LabError::Setup(e.to_string()))?;
-    let mut marks = Vec::new();
-    loop {
-        let r = mon.run(CHUNK);
-        let serial = |mon: &mut Monitor| String::from_utf8_lossy(&mon.machine.bus.com1.take_output()).into_owned();
-        match r {
-            MonitorExit::DebugExit(v) => {
-                let at = Cost { instructions: mon.cpu().icount, exits: mon.counters.traps, mmio: 0 };
-                marks.push(Mark { value: v, at });
-                if v == MARK_PASS || v == MARK_FAIL {
-                    let serial = serial(&mut mon);
-                    return Ok(Run { marks, serial, monitor: Some(mon.counters.clone()) });
-                }
-            }
-            MonitorExit::BudgetSpent if mon.cpu().icount < budget => {}
-            MonitorExit::BudgetSpent => return Err(LabError::Timeout { serial: serial(&mut mon) }),
-            other => return Err(LabError::Stopped { why: format!("{other:?}"), serial: serial(&mut mon) }),
         }
     }
 }

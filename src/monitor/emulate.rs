@@ -16,7 +16,7 @@
 
 use super::guest::MemError;
 use super::segments::visible;
-use super::{Monitor, MonitorError, MonitorExit};
+use super::{MonitorError, MonitorExit, World};
 use crate::bus::{Bus, IoSize, StopRequest};
 use crate::cpu::decode::{decode_slice, Instr, CS, DS, SEG_DEFAULT, SS};
 use crate::cpu::v386::ExitReason;
@@ -26,9 +26,9 @@ use alloc::format;
 /// What an interpreter did.
 type Done = Result<(), MonitorExit>;
 
-impl Monitor {
+impl World<'_, '_> {
     pub(crate) fn general_protection(&mut self, code: u16) -> Done {
-        self.gp(code, self.options.psi)
+        self.gp(code, self.m.options.psi)
     }
 
     fn gp(&mut self, code: u16, psi: bool) -> Done {
@@ -53,7 +53,7 @@ impl Monitor {
     /// The instruction at CS:EIP, from the guest's memory (the scanner's breakpoints
     /// taken out).
     pub(crate) fn decode_here(&mut self) -> Option<Instr> {
-        let c = &self.machine.cpu;
+        let c = &self.cpu;
         let code32 = c.segs[CS as usize].big();
         let lin = c.segs[CS as usize].base.wrapping_add(c.eip);
         let user = self.vcpl() == 3;
@@ -63,12 +63,14 @@ impl Monitor {
             n += 1;
         }
         self.scan_unpatch(lin, &mut bytes[..n]);
-        decode_slice(&bytes[..n], code32).ok()
+        let i = decode_slice(&bytes[..n], code32).ok()?;
+        self.here = Some((lin, bytes, i.len));
+        Some(i)
     }
 
     /// The linear address of a memory operand.
     fn ea_lin(&self, i: &Instr) -> u32 {
-        let c = &self.machine.cpu;
+        let c = &self.cpu;
         let seg = if i.seg != SEG_DEFAULT {
             i.seg
         } else if i.ss_default {
@@ -79,11 +81,11 @@ impl Monitor {
         c.segs[seg as usize].base.wrapping_add(c.ea(i))
     }
 
-    /// Step past the instruction and count the trap.
+    /// Count the trap (logged at the instruction) and step past the instruction.
     fn retire(&mut self, i: &Instr, r: ExitReason) -> Done {
-        let c = &mut self.machine.cpu;
-        c.eip = c.eip.wrapping_add(i.len as u32);
         self.count(r);
+        let c = &mut self.cpu;
+        c.eip = c.eip.wrapping_add(i.len as u32);
         Ok(())
     }
 
@@ -95,7 +97,7 @@ impl Monitor {
     fn guest_mem(&mut self, e: MemError) -> Done {
         match e {
             MemError::Pf(pf) => {
-                self.v.cr2 = pf.addr;
+                self.m.v.cr2 = pf.addr;
                 self.reflect(14, TrapKind::Exception, Some(pf.code))
             }
             MemError::NotRam(a) => Err(MonitorExit::Error(MonitorError::NotGuestMemory(a))),
@@ -107,14 +109,14 @@ impl Monitor {
         let op32 = i.op32;
         Some(match i.opcode {
             0xfa => {
-                self.v.iflag = false;
+                self.m.v.iflag = false;
                 self.retire(i, ExitReason::SensitiveInstruction)
             }
             0xfb => {
-                self.v.iflag = true;
+                self.m.v.iflag = true;
                 let r = self.retire(i, ExitReason::SensitiveInstruction);
-                self.machine.cpu.inhibit_irq = true;
-                if self.has_pending_irq() {
+                self.cpu.inhibit_irq = true;
+                if self.bus.board().interrupt_pending() {
                     // STI's shadow (SDM Vol. 3A §6.8.3): the next instruction runs before
                     // the held interrupt is delivered (by the run loop, after it).
                     self.step_guest();
@@ -122,10 +124,10 @@ impl Monitor {
                 r
             }
             0xf4 => {
-                if !self.v.iflag {
+                if !self.m.v.iflag {
                     return Some(Err(MonitorExit::DeadHalt));
                 }
-                self.machine.cpu.halted = true;
+                self.cpu.halted = true;
                 self.retire(i, ExitReason::Hlt)
             }
             0xe4 | 0xe5 | 0xec | 0xed | 0xe6 | 0xe7 | 0xee | 0xef => return Some(self.port_io(i)),
@@ -133,7 +135,7 @@ impl Monitor {
             0x121 | 0x123 => {
                 // Debug registers: kept, not acted on (as the processor's own).
                 let (dr, r) = (i.reg() as usize, i.rm() as usize);
-                let c = &mut self.machine.cpu;
+                let c = &mut self.cpu;
                 if i.opcode == 0x121 {
                     c.regs[r] = c.dr[dr];
                 } else {
@@ -153,10 +155,10 @@ impl Monitor {
                     base &= 0x00ff_ffff;
                 }
                 if i.reg() == 2 {
-                    self.v.gdtr = TableReg { base, limit };
+                    self.m.v.gdtr = TableReg { base, limit };
                     self.rebuild_gdt();
                 } else {
-                    self.v.idtr = TableReg { base, limit };
+                    self.m.v.idtr = TableReg { base, limit };
                 }
                 self.retire(i, ExitReason::SensitiveInstruction)
             }
@@ -166,7 +168,7 @@ impl Monitor {
                     Ok(v) => v as u32,
                     Err(e) => return Some(self.guest_mem(e)),
                 };
-                self.v.cr0 = (self.v.cr0 & !0xe) | (v & 0xf) | (self.v.cr0 & cr0::PE);
+                self.m.v.cr0 = (self.m.v.cr0 & !0xe) | (v & 0xf) | (self.m.v.cr0 & cr0::PE);
                 self.sync_real_control();
                 self.retire(i, ExitReason::CrAccess)
             }
@@ -183,7 +185,7 @@ impl Monitor {
                 if sel & !3 != 0 {
                     return Some(Self::unsupported(format!("LLDT {sel:#x}: LDTs")));
                 }
-                self.v.ldtr = sel;
+                self.m.v.ldtr = sel;
                 self.retire(i, ExitReason::SensitiveInstruction)
             }
             0x100 if i.reg() == 3 => {
@@ -197,7 +199,7 @@ impl Monitor {
                 self.retire(i, ExitReason::SensitiveInstruction)
             }
             0x106 => {
-                self.v.cr0 &= !cr0::TS;
+                self.m.v.cr0 &= !cr0::TS;
                 self.sync_real_control();
                 self.retire(i, ExitReason::CrAccess)
             }
@@ -219,7 +221,7 @@ impl Monitor {
                     Ok(v) => v as u16,
                     Err(e) => return Some(self.guest_mem(e)),
                 };
-                let esp = self.machine.cpu.regs[ESP].wrapping_add(if op32 { 4 } else { 2 });
+                let esp = self.cpu.regs[ESP].wrapping_add(if op32 { 4 } else { 2 });
                 self.load_ss(i, sel, Some(esp))
             }
             // LSS r32, m16:32 (the offset, then the selector).
@@ -240,7 +242,7 @@ impl Monitor {
                     self.count(ExitReason::ExceptionNmi);
                     return Some(self.reflect(v, TrapKind::Exception, Some(code)));
                 }
-                self.machine.cpu.set_regv(i.reg(), offset, op32);
+                self.cpu.set_regv(i.reg(), offset, op32);
                 self.retire(i, ExitReason::SensitiveInstruction)
             }
             // RETF to the kernel (CS RPL 0), same level.
@@ -256,7 +258,7 @@ impl Monitor {
                     return Some(self.reflect(v, TrapKind::Exception, Some(code)));
                 }
                 let extra = if i.opcode == 0xca { i.imm & 0xffff } else { 0 };
-                let c = &mut self.machine.cpu;
+                let c = &mut self.cpu;
                 c.regs[ESP] = c.regs[ESP].wrapping_add(8 + extra);
                 c.eip = eip;
                 self.count(ExitReason::SensitiveInstruction);
@@ -273,7 +275,7 @@ impl Monitor {
             self.count(ExitReason::ExceptionNmi);
             return self.reflect(v, TrapKind::Exception, Some(code));
         }
-        let c = &mut self.machine.cpu;
+        let c = &mut self.cpu;
         if let Some(esp) = esp {
             c.regs[ESP] = esp;
         }
@@ -290,10 +292,10 @@ impl Monitor {
         };
         let port = match i.opcode {
             0xe4..=0xe7 => i.imm as u8 as u16,
-            _ => self.machine.cpu.regs[EDX] as u16,
+            _ => self.cpu.regs[EDX] as u16,
         };
-        let bus = &mut self.machine.bus;
-        let c = &mut self.machine.cpu;
+        let bus = &mut self.bus;
+        let c = &mut self.cpu;
         if matches!(i.opcode, 0xe4 | 0xe5 | 0xec | 0xed) {
             let v = bus.io_in(port, size);
             let eax = &mut c.regs[EAX];
@@ -306,7 +308,7 @@ impl Monitor {
             bus.io_out(port, size, c.regs[EAX]);
         }
         self.retire(i, ExitReason::Io)?;
-        match self.machine.bus.take_stop_request() {
+        match self.bus.take_stop_request() {
             Some(StopRequest::DebugExit(v)) => Err(MonitorExit::DebugExit(v)),
             Some(StopRequest::PowerOff) => Err(MonitorExit::PowerOff),
             Some(StopRequest::Reset) => Err(MonitorExit::Error(MonitorError::Unsupported("a reset".into()))),
@@ -320,39 +322,39 @@ impl Monitor {
         let (n, r) = (i.reg(), i.rm() as usize);
         if i.opcode == 0x120 {
             let v = match n {
-                0 => self.v.cr0,
-                2 => self.v.cr2,
-                3 => self.v.cr3,
-                4 => self.v.cr4,
+                0 => self.m.v.cr0,
+                2 => self.m.v.cr2,
+                3 => self.m.v.cr3,
+                4 => self.m.v.cr4,
                 _ => return Self::unsupported(format!("MOV from CR{n}")),
             };
-            self.machine.cpu.regs[r] = v;
+            self.cpu.regs[r] = v;
             return self.retire(i, ExitReason::CrAccess);
         }
-        let v = self.machine.cpu.regs[r];
+        let v = self.cpu.regs[r];
         match n {
             0 => {
                 if v & cr0::PE == 0 {
                     return Err(MonitorExit::Error(MonitorError::NotProtected));
                 }
-                let old = self.v.cr0;
-                self.v.cr0 = v | cr0::ET;
+                let old = self.m.v.cr0;
+                self.m.v.cr0 = v | cr0::ET;
                 self.sync_real_control();
-                if (old ^ self.v.cr0) & (cr0::PG | cr0::WP) != 0 {
+                if (old ^ self.m.v.cr0) & (cr0::PG | cr0::WP) != 0 {
                     self.shadow_reset();
                 }
             }
-            2 => self.v.cr2 = v,
+            2 => self.m.v.cr2 = v,
             3 => {
-                self.v.cr3 = v;
+                self.m.v.cr3 = v;
                 self.shadow_reset();
             }
             4 => {
                 if v & cr4::PAE != 0 {
                     return Self::unsupported("PAE paging".into());
                 }
-                let old = self.v.cr4;
-                self.v.cr4 = v;
+                let old = self.m.v.cr4;
+                self.m.v.cr4 = v;
                 if (old ^ v) & (cr4::PSE | cr4::PGE) != 0 {
                     self.shadow_reset();
                 }
@@ -364,7 +366,7 @@ impl Monitor {
 
     fn read_rm16(&mut self, i: &Instr) -> Result<u16, MemError> {
         if !i.is_mem {
-            return Ok(self.machine.cpu.regs[i.rm() as usize] as u16);
+            return Ok(self.cpu.regs[i.rm() as usize] as u16);
         }
         let lin = self.ea_lin(i);
         let mut b = [0u8; 2];
@@ -376,7 +378,7 @@ impl Monitor {
     /// as SLDT/STR/MOV r32, Sreg do on the P6), or a word of memory.
     fn write_rm16(&mut self, i: &Instr, v: u16) -> Result<(), MemError> {
         if !i.is_mem {
-            self.machine.cpu.set_regv(i.rm(), v as u32, i.op32);
+            self.cpu.set_regv(i.rm(), v as u32, i.op32);
             return Ok(());
         }
         let lin = self.ea_lin(i);
@@ -387,11 +389,11 @@ impl Monitor {
         if op32 {
             return self.push32(v);
         }
-        let c = &self.machine.cpu;
+        let c = &self.cpu;
         let esp = c.regs[ESP].wrapping_sub(2);
         let lin = c.segs[SS as usize].base.wrapping_add(esp);
         self.write_lin(lin, &(v as u16).to_le_bytes(), self.vcpl() == 3)?;
-        self.machine.cpu.regs[ESP] = esp;
+        self.cpu.regs[ESP] = esp;
         Ok(())
     }
 
@@ -402,7 +404,7 @@ impl Monitor {
         let vcpl = self.vcpl();
         let r = match i.opcode {
             0x101 if matches!(i.reg(), 0 | 1) && i.is_mem => {
-                let t = if i.reg() == 0 { self.v.gdtr } else { self.v.idtr };
+                let t = if i.reg() == 0 { self.m.v.gdtr } else { self.m.v.idtr };
                 let base = if op32 { t.base } else { t.base & 0x00ff_ffff };
                 let mut b = [0u8; 6];
                 b[..2].copy_from_slice(&t.limit.to_le_bytes());
@@ -410,9 +412,9 @@ impl Monitor {
                 let lin = self.ea_lin(i);
                 self.write_lin(lin, &b, vcpl == 3)
             }
-            0x101 if i.reg() == 4 => self.write_rm16(i, self.v.cr0 as u16),
-            0x100 if i.reg() == 0 => self.write_rm16(i, self.v.ldtr),
-            0x100 if i.reg() == 1 => self.write_rm16(i, self.v.tr),
+            0x101 if i.reg() == 4 => self.write_rm16(i, self.m.v.cr0 as u16),
+            0x100 if i.reg() == 0 => self.write_rm16(i, self.m.v.ldtr),
+            0x100 if i.reg() == 1 => self.write_rm16(i, self.m.v.tr),
             0x100 if matches!(i.reg(), 4 | 5) => match self.read_rm16(i) {
                 Ok(sel) => {
                     let ok = self.check_selector(sel, if i.reg() == 4 { Check::Read } else { Check::Write }).is_some();
@@ -429,7 +431,7 @@ impl Monitor {
                 let check = if i.opcode == 0x102 { Check::Lar } else { Check::Lsl };
                 match self.check_selector(sel, check) {
                     Some(v) => {
-                        self.machine.cpu.set_regv(i.reg(), v, op32);
+                        self.cpu.set_regv(i.reg(), v, op32);
                         self.set_zf(true);
                     }
                     None => self.set_zf(false),
@@ -437,13 +439,13 @@ impl Monitor {
                 Ok(())
             }
             0x9c => {
-                if vcpl == 3 && self.v.iopl < 3 {
+                if vcpl == 3 && self.m.v.iopl < 3 {
                     return None;
                 }
                 self.push_op(self.flags_image(), op32)
             }
             0x9d => {
-                if vcpl == 3 && self.v.iopl < 3 {
+                if vcpl == 3 && self.m.v.iopl < 3 {
                     return None;
                 }
                 let v = match self.peek32(0) {
@@ -452,14 +454,14 @@ impl Monitor {
                 };
                 let (mask, n) = if op32 { (!(flags::VM | flags::RF | flags::VX), 4) } else { (0xffff, 2) };
                 self.set_flags_image(v, mask, vcpl);
-                let c = &mut self.machine.cpu;
+                let c = &mut self.cpu;
                 c.regs[ESP] = c.regs[ESP].wrapping_add(n);
                 Ok(())
             }
-            0x0e => self.push_op(visible(self.machine.cpu.segs[CS as usize].sel) as u32, op32),
-            0x16 => self.push_op(visible(self.machine.cpu.segs[SS as usize].sel) as u32, op32),
+            0x0e => self.push_op(visible(self.cpu.segs[CS as usize].sel) as u32, op32),
+            0x16 => self.push_op(visible(self.cpu.segs[SS as usize].sel) as u32, op32),
             0x8c if i.reg() <= 5 => {
-                let sel = visible(self.machine.cpu.segs[i.reg() as usize].sel);
+                let sel = visible(self.cpu.segs[i.reg() as usize].sel);
                 self.write_rm16(i, sel)
             }
             0xcc..=0xce => {
@@ -468,7 +470,7 @@ impl Monitor {
                     0xcc => 3,
                     _ => 4,
                 };
-                let c = &mut self.machine.cpu;
+                let c = &mut self.cpu;
                 c.eip = c.eip.wrapping_add(i.len as u32);
                 self.count(ExitReason::SensitiveInstruction);
                 return Some(self.reflect(vector, TrapKind::Software, None));
@@ -504,18 +506,17 @@ impl Monitor {
     /// Run the instruction at EIP on the processor with CR4.PSI off: its effect at ring 1
     /// is the guest's. A #GP it raises there is handled as without PSI.
     fn step_without_psi(&mut self) -> Done {
-        let eip = self.machine.cpu.eip;
-        self.machine.cpu.cr4 &= !cr4::PSI;
+        let eip = self.cpu.eip;
+        self.cpu.cr4 &= !cr4::PSI;
         self.step_guest();
-        if self.options.psi {
-            self.machine.cpu.cr4 |= cr4::PSI;
+        if self.m.options.psi {
+            self.cpu.cr4 |= cr4::PSI;
         }
-        let gp_here = matches!(
-            self.machine.cpu.trapped,
-            Some(crate::cpu::TrapEvent { vector: 13, kind: TrapKind::Exception, .. })
-        ) && self.machine.cpu.eip == eip;
+        let gp_here =
+            matches!(self.cpu.trapped, Some(crate::cpu::TrapEvent { vector: 13, kind: TrapKind::Exception, .. }))
+                && self.cpu.eip == eip;
         if gp_here {
-            let ev = self.machine.cpu.trapped.take();
+            let ev = self.cpu.trapped.take();
             self.take_carry();
             return self.gp(ev.and_then(|e| e.error).unwrap_or(0), false);
         }
@@ -523,7 +524,7 @@ impl Monitor {
     }
 
     fn set_zf(&mut self, on: bool) {
-        let c = &mut self.machine.cpu;
+        let c = &mut self.cpu;
         let f = c.flags.get() & !flags::ZF;
         c.flags.set(f | if on { flags::ZF } else { 0 });
     }

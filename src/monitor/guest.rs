@@ -4,8 +4,9 @@
 //! uses these tables while the guest runs — it walks the shadow tables (`shadow.rs`) —
 //! so every walk here is the monitor's software walk.
 
-use super::Monitor;
+use super::World;
 use crate::addr::{GuestPhys, Linear};
+use crate::bus::Bus;
 use crate::cpu::cr0;
 use crate::cpu::cr4;
 
@@ -48,12 +49,12 @@ pub enum MemError {
     NotRam(u32),
 }
 
-impl Monitor {
+impl World<'_, '_> {
     /// Translate `lin` as the guest's MMU would for an access by `user` code, setting the
     /// accessed and dirty bits in the guest's entries as the processor does (§4.8).
     pub(crate) fn guest_walk(&mut self, lin: Linear, write: bool, user: bool) -> Result<Walk, GuestPf> {
         let lin = lin.0;
-        let v = &self.v;
+        let v = &self.m.v;
         if v.cr0 & cr0::PG == 0 {
             return Ok(Walk { gpa: GuestPhys(lin), writable: true, user: true, dirty: true, cache: 0, pt_frame: None });
         }
@@ -104,11 +105,12 @@ impl Monitor {
 
     /// The guest's RAM at guest-physical `gpa`, as a dword (0 outside its RAM).
     pub(crate) fn read_phys32(&self, gpa: u32) -> u32 {
-        let a = gpa as usize;
-        match self.machine.bus.ram.get(a..a + 4) {
-            Some(b) if a + 4 <= self.guest_ram as usize => u32::from_le_bytes([b[0], b[1], b[2], b[3]]),
-            _ => 0,
+        if gpa.checked_add(4).map_or(true, |end| end > self.m.guest_ram) {
+            return 0;
         }
+        let a = self.hpa(gpa) as usize;
+        let b = &self.bus.bytes()[a..a + 4];
+        u32::from_le_bytes([b[0], b[1], b[2], b[3]])
     }
 
     /// Write a dword of the guest's RAM (the monitor's own update: A/D bits, a pushed
@@ -118,12 +120,12 @@ impl Monitor {
     }
 
     pub(crate) fn write_phys(&mut self, gpa: u32, bytes: &[u8]) {
-        let a = gpa as usize;
-        if a + bytes.len() > self.guest_ram as usize {
+        if gpa as usize + bytes.len() > self.m.guest_ram as usize {
             return;
         }
-        self.machine.bus.ram[a..a + bytes.len()].copy_from_slice(bytes);
-        self.machine.cpu.icache.note_write(gpa >> 12);
+        let a = self.hpa(gpa) as usize;
+        self.bus.ram()[a..a + bytes.len()].copy_from_slice(bytes);
+        self.cpu.icache.note_write(a as u32 >> 12);
         self.guest_wrote(GuestPhys(gpa), bytes.len() as u32);
     }
 
@@ -132,13 +134,10 @@ impl Monitor {
         for (k, b) in out.iter_mut().enumerate() {
             let l = lin.wrapping_add(k as u32);
             let gpa = self.guest_walk(Linear(l), false, user).map_err(MemError::Pf)?.gpa.0;
-            *b = *self
-                .machine
-                .bus
-                .ram
-                .get(gpa as usize)
-                .filter(|_| gpa < self.guest_ram)
-                .ok_or(MemError::NotRam(gpa))?;
+            if gpa >= self.m.guest_ram {
+                return Err(MemError::NotRam(gpa));
+            }
+            *b = self.bus.bytes()[self.hpa(gpa) as usize];
         }
         Ok(())
     }
@@ -155,7 +154,7 @@ impl Monitor {
         let mut gpas = [0u32; 16];
         for (k, g) in gpas.iter_mut().enumerate().take(bytes.len()) {
             let gpa = self.guest_walk(Linear(lin.wrapping_add(k as u32)), true, user).map_err(MemError::Pf)?.gpa.0;
-            if gpa >= self.guest_ram {
+            if gpa >= self.m.guest_ram {
                 return Err(MemError::NotRam(gpa));
             }
             *g = gpa;
@@ -173,11 +172,11 @@ impl Monitor {
             return None;
         }
         let off = (sel & !7) as u32;
-        if off + 7 > self.v.gdtr.limit as u32 {
+        if off + 7 > self.m.v.gdtr.limit as u32 {
             return None;
         }
-        let lo = self.read_lin32(self.v.gdtr.base.wrapping_add(off), false).ok()?;
-        let hi = self.read_lin32(self.v.gdtr.base.wrapping_add(off + 4), false).ok()?;
+        let lo = self.read_lin32(self.m.v.gdtr.base.wrapping_add(off), false).ok()?;
+        let hi = self.read_lin32(self.m.v.gdtr.base.wrapping_add(off + 4), false).ok()?;
         Some((lo, hi))
     }
 }

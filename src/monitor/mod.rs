@@ -15,14 +15,28 @@
 //!   instructions and on branches out of scanned code, and write-protects what it
 //!   scanned.
 //!
-//! The hardware is the unchanged processor of the bare machine; its one concession is
+//! It is one of the ways the VMM (`crate::vmm`) runs a VM, chosen per VM
+//! ([`Technique`](crate::vmm::Technique)): the VM's RAM, board and second-level map
+//! are the allocator's as for a V386 VM, and the VMM's dispatcher gives its turns to
+//! [`Monitor::run`] instead of `Cpu::vm_run`. The processor is the VMM's one processor,
+//! outside V386 mode: the monitor enters its VM's *world* (every architectural register
+//! as the guest left it at ring 1, the shadow page directory in CR3, the monitor's
+//! GDT, IDT and TSS) with a world switch and leaves it the same way, as VMware's hosted
+//! monitor did (Sugerman, Venkitachalam & Lim, USENIX 2001, §3). Shadow page-table
+//! entries hold host-physical frames: guest RAM is the VM's RAM in host memory, and
+//! device pages go to the VM's device window through its second-level map (the pmap).
+//!
+//! The processor's one concession is
 //! [`Cpu::trap_events`](crate::cpu::Cpu::trap_events), which hands every exception and
 //! interrupt to Rust instead of vectoring it — the monitor's IDT gates, with the
 //! monitor's ring-0 handlers written in Rust. The guest sees its own state only through
-//! what the monitor emulates.
+//! what the monitor emulates. Every trap goes to the VMM's exit log, under the VT-x
+//! exit reason that reports the same event, beside the V386 VMs' exits.
 //!
 //! Where behaviour lives:
-//! - here: [`Monitor`], the memory layout, the run loop and the dispatch of traps;
+//! - here: [`Monitor`] (what persists between turns), [`World`] (the monitor at work on
+//!   the processor and its VM's bus), the memory layout, the run loop and the dispatch
+//!   of traps;
 //! - `guest.rs`: the guest's linear memory and descriptors through its own tables;
 //! - `shadow.rs`: the shadow page tables and the tracing of guest page tables;
 //! - `segments.rs`: the shadow GDT (ring compression: DPL 0 → 1) and segment loads;
@@ -32,7 +46,8 @@
 //!
 //! Limits (each an error, never a panic): protected-mode guests only (Multiboot
 //! kernels); no PAE, LDTs, task gates, virtual-8086 mode or guest ring 1/2; the guest
-//! must leave the top 4 MiB of linear space to the monitor.
+//! must leave the top 4 MiB of linear space to the monitor; writes to ROM are not
+//! emulated.
 
 mod emulate;
 mod guest;
@@ -41,21 +56,23 @@ mod scan;
 mod segments;
 mod shadow;
 
-use crate::cpu::v386::ExitReason;
-use crate::cpu::{cr0, cr4, flags, Cpu, StopReason, TableReg, TrapEvent, TrapKind};
-use crate::machine::Machine;
-use crate::vmm::log::REASONS;
+use crate::bus::Bus;
+use crate::cpu::v386::{ExitInfo, ExitReason, State};
+use crate::cpu::{cr0, cr4, flags, Cpu, StopReason, TableReg, TrapEvent, TrapKind, CS};
+use crate::vmm::hostbus::HostBus;
+use crate::vmm::log::{info, ExitLog, REASONS};
 use alloc::string::String;
 use scan::Scanner;
+use serde::{Deserialize, Serialize};
 use shadow::Shadow;
 
 /// The monitor's 4 MiB of linear space (the top of the 4 GiB), one page-directory slot.
 pub const MONITOR_LIN: u32 = 0xffc0_0000;
 pub(crate) const MONITOR_SLOT: usize = 1023;
-/// The machine RAM the monitor keeps above the guest's.
+/// The host memory the monitor keeps for each VM it runs (its tables, GDT, IDT, TSS).
 pub const MONITOR_BYTES: u32 = 4 << 20;
-/// Offsets in the monitor's area (machine-physical `guest_ram + …`, linear
-/// `MONITOR_LIN + …` for the first four).
+/// Offsets in the monitor's area (host-physical `mon + …`, linear `MONITOR_LIN + …` for
+/// the first four).
 const GDT_OFF: u32 = 0;
 const GDT_PAGES: u32 = 16;
 const IDT_OFF: u32 = 0x1_0000;
@@ -70,7 +87,7 @@ pub(crate) const MON_DATA: u16 = 8190 << 3;
 pub(crate) const MON_TSS: u16 = 8191 << 3;
 
 /// Which technique the monitor models.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Options {
     /// Set CR4.PSI: sensitive unprivileged instructions fault and are emulated.
     pub psi: bool,
@@ -79,11 +96,12 @@ pub struct Options {
 }
 
 /// What the monitor counted.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Counters {
     /// Traps by the VT-x exit reason that reports the same event (an exception or INT n:
     /// `EXCEPTION_NMI`; IN/OUT: `IO`; MOV CRn: `CR_ACCESS`; INVLPG; HLT; every other
     /// instruction emulated: `SENSITIVE_INSTRUCTION`; an interrupt: `EXTERNAL_INTERRUPT`).
+    #[serde(with = "serde_big_array::BigArray")]
     pub traps: [u64; REASONS],
     /// Hidden page faults: shadow entries filled from the guest's tables.
     pub shadow_fills: u64,
@@ -123,15 +141,17 @@ impl Counters {
 
 /// Why the monitor cannot go on with a guest (a host-side error: the guest did
 /// something this monitor does not model, or what no VMM could run).
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum MonitorError {
-    /// The machine has no room for the monitor above the guest's RAM.
+    /// The guest's RAM is not whole pages, or sits where 32-bit shadow entries cannot
+    /// reach it.
     NoRoom,
     /// The guest is not in protected mode (or left it): ring compression needs it.
     NotProtected,
     /// The guest touched the monitor's linear area (this address).
     MonitorArea(u32),
-    /// The guest mapped machine RAM that is the monitor's (this guest-physical address).
+    /// The guest mapped a guest-physical address that is not its RAM where the monitor
+    /// needs RAM (this address).
     NotGuestMemory(u32),
     /// Something the monitor does not model.
     Unsupported(String),
@@ -143,10 +163,12 @@ pub enum MonitorError {
 impl core::fmt::Display for MonitorError {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         match self {
-            MonitorError::NoRoom => write!(f, "the machine needs 4 MiB of RAM above the guest's for the monitor"),
+            MonitorError::NoRoom => {
+                write!(f, "the guest's RAM is not where the monitor's 32-bit shadow tables can map it")
+            }
             MonitorError::NotProtected => write!(f, "the guest is not in protected mode"),
             MonitorError::MonitorArea(a) => write!(f, "the guest touched the monitor's linear area at {a:#010x}"),
-            MonitorError::NotGuestMemory(a) => write!(f, "the guest mapped {a:#010x}, the monitor's memory"),
+            MonitorError::NotGuestMemory(a) => write!(f, "the guest needs RAM at {a:#010x}, which is not its RAM"),
             MonitorError::Unsupported(what) => write!(f, "not modelled by the monitor: {what}"),
             MonitorError::Shutdown => write!(f, "the guest's fault handling faulted again: shutdown"),
         }
@@ -160,14 +182,20 @@ pub enum MonitorExit {
     /// The guest wrote this to its isa-debug-exit port (the instruction completed).
     DebugExit(u32),
     PowerOff,
-    /// HLT with the guest's interrupts off and nothing to wake it.
+    /// HLT with the guest's interrupts on: the VM waits for its devices.
+    Halted,
+    /// HLT with the guest's interrupts off: nothing can wake it.
     DeadHalt,
+    /// The guest maps this guest page, which the VM's second-level map does not map yet
+    /// (device memory not used before): the VMM maps it and runs the VM again, which
+    /// repeats the access.
+    MapPage(u32),
     Error(MonitorError),
 }
 
 /// The guest's view of the privileged state: what the processor would hold if the guest
 /// ran at ring 0.
-#[derive(Clone, Copy, Debug, Default)]
+#[derive(Clone, Copy, Debug, Default, Serialize, Deserialize)]
 pub(crate) struct Virtual {
     pub cr0: u32,
     pub cr2: u32,
@@ -184,103 +212,185 @@ pub(crate) struct Virtual {
     pub iopl: u8,
 }
 
-/// One guest on the classic x86 under the software monitor.
+/// One VM on the classic x86 under the software monitor: what lasts between its turns.
+#[derive(Serialize, Deserialize)]
 pub struct Monitor {
-    /// The machine: the processor, the board, and RAM = the guest's + the monitor's.
-    pub machine: Machine,
     pub options: Options,
     pub counters: Counters,
-    /// Bytes of RAM that are the guest's, from 0.
+    /// Bytes of RAM that are the guest's, from guest-physical 0…
     guest_ram: u32,
-    /// Machine-physical base of the monitor's area (= `guest_ram`).
+    /// …at this host-physical address.
+    ram_base: u32,
+    /// Host-physical base of the monitor's area for this VM.
     mon: u32,
+    /// The VM's second-level map (guest page → host page): where guest pages other than
+    /// RAM (ROM, device memory) are.
+    slt_root: u64,
     pub(crate) v: Virtual,
     pub(crate) shadow: Shadow,
     pub(crate) scanner: Scanner,
-    /// An interrupt acknowledged while the guest had its interrupts off.
-    pending_irq: Option<u8>,
     /// What a stepped instruction ended with, handled next.
     carry: Option<StopReason>,
+    /// The processor state of the VM's world while it is not on the processor.
+    world: State,
+    /// The monitor's area is built and the guest deprivileged (at its first turn).
+    started: bool,
+    /// The VM's second-level map changed (the chipset moved ROM or RAM): the shadow,
+    /// built from the old one, goes at the next run.
+    pmap_stale: bool,
 }
 
 impl Monitor {
-    /// Take over `machine`, whose guest is in protected mode (a Multiboot kernel at its
-    /// entry): its first `guest_ram` bytes of RAM are the guest's, the 4 MiB above are
-    /// the monitor's.
-    pub fn new(machine: Machine, guest_ram: u32, options: Options) -> Result<Monitor, MonitorError> {
-        if guest_ram % 4096 != 0 || machine.bus.ram.len() < guest_ram as usize + MONITOR_BYTES as usize {
+    /// A monitor for a guest in protected mode whose processor state is `start` (a
+    /// Multiboot kernel at its entry): `ram_len` bytes of RAM at host-physical
+    /// `ram_base`, its second-level map at `slt_root`, and [`MONITOR_BYTES`] of host
+    /// memory at `mon` for the monitor's tables. The guest is deprivileged at its first
+    /// run.
+    pub fn new(
+        start: State,
+        ram_base: u64,
+        ram_len: usize,
+        mon: u64,
+        slt_root: u64,
+        options: Options,
+    ) -> Result<Monitor, MonitorError> {
+        let fits = |a: u64| a < 1 << 32;
+        if ram_len % 4096 != 0 || !fits(ram_base + ram_len as u64) || !fits(mon + MONITOR_BYTES as u64) {
             return Err(MonitorError::NoRoom);
         }
-        let c = &machine.cpu;
-        if c.cr0 & cr0::PE == 0 || c.flags.get() & flags::VM != 0 {
-            return Err(MonitorError::NotProtected);
-        }
+        Self::check_guest(&start)?;
         let v = Virtual {
-            cr0: c.cr0,
-            cr2: c.cr2,
-            cr3: c.cr3,
-            cr4: c.cr4,
-            gdtr: c.gdtr,
-            idtr: c.idtr,
-            ldtr: c.ldtr.sel,
-            tr: c.tr.sel,
-            tr_base: c.tr.base,
-            iflag: c.flags.if_(),
-            iopl: ((c.flags.get() & flags::IOPL) >> 12) as u8,
+            cr0: start.cr0,
+            cr2: start.cr2,
+            cr3: start.cr3,
+            cr4: start.cr4,
+            gdtr: start.gdtr,
+            idtr: start.idtr,
+            ldtr: start.ldtr.sel,
+            tr: start.tr.sel,
+            tr_base: start.tr.base,
+            iflag: start.eflags & flags::IF != 0,
+            iopl: ((start.eflags & flags::IOPL) >> 12) as u8,
         };
-        let mon = guest_ram;
+        let mon = mon as u32;
         let pool = (mon + POOL_OFF..mon + MONITOR_BYTES).step_by(4096);
-        let mut m = Monitor {
-            machine,
+        Ok(Monitor {
             options,
             counters: Counters::default(),
-            guest_ram,
+            guest_ram: ram_len as u32,
+            ram_base: ram_base as u32,
             mon,
+            slt_root,
             v,
             shadow: Shadow::new(mon + SHADOW_PD_OFF, pool),
             scanner: Scanner::default(),
-            pending_irq: None,
             carry: None,
-        };
-        m.build_monitor_area();
-        m.rebuild_gdt();
-        m.enter_deprivileged();
-        m.ensure_scanned();
-        Ok(m)
+            world: start,
+            started: false,
+            pmap_stale: false,
+        })
+    }
+
+    /// Whether the monitor can take a guest that starts in state `start`: ring
+    /// compression needs protected mode, outside virtual-8086 mode.
+    pub fn check_guest(start: &State) -> Result<(), MonitorError> {
+        if start.cr0 & cr0::PE == 0 || start.eflags & flags::VM != 0 {
+            return Err(MonitorError::NotProtected);
+        }
+        Ok(())
+    }
+
+    /// The guest's processor state as it is between turns (at ring 1: the real
+    /// registers; the privileged ones are the monitor's). For the live view.
+    pub fn world(&self) -> &State {
+        &self.world
+    }
+
+    /// The VM's second-level map changed: shadow entries may name old host pages.
+    pub fn pmap_changed(&mut self) {
+        self.pmap_stale = true;
+    }
+
+    /// The guest's virtual EFLAGS.IF: it takes interrupts.
+    pub fn interrupts_on(&self) -> bool {
+        self.v.iflag
+    }
+
+    /// Run VM `vm` (its tag: its TLB bank, its exit-log records) for at most `budget`
+    /// guest instructions on `cpu`, over `bus`, its traps logged to `log`.
+    pub fn run(
+        &mut self,
+        cpu: &mut Cpu,
+        bus: &mut HostBus<'_>,
+        log: &mut ExitLog,
+        vm: u16,
+        budget: u64,
+    ) -> MonitorExit {
+        cpu.world_switch(&mut self.world, vm, true);
+        cpu.trap_events = true;
+        let mut w = World { m: self, cpu, bus, log, vm, here: None, mute: false };
+        let r = w.run(budget);
+        w.cpu.trap_events = false;
+        w.cpu.trapped = None;
+        let World { m, cpu, .. } = w;
+        cpu.world_switch(&mut m.world, vm, false);
+        r
+    }
+}
+
+/// The monitor at work for one run: its state, the processor with the VM's world
+/// switched in, the VM's bus, and the exit log its traps go to.
+pub(crate) struct World<'a, 'b> {
+    pub(crate) m: &'a mut Monitor,
+    pub(crate) cpu: &'a mut Cpu,
+    pub(crate) bus: &'a mut HostBus<'b>,
+    log: &'a mut ExitLog,
+    vm: u16,
+    /// The instruction `decode_here` last read: its linear address and bytes, for the
+    /// exit log.
+    here: Option<(u32, [u8; 15], u8)>,
+    /// Traps are not counted (an interpreter run for a trap already counted).
+    mute: bool,
+}
+
+impl World<'_, '_> {
+    /// The host-physical address of guest RAM at `gpa` (< `guest_ram`).
+    #[inline]
+    pub(crate) fn hpa(&self, gpa: u32) -> u32 {
+        self.m.ram_base + gpa
     }
 
     /// The monitor's page table (linear top 4 MiB → its GDT, IDT and TSS, read-only,
     /// supervisor), its IDT (empty: `trap_events` hands events over before any gate is
     /// read) and TSS (no I/O bitmap: every IN and OUT at ring 1 faults).
     fn build_monitor_area(&mut self) {
-        let mon = self.mon as usize;
-        self.machine.bus.ram[mon..mon + MONITOR_BYTES as usize].fill(0);
-        let pt = self.mon + MON_PT_OFF;
+        let mon = self.m.mon;
+        self.bus.ram()[mon as usize..(mon + MONITOR_BYTES) as usize].fill(0);
+        let pt = mon + MON_PT_OFF;
         for i in 0..(MON_PT_OFF / 4096) {
-            let e = (self.mon + i * 4096) | guest::pte::P | guest::pte::A;
-            self.machine.bus.ram[(pt + i * 4) as usize..(pt + i * 4 + 4) as usize].copy_from_slice(&e.to_le_bytes());
+            let e = (mon + i * 4096) | guest::pte::P | guest::pte::A;
+            self.bus.ram()[(pt + i * 4) as usize..(pt + i * 4 + 4) as usize].copy_from_slice(&e.to_le_bytes());
         }
-        let pd = self.shadow.pd + MONITOR_SLOT as u32 * 4;
+        let pd = self.m.shadow.pd + MONITOR_SLOT as u32 * 4;
         let e = pt | guest::pte::P | guest::pte::RW;
-        self.machine.bus.ram[pd as usize..pd as usize + 4].copy_from_slice(&e.to_le_bytes());
+        self.bus.ram()[pd as usize..pd as usize + 4].copy_from_slice(&e.to_le_bytes());
         // TSS: the I/O map base (offset 102) past the limit.
-        let tss = (self.mon + TSS_OFF) as usize;
-        self.machine.bus.ram[tss + 102..tss + 104].copy_from_slice(&104u16.to_le_bytes());
+        let tss = (mon + TSS_OFF) as usize;
+        self.bus.ram()[tss + 102..tss + 104].copy_from_slice(&104u16.to_le_bytes());
     }
 
     /// Load the processor with the monitor's state around the guest's: ring 1, the
     /// shadow GDT, the monitor's IDT and TSS, the shadow page directory, IF on and IOPL 0.
     fn enter_deprivileged(&mut self) {
         self.shadow_reset();
-        let c = &mut self.machine.cpu;
+        let c = &mut *self.cpu;
         c.gdtr = TableReg { base: MONITOR_LIN + GDT_OFF, limit: 0xffff };
         c.idtr = TableReg { base: MONITOR_LIN + IDT_OFF, limit: 0x7ff };
-        c.cr3 = self.shadow.pd;
+        c.cr3 = self.m.shadow.pd;
         self.sync_real_control();
-        let c = &mut self.machine.cpu;
+        let c = &mut *self.cpu;
         let f = (c.flags.get() & !(flags::IOPL | flags::VX)) | flags::IF;
         c.flags.set(f);
-        c.trap_events = true;
         self.load_monitor_segments();
     }
 
@@ -288,19 +398,19 @@ impl Monitor {
     /// honoured at ring 1 (tracing depends on it), the guest's FPU bits, PSI per option.
     pub(crate) fn sync_real_control(&mut self) {
         let keep0 = cr0::MP | cr0::EM | cr0::TS | cr0::ET | cr0::NE | cr0::AM;
-        let c = &mut self.machine.cpu;
-        c.cr0 = (self.v.cr0 & keep0) | cr0::PE | cr0::PG | cr0::WP;
-        c.cr4 = if self.options.psi { cr4::PSI } else { 0 };
+        let c = &mut *self.cpu;
+        c.cr0 = (self.m.v.cr0 & keep0) | cr0::PE | cr0::PG | cr0::WP;
+        c.cr4 = if self.m.options.psi { cr4::PSI } else { 0 };
         c.tlb.flush_all();
     }
 
     fn paging(&self) -> bool {
-        self.v.cr0 & cr0::PG != 0
+        self.m.v.cr0 & cr0::PG != 0
     }
 
     /// The guest's privilege level: 0 for its kernel (at ring 1), 3 for its user code.
     pub(crate) fn vcpl(&self) -> u8 {
-        if self.machine.cpu.cpl == 3 {
+        if self.cpu.cpl == 3 {
             3
         } else {
             0
@@ -308,37 +418,63 @@ impl Monitor {
     }
 
     /// Run the guest for at most `budget` instructions.
-    pub fn run(&mut self, budget: u64) -> MonitorExit {
-        let end = self.machine.cpu.icount.saturating_add(budget);
+    fn run(&mut self, budget: u64) -> MonitorExit {
+        if !self.m.started {
+            self.m.started = true;
+            self.build_monitor_area();
+            self.rebuild_gdt();
+            self.enter_deprivileged();
+        } else if core::mem::take(&mut self.m.pmap_stale) {
+            self.shadow_reset();
+        }
+        // A turn starts on the guest's code: scanned, and with any interrupt its devices
+        // raised while it waited delivered first.
+        if let Err(x) = self.deliver_interrupt() {
+            return x;
+        }
+        self.ensure_scanned();
+        let end = self.cpu.icount.saturating_add(budget);
         loop {
-            let r = match self.carry.take() {
+            let r = match self.m.carry.take() {
                 Some(r) => r,
                 None => {
-                    let left = end.saturating_sub(self.machine.cpu.icount);
+                    let left = end.saturating_sub(self.cpu.icount);
                     if left == 0 {
                         return MonitorExit::BudgetSpent;
                     }
-                    self.machine.run(left)
+                    self.cpu.run(self.bus, left)
                 }
             };
             match r {
                 StopReason::HostTrap => {
-                    let Some(ev) = self.machine.cpu.trapped.take() else { continue };
+                    let Some(ev) = self.cpu.trapped.take() else { continue };
                     if let Err(x) = self.handle(ev) {
                         return x;
                     }
-                    if let Err(x) = self.inject_pending() {
+                    if self.cpu.halted {
+                        return if self.m.v.iflag { MonitorExit::Halted } else { MonitorExit::DeadHalt };
+                    }
+                    if let Err(x) = self.deliver_interrupt() {
                         return x;
                     }
                     self.ensure_scanned();
                 }
-                StopReason::BudgetSpent | StopReason::Yield | StopReason::VmExit => {
-                    if self.machine.cpu.icount >= end {
+                // A device raised one of the VM's interrupts (the bus ended the run).
+                StopReason::Yield => {
+                    if let Err(x) = self.deliver_interrupt() {
+                        return x;
+                    }
+                    self.ensure_scanned();
+                }
+                StopReason::BudgetSpent | StopReason::VmExit => {
+                    if self.cpu.icount >= end {
                         return MonitorExit::BudgetSpent;
                     }
                 }
                 StopReason::DebugExit(v) => return MonitorExit::DebugExit(v),
                 StopReason::PowerOff => return MonitorExit::PowerOff,
+                // A halted guest whose turn came without an interrupt to deliver.
+                StopReason::Halted if self.m.v.iflag => return MonitorExit::Halted,
                 StopReason::Halted => return MonitorExit::DeadHalt,
                 StopReason::Shutdown => return MonitorExit::Error(MonitorError::Shutdown),
                 StopReason::Reset => return MonitorExit::Error(MonitorError::Unsupported("a reset".into())),
@@ -352,51 +488,67 @@ impl Monitor {
             TrapKind::Exception if ev.vector == 14 => self.page_fault(ev.error.unwrap_or(0)),
             TrapKind::Exception if ev.vector == 13 => self.general_protection(ev.error.unwrap_or(0)),
             // The scanner's breakpoints are INT3 (CCh), a software interrupt.
-            TrapKind::Software if ev.vector == 3 && self.options.scan => self.scan_breakpoint(),
+            TrapKind::Software if ev.vector == 3 && self.m.options.scan => self.scan_breakpoint(),
             TrapKind::Exception | TrapKind::Icebp => {
-                self.count(ExitReason::ExceptionNmi);
+                self.count_event(ExitReason::ExceptionNmi, ev.vector.into());
                 self.reflect(ev.vector, ev.kind, ev.error)
             }
             TrapKind::Software => {
-                self.count(ExitReason::ExceptionNmi);
+                self.count_event(ExitReason::ExceptionNmi, ev.vector.into());
                 self.reflect(ev.vector, ev.kind, None)
             }
-            TrapKind::External => {
-                self.count(ExitReason::ExternalInterrupt);
-                if self.v.iflag {
-                    self.reflect(ev.vector, ev.kind, None)
-                } else {
-                    self.pending_irq = Some(ev.vector);
-                    Ok(())
-                }
-            }
+            // The VM's bus has no interrupt line: its interrupts come through
+            // `deliver_interrupt`.
+            TrapKind::External => Ok(()),
         }
     }
 
-    pub(crate) fn has_pending_irq(&self) -> bool {
-        self.pending_irq.is_some()
-    }
-
-    /// Deliver an interrupt held while the guest had IF clear, once it has set it (and
-    /// after a stepped instruction's own trap, which comes first).
-    fn inject_pending(&mut self) -> Result<(), MonitorExit> {
-        if self.v.iflag && !self.machine.cpu.inhibit_irq && self.carry.is_none() {
-            if let Some(v) = self.pending_irq.take() {
-                return self.reflect(v, TrapKind::External, None);
-            }
+    /// The guest has its interrupts on and the instruction before allows one: take the
+    /// highest-priority interrupt its devices raise and deliver it through its IDT. An
+    /// interrupt raised while the guest has them off waits in its interrupt controller
+    /// until a trap finds them on again (on the classic x86 a POPF that sets IF does not
+    /// trap: the interrupt waits for the next one).
+    fn deliver_interrupt(&mut self) -> Result<(), MonitorExit> {
+        if !self.m.v.iflag || self.cpu.inhibit_irq || self.m.carry.is_some() {
+            return Ok(());
         }
-        Ok(())
+        let board = self.bus.board();
+        if !board.interrupt_pending() {
+            return Ok(());
+        }
+        let Some(v) = board.acknowledge_interrupt() else { return Ok(()) };
+        self.cpu.halted = false;
+        self.count_event(ExitReason::ExternalInterrupt, v.into());
+        self.reflect(v, TrapKind::External, None)
     }
 
+    /// Count a trap and log it, at the instruction at CS:EIP.
     pub(crate) fn count(&mut self, r: ExitReason) {
-        self.counters.traps[r as usize] += 1;
+        self.count_event(r, 0);
+    }
+
+    /// Count a trap and log it with `qualification` (a vector, a port…).
+    pub(crate) fn count_event(&mut self, r: ExitReason, qualification: u64) {
+        if self.mute {
+            return;
+        }
+        self.m.counters.traps[r as usize] += 1;
+        let c = &*self.cpu;
+        let eip = c.segs[CS as usize].base.wrapping_add(c.eip);
+        let mut x = ExitInfo { reason: r as u32, qualification, ..Default::default() };
+        if let Some((_, bytes, len)) = self.here.filter(|h| h.0 == eip) {
+            x.instr_len = len as u32;
+            x.instr_bytes[..15].copy_from_slice(&bytes);
+        }
+        let code = info::PROTECTED | if c.segs[CS as usize].big() { info::CODE32 } else { 0 };
+        self.log.push(c.icount, self.vm, &x, eip, code);
     }
 
     /// A page fault at ring 1 or 3: hidden (the shadow lacks what the guest maps), a
     /// write to a traced page, or the guest's own (reflected with CR2).
     fn page_fault(&mut self, code: u16) -> Result<(), MonitorExit> {
-        self.count(ExitReason::ExceptionNmi);
-        let lin = crate::addr::Linear(self.machine.cpu.cr2);
+        let lin = crate::addr::Linear(self.cpu.cr2);
+        self.count_event(ExitReason::ExceptionNmi, 14);
         let write = code & 2 != 0;
         let user = code & 4 != 0;
         if lin.0 >= MONITOR_LIN {
@@ -404,77 +556,104 @@ impl Monitor {
         }
         match self.guest_walk(lin, write, user) {
             Err(pf) => {
-                self.v.cr2 = pf.addr;
+                self.m.v.cr2 = pf.addr;
                 self.reflect(14, TrapKind::Exception, Some(pf.code))
             }
-            Ok(w) if write && code & 1 != 0 && w.gpa.0 < self.guest_ram && self.protected(w.gpa.page()) => {
+            Ok(w) if write && code & 1 != 0 && w.gpa.0 < self.m.guest_ram && self.protected(w.gpa.page()) => {
                 self.traced_write(lin, &w).map_err(MonitorExit::Error)
             }
-            Ok(w) => self.shadow_fill(lin, &w).map_err(MonitorExit::Error),
+            Ok(w) => self.shadow_fill(lin, &w, write),
         }
     }
 
     /// Run the guest one instruction (the monitor's single step); whatever stopped it
     /// other than the budget is handled next.
     pub(crate) fn step_guest(&mut self) {
-        let r = self.machine.run(1);
+        let r = self.cpu.run(self.bus, 1);
         if !matches!(r, StopReason::BudgetSpent) {
-            self.carry = Some(r);
+            self.m.carry = Some(r);
         }
     }
 
     /// Forget what a stepped instruction ended with (its interpreter handled it).
     pub(crate) fn take_carry(&mut self) {
-        self.carry = None;
-    }
-
-    /// The processor, for the lab's counters.
-    pub fn cpu(&self) -> &Cpu {
-        &self.machine.cpu
+        self.m.carry = None;
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::machine::{MachineConfig, StartMode};
+    use crate::machine::{Machine, MachineConfig, StartMode};
+    use crate::vmm::{Technique, VmState, VmStop, Vmm, VmmConfig, VmmError};
 
-    /// A machine of 4 MiB guest RAM + the monitor's 4, running `code` at 1 MiB in flat
-    /// 32-bit protected mode, under the monitor.
-    fn monitor(code: &[u8], options: Options) -> Monitor {
-        let mut m = Machine::new(&MachineConfig { mem_mb: 8, debug_exit_port: Some(0xf4), ..Default::default() })
+    /// A VMM with one VM of 4 MiB running `code` at 1 MiB in flat 32-bit protected
+    /// mode, under technique `t`.
+    fn vmm_with(code: &[u8], t: Technique) -> Vmm {
+        let mut m = Machine::new(&MachineConfig { mem_mb: 4, debug_exit_port: Some(0xf4), ..Default::default() })
             .expect("machine");
         m.load_flat(code, 0x10_0000, 0x10_0000, StartMode::Pm32).expect("load");
-        Monitor::new(m, 4 << 20, options).expect("monitor")
+        let mut vmm = Vmm::new(VmmConfig::default());
+        vmm.add_machine_as("t", m, t).expect("VM");
+        vmm
+    }
+
+    fn monitor(vmm: &Vmm) -> &Monitor {
+        vmm.vms[0].monitor.as_deref().expect("a monitor VM")
     }
 
     #[test]
     fn the_guest_kernel_runs_at_ring_1_and_its_io_is_emulated() {
         // mov al, 7; out 0xf4, al  (the isa-debug-exit port)
-        let mut mon = monitor(&[0xb0, 0x07, 0xe6, 0xf4], Options::default());
-        assert_eq!(mon.cpu().cpl, 1);
-        assert_eq!(mon.run(100), MonitorExit::DebugExit(7));
-        assert_eq!(mon.counters.traps[ExitReason::Io as usize], 1);
+        let mut vmm = vmm_with(&[0xb0, 0x07, 0xe6, 0xf4], Technique::TrapAndEmulate);
+        vmm.run(100);
+        assert_eq!(vmm.vms[0].state, VmState::Stopped(VmStop::DebugExit(7)));
+        assert_eq!(monitor(&vmm).world().cpl, 1);
+        assert_eq!(monitor(&vmm).counters.traps[ExitReason::Io as usize], 1);
         // The OUT was emulated, not retired by the processor: one guest instruction.
-        assert_eq!(mon.cpu().icount, 1);
+        assert_eq!(vmm.vms[0].counters.retired, 1);
+        // The trap is in the VMM's exit log, with the instruction that caused it.
+        let r = vmm.log.iter().last().expect("a logged trap");
+        assert_eq!((r.vm, r.reason, r.instr(), r.guest_eip), (1, ExitReason::Io as u16, &[0xe6, 0xf4][..], 0x10_0002));
     }
 
     #[test]
     fn sensitive_instructions_answer_wrong_without_psi_and_right_with_it() {
         // mov esp, 90000h (below the ROM area); push cs; pop ebx; mov al, 1; out 0xf4, al
         let code = [0xbc, 0x00, 0x00, 0x09, 0x00, 0x0e, 0x5b, 0xb0, 0x01, 0xe6, 0xf4];
-        let mut plain = monitor(&code, Options::default());
+        let ebx = |vmm: &Vmm| monitor(vmm).world().regs[3];
+        let mut plain = vmm_with(&code, Technique::TrapAndEmulate);
         plain.run(100);
-        assert_eq!(plain.cpu().regs[3] & 0xfff0, u32::from(MON_CODE & 0xfff0));
-        assert_eq!(plain.cpu().regs[3] & 3, 1, "the classic x86 shows ring 1");
-        let mut psi = monitor(&code, Options { psi: true, scan: false });
+        assert_eq!(ebx(&plain) & 0xfff0, u32::from(MON_CODE & 0xfff0));
+        assert_eq!(ebx(&plain) & 3, 1, "the classic x86 shows ring 1");
+        let mut psi = vmm_with(&code, Technique::TrapAndEmulatePsi);
         psi.run(100);
-        assert_eq!(psi.cpu().regs[3] & 3, 0, "PSI: the monitor answers with RPL 0");
-        assert_eq!(psi.counters.traps[ExitReason::SensitiveInstruction as usize], 1);
-        let mut scan = monitor(&code, Options { psi: false, scan: true });
+        assert_eq!(ebx(&psi) & 3, 0, "PSI: the monitor answers with RPL 0");
+        assert_eq!(monitor(&psi).counters.traps[ExitReason::SensitiveInstruction as usize], 1);
+        let mut scan = vmm_with(&code, Technique::ScanBeforeExecute);
         scan.run(100);
-        assert_eq!(scan.cpu().regs[3] & 3, 0, "the scanner's breakpoint: RPL 0");
-        assert_eq!(scan.counters.breakpoints, 1);
+        assert_eq!(ebx(&scan) & 3, 0, "the scanner's breakpoint: RPL 0");
+        assert_eq!(monitor(&scan).counters.breakpoints, 1);
+    }
+
+    #[test]
+    fn a_monitor_vm_and_a_v386_vm_share_the_vmm() {
+        // The same guest twice, each with its own technique: both finish, each trap or
+        // exit logged under its VM's tag, and neither sees the other's memory.
+        let code = [0xbc, 0x00, 0x00, 0x09, 0x00, 0x0e, 0x5b, 0xb0, 0x01, 0xe6, 0xf4];
+        let mut vmm = vmm_with(&code, Technique::TrapAndEmulate);
+        let mut m = Machine::new(&MachineConfig { mem_mb: 4, debug_exit_port: Some(0xf4), ..Default::default() })
+            .expect("machine");
+        m.load_flat(&code, 0x10_0000, 0x10_0000, StartMode::Pm32).expect("load");
+        vmm.add_machine_as("v", m, Technique::V386).expect("VM");
+        vmm.run(1_000);
+        for vm in &vmm.vms {
+            assert_eq!(vm.state, VmState::Stopped(VmStop::DebugExit(1)), "{}", vm.name);
+        }
+        assert_eq!(vmm.vms[1].vcb.guest.regs[3] & 3, 0, "V386: the guest's own CS");
+        assert_eq!(monitor(&vmm).world().regs[3] & 3, 1);
+        let tags: alloc::vec::Vec<u16> = vmm.log.iter().map(|r| r.vm).collect();
+        assert!(tags.contains(&1) && tags.contains(&2), "{tags:?}");
     }
 
     #[test]
@@ -482,6 +661,7 @@ mod tests {
         // Pseudo-random code (a fixed LCG, so the test is the same every run) under each
         // technique: it ends in an error, a halt or the budget, never a panic.
         let mut x: u32 = 0x1234_5678;
+        let techniques = [Technique::TrapAndEmulate, Technique::TrapAndEmulatePsi, Technique::ScanBeforeExecute];
         for round in 0..48 {
             let code: alloc::vec::Vec<u8> = (0..256)
                 .map(|_| {
@@ -489,17 +669,19 @@ mod tests {
                     (x >> 24) as u8
                 })
                 .collect();
-            let options = [Options::default(), Options { psi: true, scan: false }, Options { psi: false, scan: true }];
-            let mut mon = monitor(&code, options[round % 3]);
-            let _ = mon.run(2_000);
+            let mut vmm = vmm_with(&code, techniques[round % 3]);
+            let _ = vmm.run(2_000);
         }
     }
 
     #[test]
-    fn the_monitor_needs_room_and_protected_mode() {
+    fn the_monitor_needs_protected_mode_and_emulation_is_no_vm() {
         let m = Machine::new(&MachineConfig { mem_mb: 4, ..Default::default() }).expect("machine");
-        assert_eq!(Monitor::new(m, 4 << 20, Options::default()).err(), Some(MonitorError::NoRoom));
-        let m = Machine::new(&MachineConfig { mem_mb: 8, ..Default::default() }).expect("machine");
-        assert_eq!(Monitor::new(m, 4 << 20, Options::default()).err(), Some(MonitorError::NotProtected));
+        let mut vmm = Vmm::new(VmmConfig::default());
+        let r = vmm.add_machine_as("real", m, Technique::TrapAndEmulate);
+        assert!(matches!(r, Err(VmmError::Monitor(MonitorError::NotProtected))));
+        let m = Machine::new(&MachineConfig { mem_mb: 4, ..Default::default() }).expect("machine");
+        assert!(matches!(vmm.add_machine_as("e", m, Technique::Emulation), Err(VmmError::NotAVmTechnique(_))));
+        assert!(vmm.vms.is_empty());
     }
 }

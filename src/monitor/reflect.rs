@@ -7,7 +7,7 @@
 //! which faults, and comes back here; an IRET to ring 3 runs on the processor.
 
 use super::segments::visible;
-use super::{Monitor, MonitorError, MonitorExit};
+use super::{MonitorError, MonitorExit, World};
 use crate::cpu::decode::{CS, DS, ES, FS, GS, SS};
 use crate::cpu::flags;
 use crate::cpu::seg::systype;
@@ -17,7 +17,7 @@ use alloc::format;
 
 use super::guest::MemError;
 
-impl Monitor {
+impl World<'_, '_> {
     /// Deliver `vector` to the guest.
     pub(crate) fn reflect(&mut self, vector: u8, kind: TrapKind, error: Option<u16>) -> Result<(), MonitorExit> {
         self.reflect_depth(vector, kind, error, 0)
@@ -27,12 +27,13 @@ impl Monitor {
         if depth >= 2 {
             return Err(MonitorExit::Error(MonitorError::Shutdown));
         }
-        self.counters.reflected += 1;
+        self.m.counters.reflected += 1;
         let ext = matches!(kind, TrapKind::Exception | TrapKind::External | TrapKind::Icebp) as u16;
         let idt_err = (vector as u16) << 3 | 2 | ext;
-        let nested = |m: &mut Monitor, v: u8, code: u16| m.reflect_depth(v, TrapKind::Exception, Some(code), depth + 1);
+        let nested =
+            |m: &mut World<'_, '_>, v: u8, code: u16| m.reflect_depth(v, TrapKind::Exception, Some(code), depth + 1);
         let off = vector as u32 * 8;
-        if off + 7 > self.v.idtr.limit as u32 {
+        if off + 7 > self.m.v.idtr.limit as u32 {
             return nested(self, 13, idt_err);
         }
         let (lo, hi) = match self.read_gate(off) {
@@ -62,7 +63,7 @@ impl Monitor {
                 "a handler at DPL {target_dpl} (vector {vector:#x})"
             ))));
         }
-        let c = &self.machine.cpu;
+        let c = &self.cpu;
         let image = self.flags_image();
         let old_cs = visible(c.segs[CS as usize].sel);
         let old_ss = visible(c.segs[SS as usize].sel);
@@ -78,18 +79,18 @@ impl Monitor {
         };
         if vcpl == 3 {
             // To ring 0 from ring 3: the guest TSS's stack (§7.2.1: ESP0 at 4, SS0 at 8).
-            let esp0 = match self.read_lin32(self.v.tr_base.wrapping_add(4), false) {
+            let esp0 = match self.read_lin32(self.m.v.tr_base.wrapping_add(4), false) {
                 Ok(v) => v,
                 Err(e) => return self.mem_fault(e, depth),
             };
-            let ss0 = match self.read_lin32(self.v.tr_base.wrapping_add(8), false) {
+            let ss0 = match self.read_lin32(self.m.v.tr_base.wrapping_add(8), false) {
                 Ok(v) => v as u16,
                 Err(e) => return self.mem_fault(e, depth),
             };
             if let Err((v, code)) = self.load_guest_seg(SS, ss0) {
                 return nested(self, v, code);
             }
-            self.machine.cpu.regs[ESP] = esp0;
+            self.cpu.regs[ESP] = esp0;
             put(old_ss as u32);
             put(old_esp);
         }
@@ -101,29 +102,29 @@ impl Monitor {
         }
         for &v in &frame[..n] {
             if let Err(e) = self.push32(v) {
-                let c = &mut self.machine.cpu;
+                let c = &mut self.cpu;
                 (c.segs, c.regs[ESP], c.cpl) = saved;
                 return self.mem_fault(e, depth);
             }
         }
         if let Err((v, code)) = self.load_guest_seg(CS, sel) {
-            let c = &mut self.machine.cpu;
+            let c = &mut self.cpu;
             (c.segs, c.regs[ESP], c.cpl) = saved;
             return nested(self, v, code);
         }
-        let c = &mut self.machine.cpu;
+        let c = &mut self.cpu;
         c.eip = offset;
         let f = c.flags.get() & !(flags::TF | flags::NT | flags::RF | flags::VM);
         c.flags.set(f | flags::IF);
         c.halted = false;
         if gtype == systype::INT_GATE32 {
-            self.v.iflag = false;
+            self.m.v.iflag = false;
         }
         Ok(())
     }
 
     fn read_gate(&mut self, off: u32) -> Result<(u32, u32), MemError> {
-        let base = self.v.idtr.base;
+        let base = self.m.v.idtr.base;
         Ok((self.read_lin32(base.wrapping_add(off), false)?, self.read_lin32(base.wrapping_add(off + 4), false)?))
     }
 
@@ -132,7 +133,7 @@ impl Monitor {
     fn mem_fault(&mut self, e: MemError, depth: u8) -> Result<(), MonitorExit> {
         match e {
             MemError::Pf(pf) => {
-                self.v.cr2 = pf.addr;
+                self.m.v.cr2 = pf.addr;
                 self.reflect_depth(14, TrapKind::Exception, Some(pf.code), depth + 1)
             }
             MemError::NotRam(a) => Err(MonitorExit::Error(MonitorError::NotGuestMemory(a))),
@@ -141,22 +142,22 @@ impl Monitor {
 
     /// EFLAGS as the guest should see them: its IF and IOPL.
     pub(crate) fn flags_image(&self) -> u32 {
-        let f = self.machine.cpu.flags.get() & !(flags::IF | flags::IOPL | flags::VX | flags::RF);
-        f | if self.v.iflag { flags::IF } else { 0 } | (self.v.iopl as u32) << 12
+        let f = self.cpu.flags.get() & !(flags::IF | flags::IOPL | flags::VX | flags::RF);
+        f | if self.m.v.iflag { flags::IF } else { 0 } | (self.m.v.iopl as u32) << 12
     }
 
     /// Take EFLAGS from the guest (POPF, IRET) at its privilege level `vcpl`: the
     /// arithmetic and control bits on the processor, IF and IOPL into the virtual state
     /// where that privilege allows (SDM Vol. 2B "POPF", Table 4-15).
     pub(crate) fn set_flags_image(&mut self, image: u32, mask: u32, vcpl: u8) {
-        if vcpl <= self.v.iopl && mask & flags::IF != 0 {
-            self.v.iflag = image & flags::IF != 0;
+        if vcpl <= self.m.v.iopl && mask & flags::IF != 0 {
+            self.m.v.iflag = image & flags::IF != 0;
         }
         if vcpl == 0 && mask & flags::IOPL != 0 {
-            self.v.iopl = ((image & flags::IOPL) >> 12) as u8;
+            self.m.v.iopl = ((image & flags::IOPL) >> 12) as u8;
         }
         let keep = !(mask & !(flags::IF | flags::IOPL | flags::VM | flags::VX | flags::RF));
-        let c = &mut self.machine.cpu;
+        let c = &mut self.cpu;
         let f = (c.flags.get() & keep) | (image & !keep & !(flags::IF | flags::IOPL));
         c.flags.set(f | flags::IF | flags::FIXED1);
     }
@@ -164,18 +165,18 @@ impl Monitor {
     /// Push a dword on the guest's stack (SS:ESP, 32-bit stacks) with the rights of its
     /// privilege level.
     pub(crate) fn push32(&mut self, v: u32) -> Result<(), MemError> {
-        let c = &self.machine.cpu;
+        let c = &self.cpu;
         let esp = c.regs[ESP].wrapping_sub(4);
         let lin = c.segs[SS as usize].base.wrapping_add(esp);
         let user = self.vcpl() == 3;
         self.write_lin(lin, &v.to_le_bytes(), user)?;
-        self.machine.cpu.regs[ESP] = esp;
+        self.cpu.regs[ESP] = esp;
         Ok(())
     }
 
     /// The dword at SS:ESP + `k`*4.
     pub(crate) fn peek32(&mut self, k: u32) -> Result<u32, MemError> {
-        let c = &self.machine.cpu;
+        let c = &self.cpu;
         let lin = c.segs[SS as usize].base.wrapping_add(c.regs[ESP]).wrapping_add(k * 4);
         let user = self.vcpl() == 3;
         self.read_lin32(lin, user)
@@ -184,7 +185,7 @@ impl Monitor {
     /// IRET (32-bit operand size) as the guest means it: to its kernel (CS RPL 0, held
     /// at ring 1) or to ring 3, restoring its IF and IOPL.
     pub(crate) fn emulate_iret(&mut self) -> Result<(), MonitorExit> {
-        if self.machine.cpu.flags.get() & flags::NT != 0 {
+        if self.cpu.flags.get() & flags::NT != 0 {
             return Err(MonitorExit::Error(MonitorError::Unsupported("IRET with NT (a task return)".into())));
         }
         let vcpl = self.vcpl();
@@ -201,7 +202,7 @@ impl Monitor {
             if let Err((v, code)) = self.load_guest_seg(CS, cs) {
                 return self.reflect(v, TrapKind::Exception, Some(code));
             }
-            self.machine.cpu.regs[ESP] = self.machine.cpu.regs[ESP].wrapping_add(12);
+            self.cpu.regs[ESP] = self.cpu.regs[ESP].wrapping_add(12);
         } else {
             // To ring 3: ESP and SS too; data segments the new level may not use are
             // nulled (SDM Vol. 2A "IRET", RETURN-TO-OUTER-PRIVILEGE-LEVEL).
@@ -209,12 +210,12 @@ impl Monitor {
                 (Ok(a), Ok(b)) => (a, b as u16),
                 (Err(e), _) | (_, Err(e)) => return self.mem_fault(e, 0),
             };
-            let saved = (self.machine.cpu.segs, self.machine.cpu.cpl);
+            let saved = (self.cpu.segs, self.cpu.cpl);
             if let Err((v, code)) = self.load_guest_seg(CS, cs).and_then(|_| self.load_guest_seg(SS, ss)) {
-                (self.machine.cpu.segs, self.machine.cpu.cpl) = saved;
+                (self.cpu.segs, self.cpu.cpl) = saved;
                 return self.reflect(v, TrapKind::Exception, Some(code));
             }
-            let c = &mut self.machine.cpu;
+            let c = &mut self.cpu;
             c.regs[ESP] = esp;
             for r in [DS, ES, FS, GS] {
                 let s = &c.segs[r as usize];
@@ -223,13 +224,13 @@ impl Monitor {
                 }
             }
         }
-        self.machine.cpu.eip = eip;
+        self.cpu.eip = eip;
         // The privilege IRET ran at decides what may change (IF, IOPL).
         self.set_flags_image(image, mask, vcpl);
         if rpl == 3 {
             // The guest's user code runs with interrupts on as far as the monitor can
             // tell: ring 3 cannot change IF when IOPL < 3, so the guest's IF is 1 there.
-            self.v.iflag = self.v.iflag || image & flags::IF != 0;
+            self.m.v.iflag = self.m.v.iflag || image & flags::IF != 0;
         }
         Ok(())
     }

@@ -21,8 +21,9 @@
 //! traps anyway. A guest that read its own code would see the breakpoints (Plex86 hid
 //! them; nanobench does not look).
 
-use super::Monitor;
+use super::World;
 use crate::addr::Linear;
+use crate::bus::Bus;
 use crate::cpu::decode::{decode_slice, Instr, CS};
 use crate::cpu::v386::ExitReason;
 use crate::cpu::TrapKind;
@@ -33,7 +34,7 @@ use alloc::vec::Vec;
 const MAX_BLOCK: u32 = 256;
 const INT3: u8 = 0xcc;
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 enum Patch {
     /// A sensitive instruction: emulate it.
     Sensitive,
@@ -45,14 +46,14 @@ enum Patch {
 }
 
 /// A planted breakpoint.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, serde::Serialize, serde::Deserialize)]
 struct Planted {
     orig: u8,
     kind: Patch,
 }
 
 /// What the scanner knows, by guest-physical address.
-#[derive(Default)]
+#[derive(Default, serde::Serialize, serde::Deserialize)]
 pub(crate) struct Scanner {
     /// Scanned blocks: start → end (exclusive), within one page.
     blocks: BTreeMap<u32, u32>,
@@ -75,24 +76,24 @@ enum Flow {
     Trap,
 }
 
-impl Monitor {
+impl World<'_, '_> {
     pub(crate) fn scan_protects(&self, frame: u32) -> bool {
-        self.scanner.frames.contains(&frame)
+        self.m.scanner.frames.contains(&frame)
     }
 
     /// The guest-physical address of kernel code at `lin` (None: not mapped).
     fn code_gpa(&mut self, lin: u32) -> Option<u32> {
-        self.guest_walk(Linear(lin), false, false).ok().map(|w| w.gpa.0).filter(|g| *g < self.guest_ram)
+        self.guest_walk(Linear(lin), false, false).ok().map(|w| w.gpa.0).filter(|g| *g < self.m.guest_ram)
     }
 
     /// Put the original bytes back where breakpoints sit in `bytes` (read at `lin`).
     pub(crate) fn scan_unpatch(&mut self, lin: u32, bytes: &mut [u8]) {
-        if self.scanner.patches.is_empty() {
+        if self.m.scanner.patches.is_empty() {
             return;
         }
         for (k, b) in bytes.iter_mut().enumerate() {
             if let Some(g) = self.code_gpa(lin.wrapping_add(k as u32)) {
-                if let Some(p) = self.scanner.patches.get(&g) {
+                if let Some(p) = self.m.scanner.patches.get(&g) {
                     *b = p.orig;
                 }
             }
@@ -101,39 +102,39 @@ impl Monitor {
 
     /// A scanned frame was written: forget every scan.
     pub(crate) fn scan_note_write(&mut self, frame: u32) {
-        if !self.scanner.frames.contains(&frame) {
+        if !self.m.scanner.frames.contains(&frame) {
             return;
         }
-        self.counters.rescans += 1;
+        self.m.counters.rescans += 1;
         self.scan_forget();
     }
 
     /// Take every breakpoint out and forget the blocks (their pages become writable at
     /// their next fault).
     pub(crate) fn scan_forget(&mut self) {
-        let patches = core::mem::take(&mut self.scanner.patches);
+        let patches = core::mem::take(&mut self.m.scanner.patches);
         for (gpa, p) in &patches {
-            let a = *gpa as usize;
-            if self.machine.bus.ram.get(a) == Some(&INT3) {
-                self.machine.bus.ram[a] = p.orig;
-                self.machine.cpu.icache.note_write(gpa >> 12);
+            let a = self.hpa(*gpa) as usize;
+            if self.bus.bytes()[a] == INT3 {
+                self.bus.ram()[a] = p.orig;
+                self.cpu.icache.note_write(a as u32 >> 12);
             }
         }
-        self.scanner.blocks.clear();
-        self.scanner.frames.clear();
+        self.m.scanner.blocks.clear();
+        self.m.scanner.frames.clear();
     }
 
     fn scanned(&mut self, lin: u32) -> bool {
         let Some(g) = self.code_gpa(lin) else { return false };
-        matches!(self.scanner.blocks.range(..=g).next_back(), Some((_, end)) if g < *end)
+        matches!(self.m.scanner.blocks.range(..=g).next_back(), Some((_, end)) if g < *end)
     }
 
     /// Before the guest kernel runs on from CS:EIP, make sure that code is scanned.
     pub(crate) fn ensure_scanned(&mut self) {
-        if !self.options.scan || self.vcpl() != 0 {
+        if !self.m.options.scan || self.vcpl() != 0 {
             return;
         }
-        let c = &self.machine.cpu;
+        let c = &self.cpu;
         let lin = c.segs[CS as usize].base.wrapping_add(c.eip);
         if !self.scanned(lin) {
             self.scan_block(lin);
@@ -142,11 +143,11 @@ impl Monitor {
 
     /// Decode from `lin` up to the next branch (or its page's end), planting breakpoints.
     fn scan_block(&mut self, start: u32) {
-        let code32 = self.machine.cpu.segs[CS as usize].big();
-        let cs_base = self.machine.cpu.segs[CS as usize].base;
+        let code32 = self.cpu.segs[CS as usize].big();
+        let cs_base = self.cpu.segs[CS as usize].base;
         let Some(start_gpa) = self.code_gpa(start) else { return };
         let mut lin = start;
-        self.counters.scans += 1;
+        self.m.counters.scans += 1;
         while lin.wrapping_sub(start) < MAX_BLOCK {
             if lin >> 12 != start >> 12 {
                 // Off the page: the next page's code is scanned when it is reached.
@@ -194,7 +195,7 @@ impl Monitor {
             }
         }
         let len = lin.wrapping_sub(start).min(0x1000 - (start & 0xfff));
-        self.scanner.blocks.insert(start_gpa, start_gpa + len.max(1));
+        self.m.scanner.blocks.insert(start_gpa, start_gpa + len.max(1));
     }
 
     /// Write-protect the frames an instruction's bytes lie in.
@@ -202,7 +203,7 @@ impl Monitor {
         for l in [lin, lin.wrapping_add(len - 1)] {
             if let Ok(w) = self.guest_walk(Linear(l), false, false) {
                 let frame = w.gpa.page();
-                if self.scanner.frames.insert(frame) {
+                if self.m.scanner.frames.insert(frame) {
                     self.write_protect(frame);
                 }
             }
@@ -211,47 +212,57 @@ impl Monitor {
 
     fn plant(&mut self, lin: u32, kind: Patch) {
         let Some(g) = self.code_gpa(lin) else { return };
-        if self.scanner.patches.contains_key(&g) {
+        if self.m.scanner.patches.contains_key(&g) {
             return;
         }
-        if self.scanner.frames.insert(g >> 12) {
+        if self.m.scanner.frames.insert(g >> 12) {
             self.write_protect(g >> 12);
         }
-        let orig = self.machine.bus.ram[g as usize];
-        self.machine.bus.ram[g as usize] = INT3;
-        self.machine.cpu.icache.note_write(g >> 12);
-        self.scanner.patches.insert(g, Planted { orig, kind });
+        let a = self.hpa(g) as usize;
+        let orig = self.bus.bytes()[a];
+        self.bus.ram()[a] = INT3;
+        self.cpu.icache.note_write(a as u32 >> 12);
+        self.m.scanner.patches.insert(g, Planted { orig, kind });
+    }
+
+    /// Put `byte` at guest-physical `gpa` (a breakpoint in or out), dropping decoded code
+    /// there.
+    fn poke(&mut self, gpa: u32, byte: u8) {
+        let a = self.hpa(gpa);
+        self.bus.ram()[a as usize] = byte;
+        self.cpu.icache.note_write(a >> 12);
     }
 
     fn unplant(&mut self, gpa: u32) {
-        if let Some(p) = self.scanner.patches.remove(&gpa) {
-            self.machine.bus.ram[gpa as usize] = p.orig;
-            self.machine.cpu.icache.note_write(gpa >> 12);
+        if let Some(p) = self.m.scanner.patches.remove(&gpa) {
+            self.poke(gpa, p.orig);
         }
     }
 
     /// INT3 in guest code: one of the scanner's breakpoints (EIP is past it), or the
     /// guest's own.
     pub(crate) fn scan_breakpoint(&mut self) -> Result<(), super::MonitorExit> {
-        let c = &self.machine.cpu;
+        let c = &self.cpu;
         let at = c.segs[CS as usize].base.wrapping_add(c.eip.wrapping_sub(1));
         let at = self.code_gpa(at).unwrap_or(u32::MAX);
-        let Some(p) = self.scanner.patches.get(&at).copied() else {
+        let Some(p) = self.m.scanner.patches.get(&at).copied() else {
             self.count(ExitReason::ExceptionNmi);
             return self.reflect(3, TrapKind::Software, None);
         };
-        self.counters.breakpoints += 1;
+        self.m.counters.breakpoints += 1;
         self.count(ExitReason::ExceptionNmi);
         // The INT3 was the monitor's, not a guest instruction.
-        let c = &mut self.machine.cpu;
+        let c = &mut self.cpu;
         c.eip = c.eip.wrapping_sub(1);
         c.icount = c.icount.saturating_sub(1);
         match p.kind {
             Patch::Sensitive => {
                 let Some(i) = self.decode_here() else { return Ok(()) };
-                // Counted as its breakpoint: the interpreter's own count is undone.
-                if let Some(r) = self.sensitive(&i) {
-                    self.counters.traps[ExitReason::SensitiveInstruction as usize] -= 1;
+                // Counted as its breakpoint: the interpreter does not count it again.
+                self.mute = true;
+                let r = self.sensitive(&i);
+                self.mute = false;
+                if let Some(r) = r {
                     return r;
                 }
                 self.step_unpatched(at);
@@ -266,7 +277,7 @@ impl Monitor {
                 if direct {
                     // Scan where it may go, then it needs no breakpoint.
                     let i = self.decode_here();
-                    let c = &self.machine.cpu;
+                    let c = &self.cpu;
                     let (cs_base, code32) = (c.segs[CS as usize].base, c.segs[CS as usize].big());
                     if let Some(i) = i {
                         let next = c.eip.wrapping_add(i.len as u32);
@@ -291,13 +302,11 @@ impl Monitor {
     /// Step the instruction at guest-physical `at` with its original byte, then plant
     /// the breakpoint again.
     fn step_unpatched(&mut self, at: u32) {
-        let Some(p) = self.scanner.patches.get(&at).copied() else { return };
-        self.machine.bus.ram[at as usize] = p.orig;
-        self.machine.cpu.icache.note_write(at >> 12);
+        let Some(p) = self.m.scanner.patches.get(&at).copied() else { return };
+        self.poke(at, p.orig);
         self.step_guest();
-        if self.scanner.patches.contains_key(&at) {
-            self.machine.bus.ram[at as usize] = INT3;
-            self.machine.cpu.icache.note_write(at >> 12);
+        if self.m.scanner.patches.contains_key(&at) {
+            self.poke(at, INT3);
         }
     }
 }

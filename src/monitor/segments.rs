@@ -9,7 +9,8 @@
 //! what PUSH CS and MOV r, SS show the guest on the classic x86 ([`visible`] is what
 //! they should show).
 
-use super::{Monitor, MonitorError, GDT_OFF, GDT_PAGES, MONITOR_LIN, MON_CODE, MON_DATA, MON_TSS, TSS_OFF};
+use super::{MonitorError, World, GDT_OFF, GDT_PAGES, MONITOR_LIN, MON_CODE, MON_DATA, MON_TSS, TSS_OFF};
+use crate::bus::Bus;
 use crate::cpu::decode::{CS, DS, ES, FS, GS, SS};
 use crate::cpu::seg::Seg;
 use alloc::format;
@@ -38,20 +39,20 @@ pub(crate) fn real(sel: u16) -> u16 {
     }
 }
 
-impl Monitor {
+impl World<'_, '_> {
     fn shadow_gdt_addr(&self, sel: u16) -> usize {
-        (self.mon + GDT_OFF) as usize + (sel & !7) as usize
+        (self.m.mon + GDT_OFF) as usize + (sel & !7) as usize
     }
 
     fn put_descriptor(&mut self, sel: u16, lo: u32, hi: u32) {
         let a = self.shadow_gdt_addr(sel);
-        self.machine.bus.ram[a..a + 4].copy_from_slice(&lo.to_le_bytes());
-        self.machine.bus.ram[a + 4..a + 8].copy_from_slice(&hi.to_le_bytes());
+        self.bus.ram()[a..a + 4].copy_from_slice(&lo.to_le_bytes());
+        self.bus.ram()[a + 4..a + 8].copy_from_slice(&hi.to_le_bytes());
     }
 
     fn shadow_descriptor(&self, sel: u16) -> (u32, u32) {
         let a = self.shadow_gdt_addr(sel);
-        let r = &self.machine.bus.ram;
+        let r = self.bus.bytes();
         (
             u32::from_le_bytes([r[a], r[a + 1], r[a + 2], r[a + 3]]),
             u32::from_le_bytes([r[a + 4], r[a + 5], r[a + 6], r[a + 7]]),
@@ -60,9 +61,9 @@ impl Monitor {
 
     /// Copy the guest's GDT into the shadow, compressing ring 0 into ring 1.
     pub(crate) fn rebuild_gdt(&mut self) {
-        let a = (self.mon + GDT_OFF) as usize;
-        self.machine.bus.ram[a..a + (GDT_PAGES * 4096) as usize].fill(0);
-        let entries = ((self.v.gdtr.limit as u32 + 1) / 8).min(MON_CODE as u32 / 8);
+        let a = (self.m.mon + GDT_OFF) as usize;
+        self.bus.ram()[a..a + (GDT_PAGES * 4096) as usize].fill(0);
+        let entries = ((self.m.v.gdtr.limit as u32 + 1) / 8).min(MON_CODE as u32 / 8);
         for i in 1..entries {
             let sel = (i * 8) as u16;
             let Some((lo, mut hi)) = self.guest_descriptor(sel) else { continue };
@@ -88,7 +89,7 @@ impl Monitor {
         let code = self.seg_from_shadow(MON_CODE | 1);
         let data = self.seg_from_shadow(MON_DATA | 1);
         let tss = self.seg_from_shadow(MON_TSS);
-        let c = &mut self.machine.cpu;
+        let c = &mut self.cpu;
         c.segs[CS as usize] = code;
         for r in [DS, ES, FS, GS, SS] {
             c.segs[r as usize] = data;
@@ -110,10 +111,10 @@ impl Monitor {
             if reg == SS || reg == CS {
                 return Err((13, 0));
             }
-            self.machine.cpu.segs[reg as usize] = Seg::null(sel);
+            self.cpu.segs[reg as usize] = Seg::null(sel);
             return Ok(());
         }
-        if sel & 4 != 0 || (sel & !7) >= MON_CODE || (sel | 7) as u32 > self.v.gdtr.limit as u32 {
+        if sel & 4 != 0 || (sel & !7) >= MON_CODE || (sel | 7) as u32 > self.m.v.gdtr.limit as u32 {
             return Err((13, sel & !3));
         }
         let r = real(sel);
@@ -124,7 +125,7 @@ impl Monitor {
         if !seg.present() {
             return Err((if reg == SS { 12 } else { 11 }, sel & !3));
         }
-        let c = &mut self.machine.cpu;
+        let c = &mut self.cpu;
         c.segs[reg as usize] = seg;
         if reg == CS {
             c.cpl = (r & 3) as u8;
@@ -139,9 +140,9 @@ impl Monitor {
             return Err(MonitorError::Unsupported(format!("LTR {sel:#x} outside the GDT")));
         };
         let seg = Seg::from_descriptor(sel, lo, hi);
-        self.v.tr = sel;
-        self.v.tr_base = seg.base;
-        let at = self.v.gdtr.base.wrapping_add((sel & !7) as u32 + 4);
+        self.m.v.tr = sel;
+        self.m.v.tr_base = seg.base;
+        let at = self.m.v.gdtr.base.wrapping_add((sel & !7) as u32 + 4);
         let _ = self.write_lin(at, &(hi | 0x200).to_le_bytes(), false);
         Ok(())
     }

@@ -1,7 +1,7 @@
 //! Shadow page tables: the tables the processor really walks while the guest runs. They
-//! map guest-linear pages straight to the machine's physical pages (the guest's RAM is
-//! the machine's RAM from 0, so guest-physical = host-physical below `guest_ram`), are
-//! filled on demand from the guest's own tables at *hidden* page faults, and stay right
+//! map guest-linear pages straight to host-physical pages (guest RAM is the VM's RAM in
+//! host memory, at `ram_base + gpa`; its ROM and device pages are where the VM's
+//! second-level map puts them, the pmap of VMware's monitor), are filled on demand from the guest's own tables at *hidden* page faults, and stay right
 //! by *tracing*: every guest page table the shadow was built from, and the guest's page
 //! directory, is mapped read-only, so a guest write to one faults to the monitor, which
 //! performs it and drops the shadow entries it changed. INVLPG and MOV CR3 are
@@ -14,16 +14,20 @@
 //! a single-stepped instruction is compared before and after to find what changed.
 
 use super::guest::{pte, Walk};
-use super::{Monitor, MonitorError, MONITOR_SLOT};
+use super::{MonitorError, MonitorExit, World, MONITOR_SLOT};
 use crate::addr::{GuestPhys, Linear};
+use crate::bus::Bus;
+use crate::cpu::v386::slt::bits as slt_bits;
+use crate::vmm::allocator::slt_lookup;
 use alloc::collections::BTreeMap;
 use alloc::vec::Vec;
 
 const PAGE: usize = 4096;
 
 /// The shadow tables' bookkeeping.
+#[derive(serde::Serialize, serde::Deserialize)]
 pub(crate) struct Shadow {
-    /// Machine-physical address of the shadow page directory (CR3 while the guest runs).
+    /// Host-physical address of the shadow page directory (CR3 while the guest runs).
     pub pd: u32,
     /// The shadow page table behind each directory slot (0: none).
     pts: Vec<u32>,
@@ -41,16 +45,16 @@ impl Shadow {
     }
 }
 
-impl Monitor {
+impl World<'_, '_> {
     fn ram32(&self, pa: u32) -> u32 {
         let a = pa as usize;
-        let b = &self.machine.bus.ram[a..a + 4];
+        let b = &self.bus.bytes()[a..a + 4];
         u32::from_le_bytes([b[0], b[1], b[2], b[3]])
     }
 
     fn set_ram32(&mut self, pa: u32, v: u32) {
         let a = pa as usize;
-        self.machine.bus.ram[a..a + 4].copy_from_slice(&v.to_le_bytes());
+        self.bus.ram()[a..a + 4].copy_from_slice(&v.to_le_bytes());
     }
 
     /// Throw the whole shadow away (a CR3 load, paging turned on or off, the pool ran
@@ -61,85 +65,97 @@ impl Monitor {
                 self.drop_slot(slot);
             }
         }
-        self.shadow.pt_users.clear();
-        self.shadow.pd_frame = if self.paging() { Some(self.v.cr3 >> 12) } else { None };
-        self.counters.shadow_resets += 1;
-        self.machine.cpu.tlb.flush_all();
+        self.m.shadow.pt_users.clear();
+        self.m.shadow.pd_frame = if self.paging() { Some(self.m.v.cr3 >> 12) } else { None };
+        self.m.counters.shadow_resets += 1;
+        self.cpu.tlb.flush_all();
     }
 
     /// Forget the shadow page table of directory slot `slot`.
     fn drop_slot(&mut self, slot: usize) {
-        let pt = core::mem::take(&mut self.shadow.pts[slot]);
+        let pt = core::mem::take(&mut self.m.shadow.pts[slot]);
         if pt != 0 {
-            self.machine.bus.ram[pt as usize..pt as usize + PAGE].fill(0);
-            self.shadow.free.push(pt);
-            for users in self.shadow.pt_users.values_mut() {
+            self.bus.ram()[pt as usize..pt as usize + PAGE].fill(0);
+            self.m.shadow.free.push(pt);
+            for users in self.m.shadow.pt_users.values_mut() {
                 users.retain(|s| *s as usize != slot);
             }
-            self.shadow.pt_users.retain(|_, u| !u.is_empty());
+            self.m.shadow.pt_users.retain(|_, u| !u.is_empty());
         }
-        let pd = self.shadow.pd;
+        let pd = self.m.shadow.pd;
         self.set_ram32(pd + slot as u32 * 4, 0);
     }
 
     /// Whether the guest may not write guest frame `frame` directly: a page table or
     /// directory the shadow depends on, or (scan-before-execute) scanned code.
     pub(crate) fn protected(&self, frame: u32) -> bool {
-        self.shadow.pd_frame == Some(frame) || self.shadow.pt_users.contains_key(&frame) || self.scan_protects(frame)
+        self.m.shadow.pd_frame == Some(frame)
+            || self.m.shadow.pt_users.contains_key(&frame)
+            || self.scan_protects(frame)
     }
 
     /// A hidden page fault: the guest's tables map `lin` (`w`), the shadow did not.
     /// Enter the translation, read-only where the guest frame is protected or not dirty
     /// yet (so the first write sets the guest's D bit).
-    pub(crate) fn shadow_fill(&mut self, lin: Linear, w: &Walk) -> Result<(), MonitorError> {
+    pub(crate) fn shadow_fill(&mut self, lin: Linear, w: &Walk, write: bool) -> Result<(), MonitorExit> {
         let slot = (lin.0 >> 22) as usize;
         if slot == MONITOR_SLOT {
-            return Err(MonitorError::MonitorArea(lin.0));
+            return Err(MonitorExit::Error(MonitorError::MonitorArea(lin.0)));
         }
-        if w.gpa.0 >= self.guest_ram && (w.gpa.0 as usize) < self.machine.bus.ram.len() {
-            // The machine's RAM past the guest's is the monitor's own.
-            return Err(MonitorError::NotGuestMemory(w.gpa.0));
+        // Guest RAM is the VM's RAM in host memory; anything else (ROM, device memory)
+        // is where the VM's second-level map puts it, read-only where that says so.
+        let (host_frame, host_writable) = if w.gpa.0 < self.m.guest_ram {
+            (self.hpa(w.gpa.0 & !0xfff), true)
+        } else {
+            match slt_lookup(self.bus.bytes(), self.m.slt_root, w.gpa.page() as u64) {
+                Some((page, perm)) => ((page << 12) as u32, perm & slt_bits::W != 0),
+                None => return Err(MonitorExit::MapPage(w.gpa.page())),
+            }
+        };
+        if write && !host_writable {
+            let what = alloc::format!("a write to read-only memory at {:#010x}", w.gpa.0);
+            return Err(MonitorExit::Error(MonitorError::Unsupported(what)));
         }
         // A page table outside the guest's RAM reads as zeros (`read_phys32`): nothing
         // there to trace.
-        if let Some(f) = w.pt_frame.filter(|f| *f < self.guest_ram >> 12) {
+        if let Some(f) = w.pt_frame.filter(|f| *f < self.m.guest_ram >> 12) {
             self.trace(f, slot as u16);
         }
         let pt = self.slot_table(slot);
         let frame = w.gpa.page();
-        let mut e = (w.gpa.0 & !0xfff) | pte::P | w.cache;
+        let mut e = host_frame | pte::P | w.cache;
         if w.user {
             e |= pte::US;
         }
-        if w.writable && w.dirty && !self.protected(frame) {
+        if w.writable && w.dirty && !self.protected(frame) && host_writable {
             e |= pte::RW;
         }
         self.set_ram32(pt + ((lin.0 >> 12) & 0x3ff) * 4, e);
-        self.machine.cpu.tlb.flush_page(lin.page());
-        self.counters.shadow_fills += 1;
+        self.cpu.tlb.flush_page(lin.page());
+        self.m.counters.shadow_fills += 1;
         Ok(())
     }
 
     /// The shadow page table of `slot`, made when missing (the pool refilled by a reset
     /// when it ran dry).
     fn slot_table(&mut self, slot: usize) -> u32 {
-        if self.shadow.pts[slot] == 0 {
-            if self.shadow.free.is_empty() {
+        if self.m.shadow.pts[slot] == 0 {
+            if self.m.shadow.free.is_empty() {
                 self.shadow_reset();
             }
-            let pt = self.shadow.free.pop().unwrap_or(0);
-            self.shadow.pts[slot] = pt;
-            let pd = self.shadow.pd;
+            let pt = self.m.shadow.free.pop().unwrap_or(0);
+            self.m.shadow.pts[slot] = pt;
+            let pd = self.m.shadow.pd;
             self.set_ram32(pd + slot as u32 * 4, pt | pte::P | pte::RW | pte::US);
         }
-        self.shadow.pts[slot]
+        self.m.shadow.pts[slot]
     }
 
     /// Start tracing guest page table `frame` (used by directory slot `slot`): from now
     /// on no shadow entry maps it writable.
     fn trace(&mut self, frame: u32, slot: u16) {
         let new = !self.protected(frame);
-        let users = self.shadow.pt_users.entry(frame).or_default();
+        let users = self.m.shadow.pt_users.entry(frame).or_default();
         if !users.contains(&slot) {
             users.push(slot);
         }
@@ -150,33 +166,38 @@ impl Monitor {
 
     /// Clear W in every shadow entry that maps guest frame `frame`.
     pub(crate) fn write_protect(&mut self, frame: u32) {
+        if frame >= self.m.guest_ram >> 12 {
+            // Not RAM: no shadow entry maps it writable to begin with.
+            return;
+        }
+        let host_frame = self.hpa(frame << 12) >> 12;
         let mut changed = false;
         for slot in 0..1024 {
-            let pt = self.shadow.pts[slot];
+            let pt = self.m.shadow.pts[slot];
             if pt == 0 || slot == MONITOR_SLOT {
                 continue;
             }
             for i in 0..1024u32 {
                 let e = self.ram32(pt + i * 4);
-                if e & pte::P != 0 && e & pte::RW != 0 && e >> 12 == frame {
+                if e & pte::P != 0 && e & pte::RW != 0 && e >> 12 == host_frame {
                     self.set_ram32(pt + i * 4, e & !pte::RW);
                     changed = true;
                 }
             }
         }
         if changed {
-            self.machine.cpu.tlb.flush_all();
+            self.cpu.tlb.flush_all();
         }
     }
 
     /// INVLPG: the shadow entry for `lin` goes (the guest's may have changed).
     pub(crate) fn shadow_invlpg(&mut self, lin: Linear) {
         let slot = (lin.0 >> 22) as usize;
-        let pt = self.shadow.pts[slot];
+        let pt = self.m.shadow.pts[slot];
         if pt != 0 && slot != MONITOR_SLOT {
             self.set_ram32(pt + ((lin.0 >> 12) & 0x3ff) * 4, 0);
         }
-        self.machine.cpu.tlb.flush_page(lin.page());
+        self.cpu.tlb.flush_page(lin.page());
     }
 
     /// `len` bytes at `gpa` changed under the monitor's eyes (its own write, or an
@@ -187,17 +208,17 @@ impl Monitor {
         let first = gpa.page_offset() / 4;
         let last = ((gpa.page_offset() + len.max(1) - 1) / 4).min(1023);
         let mut changed = false;
-        if self.shadow.pd_frame == Some(frame) {
+        if self.m.shadow.pd_frame == Some(frame) {
             for slot in first..=last {
-                if slot as usize != MONITOR_SLOT && self.shadow.pts[slot as usize] != 0 {
+                if slot as usize != MONITOR_SLOT && self.m.shadow.pts[slot as usize] != 0 {
                     self.drop_slot(slot as usize);
                     changed = true;
                 }
             }
         }
-        if let Some(users) = self.shadow.pt_users.get(&frame).cloned() {
+        if let Some(users) = self.m.shadow.pt_users.get(&frame).cloned() {
             for slot in users {
-                let pt = self.shadow.pts[slot as usize];
+                let pt = self.m.shadow.pts[slot as usize];
                 for i in first..=last {
                     self.set_ram32(pt + i * 4, 0);
                 }
@@ -205,7 +226,7 @@ impl Monitor {
             }
         }
         if changed {
-            self.machine.cpu.tlb.flush_all();
+            self.cpu.tlb.flush_all();
         }
         self.scan_note_write(frame);
     }
@@ -216,28 +237,29 @@ impl Monitor {
         let slot = (lin.0 >> 22) as usize;
         let pt = self.slot_table(slot);
         let at = pt + ((lin.0 >> 12) & 0x3ff) * 4;
-        let frame_addr = (w.gpa.0 & !0xfff) as usize;
-        let before: Vec<u8> = self.machine.bus.ram[frame_addr..frame_addr + PAGE].to_vec();
-        let mut e = (w.gpa.0 & !0xfff) | pte::P | pte::RW | w.cache;
+        let frame_gpa = w.gpa.0 & !0xfff;
+        let frame_addr = self.hpa(frame_gpa) as usize;
+        let before: Vec<u8> = self.bus.bytes()[frame_addr..frame_addr + PAGE].to_vec();
+        let mut e = frame_addr as u32 | pte::P | pte::RW | w.cache;
         if w.user {
             e |= pte::US;
         }
         self.set_ram32(at, e);
-        self.machine.cpu.tlb.flush_page(lin.page());
+        self.cpu.tlb.flush_page(lin.page());
         self.step_guest();
         // Read-only again: the next write faults to here at once.
-        if self.shadow.pts[slot] == pt {
+        if self.m.shadow.pts[slot] == pt {
             self.set_ram32(at, e & !pte::RW);
         }
-        self.machine.cpu.tlb.flush_page(lin.page());
+        self.cpu.tlb.flush_page(lin.page());
         let mut i = 0;
         while i < PAGE {
-            if self.machine.bus.ram[frame_addr + i..frame_addr + i + 4] != before[i..i + 4] {
-                self.guest_wrote(GuestPhys((frame_addr + i) as u32), 4);
+            if self.bus.bytes()[frame_addr + i..frame_addr + i + 4] != before[i..i + 4] {
+                self.guest_wrote(GuestPhys(frame_gpa + i as u32), 4);
             }
             i += 4;
         }
-        self.counters.traced_writes += 1;
+        self.m.counters.traced_writes += 1;
         Ok(())
     }
 }

@@ -174,9 +174,7 @@ impl Slt {
 
     /// The mapping of a guest page: (host page, permissions).
     pub fn lookup(&self, mem: &mut HostMemory, gpa_page: u64) -> Option<(u64, u64)> {
-        let at = self.leaf(mem, gpa_page << 12, false).ok()??;
-        let e = mem.read64(at);
-        (e & bits::RWX != 0).then_some(((e & bits::ADDR) >> 12, e & bits::RWX))
+        slt_lookup(&mem.bytes, self.root, gpa_page)
     }
 
     /// Every mapping, as (guest page, host page, permissions): the isolation tests' view.
@@ -203,6 +201,27 @@ impl Slt {
         }
         out
     }
+}
+
+/// The mapping of guest page `gpa_page` in the second-level tables at `root` in host
+/// memory `bytes`: (host page, permissions), read without creating anything (the
+/// software monitor's pmap lookup while the VM's bus holds host memory).
+pub fn slt_lookup(bytes: &[u8], root: u64, gpa_page: u64) -> Option<(u64, u64)> {
+    let read = |a: u64| -> Option<u64> {
+        let b = bytes.get(a as usize..a as usize + 8)?;
+        Some(u64::from_le_bytes(b.try_into().ok()?))
+    };
+    let gpa = gpa_page << 12;
+    let mut table = root;
+    for (shift, mask) in [(30u32, 0x3fu64), (21, 0x1ff)] {
+        let e = read(table + ((gpa >> shift) & mask) * 8)?;
+        if e & bits::RWX == 0 {
+            return None;
+        }
+        table = e & bits::ADDR;
+    }
+    let e = read(table + ((gpa >> 12) & 0x1ff) * 8)?;
+    (e & bits::RWX != 0).then_some(((e & bits::ADDR) >> 12, e & bits::RWX))
 }
 
 /// Which ports a VM's I/O bitmap lets through to its devices without an exit: the ports

@@ -20,6 +20,7 @@ use super::Vmm;
 use crate::cpu::v386::vcb::exec;
 use crate::cpu::v386::{event, guest_can_take_interrupt};
 use crate::machine::{ClockMode, NS_PER_INSTRUCTION};
+use crate::monitor::{MonitorError, MonitorExit};
 use alloc::format;
 use alloc::vec::Vec;
 
@@ -247,6 +248,9 @@ impl Vmm {
     /// instructions, halts or stops, or an exit to break at happens. An exit left pending
     /// by a break or a step is handled first.
     fn turn(&mut self, i: usize, quantum: u64) -> TurnEnd {
+        if self.vms[i].monitor.is_some() {
+            return self.monitor_turn(i, quantum);
+        }
         let mut left = quantum;
         let mut pending = self.brk.take(i);
         loop {
@@ -282,17 +286,79 @@ impl Vmm {
         }
     }
 
-    /// Bring VM `i`'s devices up to its time, enter it and return its exit, logged and
-    /// counted; `left` loses the instructions it retired. `Err` ends the turn: the VM is
-    /// halted with nothing to do (the instructions' worth of time it skipped), or stopped.
-    fn enter(&mut self, i: usize, left: &mut u64, quantum: u64) -> Result<VmExit, TurnEnd> {
+    /// One turn of VM `i` under the software monitor (techniques 2–4): its world runs
+    /// on the processor slice by slice, up to each device event, until it has retired
+    /// `quantum` instructions, halts or stops. The monitor logs its traps as they happen;
+    /// they are counted here by reason. Breaks do not stop it (a trap is handled inside
+    /// the monitor, not left pending).
+    fn monitor_turn(&mut self, i: usize, quantum: u64) -> TurnEnd {
+        let mut left = quantum;
+        loop {
+            let slice = match self.ready(i, left, quantum) {
+                Ok(s) => s,
+                Err(end) => return end,
+            };
+            let vm = &mut self.vms[i];
+            let Some(mut mon) = vm.monitor.take() else { return TurnEnd::of(quantum - left, 0) };
+            let (id, before) = (vm.id, mon.counters.traps);
+            let entry = self.cpu.icount;
+            let r = {
+                let (mut bus, _) = HostBus::new(&mut self.mem, vm, entry);
+                mon.run(&mut self.cpu, &mut bus, &mut self.log, id, slice)
+            };
+            let retired = self.cpu.icount - entry;
+            vm.clock += retired;
+            vm.counters.retired += retired;
+            left = left.saturating_sub(retired);
+            for (n, (now, then)) in vm.counters.by_reason.iter_mut().zip(mon.counters.traps.iter().zip(before)) {
+                *n += now - then;
+            }
+            vm.monitor = Some(mon);
+            let stop = |vm: &mut super::Vm, why| {
+                vm.state = VmState::Stopped(why);
+            };
+            match r {
+                MonitorExit::BudgetSpent => {}
+                MonitorExit::Halted => {
+                    vm.state = VmState::Halted;
+                    return TurnEnd::of(quantum - left, 0);
+                }
+                MonitorExit::MapPage(page) => {
+                    if let Err(e) = vm.map_page(&mut self.mem, page) {
+                        stop(vm, VmStop::Error(format!("{e}")));
+                    }
+                }
+                MonitorExit::DebugExit(v) => stop(vm, VmStop::DebugExit(v)),
+                MonitorExit::PowerOff => stop(vm, VmStop::PowerOff),
+                MonitorExit::DeadHalt => stop(vm, VmStop::DeadHalt),
+                MonitorExit::Error(MonitorError::Shutdown) => stop(vm, VmStop::TripleFault),
+                MonitorExit::Error(e) => stop(vm, VmStop::Error(format!("{e}"))),
+            }
+            if matches!(vm.state, VmState::Stopped(_)) {
+                return TurnEnd::of(quantum - left, 0);
+            }
+            if left == 0 {
+                vm.counters.preemptions += 1;
+                return TurnEnd::of(quantum, 0);
+            }
+        }
+    }
+
+    /// Bring VM `i`'s devices up to its time and see whether it can run: Ok(the
+    /// instructions it may run before its next device event, at most `left`). `Err` ends
+    /// the turn: the VM is halted with nothing to do (the instructions' worth of time it
+    /// skipped), or stopped.
+    fn ready(&mut self, i: usize, left: u64, quantum: u64) -> Result<u64, TurnEnd> {
         let vm = &mut self.vms[i];
         vm.board.set_icount(vm.clock);
         vm.board.update();
         if vm.board.take_memory_map_change() {
             if let Err(e) = vm.remap(&mut self.mem) {
                 vm.state = VmState::Stopped(VmStop::Error(format!("{e}")));
-                return Err(TurnEnd::of(quantum - *left, 0));
+                return Err(TurnEnd::of(quantum - left, 0));
+            }
+            if let Some(mon) = vm.monitor.as_mut() {
+                mon.pmap_changed();
             }
         }
         if vm.state == VmState::Halted {
@@ -304,28 +370,35 @@ impl Vmm {
                 let now = vm.board.now();
                 let Some(t) = vm.board.next_event() else {
                     vm.state = VmState::Stopped(VmStop::DeadHalt);
-                    return Err(TurnEnd::of(quantum - *left, 0));
+                    return Err(TurnEnd::of(quantum - left, 0));
                 };
                 if vm.board.clock.mode() == ClockMode::Wall {
                     // Real time brings the event: `set_host_time` moves the clock.
-                    return Err(TurnEnd::of(quantum - *left, WAITING));
+                    return Err(TurnEnd::of(quantum - left, WAITING));
                 }
                 let idle = (t.saturating_sub(now) / NS_PER_INSTRUCTION).max(1);
                 vm.board.clock.idle_until(t.max(now + 1), vm.clock);
-                return Err(TurnEnd::of(quantum - *left, idle));
+                return Err(TurnEnd::of(quantum - left, idle));
             }
         }
-        self.prepare_injection(i);
-        let vm = &mut self.vms[i];
-        // The timer fires at the end of the quantum or at the next device event,
+        // The slice ends at the end of the quantum or at the next device event,
         // whichever comes first, so timer interrupts reach the guest on time.
         let now = vm.board.now();
-        let slice = match vm.board.next_event() {
+        Ok(match vm.board.next_event() {
             Some(t) if t > now => (t - now) / NS_PER_INSTRUCTION,
             Some(_) => 1,
-            None => *left,
+            None => left,
         }
-        .clamp(1, (*left).max(1));
+        .clamp(1, left.max(1)))
+    }
+
+    /// Bring VM `i`'s devices up to its time, enter it and return its exit, logged and
+    /// counted; `left` loses the instructions it retired. `Err` ends the turn as
+    /// [`Vmm::ready`] says.
+    fn enter(&mut self, i: usize, left: &mut u64, quantum: u64) -> Result<VmExit, TurnEnd> {
+        let slice = self.ready(i, *left, quantum)?;
+        self.prepare_injection(i);
+        let vm = &mut self.vms[i];
         vm.vcb.controls.preempt_timer = slice.min(u32::MAX as u64) as u32;
         if core::mem::take(&mut vm.flush_tlb) {
             vm.vcb.controls.tlb_control = 1;

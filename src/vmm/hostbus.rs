@@ -55,6 +55,17 @@ impl<'a> HostBus<'a> {
         (bus, &mut vm.vcb)
     }
 
+    /// Host memory, read-only (the software monitor reads its tables and the guest's
+    /// through it).
+    pub fn bytes(&self) -> &[u8] {
+        &self.mem.bytes
+    }
+
+    /// The VM's devices (the software monitor takes its interrupts from them).
+    pub fn board(&mut self) -> &mut Board {
+        self.board
+    }
+
     /// The guest-physical address a window address stands for.
     fn window(&self, addr: Phys) -> Option<Phys> {
         let slot = (addr.page() as u64).checked_sub(self.window_first)?;

@@ -27,17 +27,20 @@ pub mod hostbus;
 pub mod interp;
 pub mod log;
 mod snapshot;
+pub mod technique;
 pub mod vcpu;
 pub mod vm;
 
 use crate::cpu::Cpu;
 use crate::machine::{Machine, MachineSpec, SpecError};
+use crate::monitor::{Monitor, MonitorError};
 use alloc::string::String;
 use alloc::vec::Vec;
 use allocator::{AllocError, HostMemory, MAX_VMS};
 pub use dispatcher::RunOutcome;
 pub use exit::VmExit;
 use log::ExitLog;
+pub use technique::Technique;
 pub use vcpu::{Vcpu, VcpuError};
 pub use vm::{Vm, VmState, VmStop};
 
@@ -68,6 +71,11 @@ pub enum VmmError {
     Spec(SpecError),
     /// Host memory or VM slots ran out.
     Alloc(AllocError),
+    /// The software monitor cannot take this guest (its techniques need a guest in
+    /// protected mode, a Multiboot kernel at its entry).
+    Monitor(MonitorError),
+    /// Emulation is the bare machine, not a VM.
+    NotAVmTechnique(Technique),
 }
 
 impl core::fmt::Display for VmmError {
@@ -75,6 +83,8 @@ impl core::fmt::Display for VmmError {
         match self {
             VmmError::Spec(e) => write!(f, "VM description: {e}"),
             VmmError::Alloc(e) => write!(f, "VM memory: {e}"),
+            VmmError::Monitor(e) => write!(f, "software monitor: {e}"),
+            VmmError::NotAVmTechnique(t) => write!(f, "{}: runs on the bare machine, not in a VM", t.key()),
         }
     }
 }
@@ -110,20 +120,48 @@ impl Vmm {
         }
     }
 
-    /// Add a VM built from a machine description (the same one the bare machine takes).
+    /// Add a VM built from a machine description (the same one the bare machine takes),
+    /// run on the V386 extension.
     pub fn add_vm(&mut self, name: &str, spec: MachineSpec) -> Result<u16, VmmError> {
-        let m = spec.build().map_err(VmmError::Spec)?;
-        self.add_machine(name, m)
+        self.add_vm_as(name, spec, Technique::V386)
     }
 
-    /// Add a VM made of a built machine: its RAM moves into host memory.
+    /// Add a VM built from a machine description, run under technique `t`.
+    pub fn add_vm_as(&mut self, name: &str, spec: MachineSpec, t: Technique) -> Result<u16, VmmError> {
+        let m = spec.build().map_err(VmmError::Spec)?;
+        self.add_machine_as(name, m, t)
+    }
+
+    /// Add a VM made of a built machine, on the V386 extension: its RAM moves into host
+    /// memory.
     pub fn add_machine(&mut self, name: &str, m: Machine) -> Result<u16, VmmError> {
+        self.add_machine_as(name, m, Technique::V386)
+    }
+
+    /// Add a VM made of a built machine, run under technique `t`. The software
+    /// monitor's techniques (2–4) take 4 MiB more host memory for its tables.
+    pub fn add_machine_as(&mut self, name: &str, m: Machine, t: Technique) -> Result<u16, VmmError> {
         if self.vms.len() >= MAX_VMS - 1 {
             return Err(VmmError::Alloc(AllocError::TooManyVms));
         }
+        if t == Technique::Emulation {
+            return Err(VmmError::NotAVmTechnique(t));
+        }
         // Tags 1…: tag 0 is the host's (docs/v386.md §6.5).
         let id = self.vms.len() as u16 + 1;
-        let vm = vm::Vm::from_machine(id, String::from(name), m, &mut self.mem).map_err(VmmError::Alloc)?;
+        let start = m.cpu.capture_state();
+        if t.monitor_options().is_some() {
+            Monitor::check_guest(&start).map_err(VmmError::Monitor)?;
+        }
+        let mut vm = vm::Vm::from_machine(id, String::from(name), m, &mut self.mem).map_err(VmmError::Alloc)?;
+        vm.technique = t;
+        if let Some(options) = t.monitor_options() {
+            let pages = crate::monitor::MONITOR_BYTES as u64 / allocator::PAGE;
+            let mon = self.mem.alloc(pages, allocator::Owner::Vm(id)).map_err(VmmError::Alloc)?;
+            let monitor =
+                Monitor::new(start, vm.ram_base, vm.ram_len, mon, vm.slt.root, options).map_err(VmmError::Monitor)?;
+            vm.monitor = Some(alloc::boxed::Box::new(monitor));
+        }
         self.vms.push(vm);
         Ok(id)
     }

@@ -42,6 +42,11 @@ pub enum VmState {
 pub struct Vm {
     pub id: u16,
     pub name: String,
+    /// How the VMM runs it.
+    pub technique: super::Technique,
+    /// Techniques 2–4: the software monitor's state (the VCB is then unused: the guest's
+    /// processor state is the monitor's world).
+    pub monitor: Option<alloc::boxed::Box<crate::monitor::Monitor>>,
     /// The virtual processor: guest state, controls, last exit.
     pub vcb: Vcb,
     /// The VM's devices; its RAM is in host memory at `ram_base`.
@@ -88,6 +93,8 @@ impl Vm {
         let mut vm = Vm {
             id,
             name,
+            technique: super::Technique::V386,
+            monitor: None,
             vcb,
             board: m.bus.board,
             ram_base,

@@ -329,6 +329,23 @@ impl Cpu {
         }
     }
 
+    /// A hosted monitor's world switch (Sugerman, Venkitachalam & Lim, "Virtualizing I/O
+    /// Devices on VMware Workstation's Hosted Virtual Machine Monitor", USENIX 2001, §3):
+    /// the processor's architectural state, FPU included, and `world` trade places, and
+    /// so do the TLB in use and bank `tag`'s — into the world when `entering`, back out
+    /// when not. The software monitor (`crate::monitor`) runs its VMs' worlds on this
+    /// processor outside V386 mode with it.
+    pub fn world_switch(&mut self, world: &mut State, tag: u16, entering: bool) {
+        let mine = self.capture_state();
+        self.load_state(world, true);
+        *world = mine;
+        if entering {
+            self.swap_tlb_bank(tag, HOST_TAG);
+        } else {
+            self.swap_tlb_bank(HOST_TAG, tag);
+        }
+    }
+
     /// VMENTER (0F 0A, §7.1) executed outside V386 mode; in a guest it exits first
     /// ([`Cpu::vx_intercept`]).
     #[inline(never)]
