@@ -182,10 +182,10 @@ impl World<'_, '_> {
                     Ok(v) => v,
                     Err(e) => return Some(self.guest_mem(e)),
                 };
-                if sel & !3 != 0 {
-                    return Some(Self::unsupported(format!("LLDT {sel:#x}: LDTs")));
+                if let Err((v, code)) = self.guest_lldt(sel) {
+                    self.count(ExitReason::ExceptionNmi);
+                    return Some(self.reflect(v, TrapKind::Exception, Some(code)));
                 }
-                self.m.v.ldtr = sel;
                 self.retire(i, ExitReason::SensitiveInstruction)
             }
             0x100 if i.reg() == 3 => {

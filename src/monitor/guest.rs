@@ -165,18 +165,23 @@ impl World<'_, '_> {
         Ok(())
     }
 
-    /// The guest's descriptor for `sel` from its GDT (LDTs: not modelled), or None when
+    /// The guest's descriptor for `sel` from its GDT or (TI set) its LDT, or None when
     /// the selector is outside the table.
     pub(crate) fn guest_descriptor(&mut self, sel: u16) -> Option<(u32, u32)> {
-        if sel & 4 != 0 {
-            return None;
-        }
+        let (base, limit) = if sel & 4 != 0 {
+            if self.m.v.ldtr & !3 == 0 {
+                return None;
+            }
+            (self.m.v.ldt_base, self.m.v.ldt_limit)
+        } else {
+            (self.m.v.gdtr.base, self.m.v.gdtr.limit as u32)
+        };
         let off = (sel & !7) as u32;
-        if off + 7 > self.m.v.gdtr.limit as u32 {
+        if off + 7 > limit {
             return None;
         }
-        let lo = self.read_lin32(self.m.v.gdtr.base.wrapping_add(off), false).ok()?;
-        let hi = self.read_lin32(self.m.v.gdtr.base.wrapping_add(off + 4), false).ok()?;
+        let lo = self.read_lin32(base.wrapping_add(off), false).ok()?;
+        let hi = self.read_lin32(base.wrapping_add(off + 4), false).ok()?;
         Some((lo, hi))
     }
 }

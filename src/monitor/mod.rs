@@ -45,7 +45,7 @@
 //! - `scan.rs`: scan-before-execute.
 //!
 //! Limits (each an error, never a panic): protected-mode guests only (Multiboot
-//! kernels); no PAE, LDTs, task gates, virtual-8086 mode or guest ring 1/2; the guest
+//! kernels); no PAE, task gates, virtual-8086 mode or guest ring 1/2; the guest
 //! must leave the top 4 MiB of linear space to the monitor; writes to ROM are not
 //! emulated.
 
@@ -77,11 +77,15 @@ const GDT_OFF: u32 = 0;
 const GDT_PAGES: u32 = 16;
 const IDT_OFF: u32 = 0x1_0000;
 const TSS_OFF: u32 = 0x1_1000;
-const MON_PT_OFF: u32 = 0x1_2000;
-const SHADOW_PD_OFF: u32 = 0x1_3000;
-const POOL_OFF: u32 = 0x1_4000;
+const LDT_OFF: u32 = 0x1_2000;
+const LDT_PAGES: u32 = 16;
+const MON_PT_OFF: u32 = 0x2_2000;
+const SHADOW_PD_OFF: u32 = 0x2_3000;
+const POOL_OFF: u32 = 0x2_4000;
 /// The monitor's descriptors, at the end of the shadow GDT (past any guest's table of
-/// up to 8,189 entries): flat ring-1 code and data for the start, its TSS.
+/// up to 8,188 entries): the shadow LDT, flat ring-1 code and data for the start, its
+/// TSS.
+pub(crate) const MON_LDT: u16 = 8188 << 3;
 pub(crate) const MON_CODE: u16 = 8189 << 3;
 pub(crate) const MON_DATA: u16 = 8190 << 3;
 pub(crate) const MON_TSS: u16 = 8191 << 3;
@@ -204,6 +208,9 @@ pub(crate) struct Virtual {
     pub gdtr: TableReg,
     pub idtr: TableReg,
     pub ldtr: u16,
+    /// The guest's LDT (from its descriptor at LLDT): base and limit.
+    pub ldt_base: u32,
+    pub ldt_limit: u32,
     pub tr: u16,
     /// The guest TSS's base (for SS0:ESP0 on a ring change).
     pub tr_base: u32,
@@ -267,6 +274,8 @@ impl Monitor {
             gdtr: start.gdtr,
             idtr: start.idtr,
             ldtr: start.ldtr.sel,
+            ldt_base: start.ldtr.base,
+            ldt_limit: start.ldtr.limit,
             tr: start.tr.sel,
             tr_base: start.tr.base,
             iflag: start.eflags & flags::IF != 0,
@@ -423,6 +432,7 @@ impl World<'_, '_> {
             self.m.started = true;
             self.build_monitor_area();
             self.rebuild_gdt();
+            self.rebuild_ldt();
             self.enter_deprivileged();
         } else if core::mem::take(&mut self.m.pmap_stale) {
             self.shadow_reset();

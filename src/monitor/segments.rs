@@ -1,15 +1,20 @@
-//! Ring compression: the shadow GDT the processor uses while the guest runs. Each of the
-//! guest's code and data descriptors is copied with DPL 0 made DPL 1, so the kernel's
-//! selectors work at ring 1; system descriptors (the guest's TSS, LDTs, gates) are left
-//! out, since the processor must never use them; the monitor's own code, data and TSS
-//! descriptors sit at the table's end. Copies are made at LGDT (a guest that edits its
-//! GDT later without reloading it is not followed: VMware traced GDT pages for that).
+//! Ring compression: the shadow GDT and LDT the processor uses while the guest runs.
+//! Each of the guest's code and data descriptors is copied with DPL 0 made DPL 1, so the
+//! kernel's selectors work at ring 1; system descriptors (the guest's TSS, LDTs, gates)
+//! are left out, since the processor must never use them; the monitor's own LDT, code,
+//! data and TSS descriptors sit at the GDT's end. Copies are made at LGDT and LLDT (a
+//! guest that edits a table later without reloading it is not followed: VMware traced
+//! those pages for that). The processor's LDTR holds the monitor's LDT descriptor, so a
+//! plain SLDT shows the guest the monitor's selector.
 //!
 //! A selector the guest loaded with RPL 0 is held by the processor with RPL 1: that is
 //! what PUSH CS and MOV r, SS show the guest on the classic x86 ([`visible`] is what
 //! they should show).
 
-use super::{MonitorError, World, GDT_OFF, GDT_PAGES, MONITOR_LIN, MON_CODE, MON_DATA, MON_TSS, TSS_OFF};
+use super::{
+    MonitorError, World, GDT_OFF, GDT_PAGES, LDT_OFF, LDT_PAGES, MONITOR_LIN, MON_CODE, MON_DATA, MON_LDT, MON_TSS,
+    TSS_OFF,
+};
 use crate::bus::Bus;
 use crate::cpu::decode::{CS, DS, ES, FS, GS, SS};
 use crate::cpu::seg::Seg;
@@ -40,18 +45,20 @@ pub(crate) fn real(sel: u16) -> u16 {
 }
 
 impl World<'_, '_> {
-    fn shadow_gdt_addr(&self, sel: u16) -> usize {
-        (self.m.mon + GDT_OFF) as usize + (sel & !7) as usize
+    /// Host-physical address of the shadow descriptor for `sel` (TI picks the LDT).
+    fn shadow_desc_addr(&self, sel: u16) -> usize {
+        let table = if sel & 4 != 0 { LDT_OFF } else { GDT_OFF };
+        (self.m.mon + table) as usize + (sel & !7) as usize
     }
 
     fn put_descriptor(&mut self, sel: u16, lo: u32, hi: u32) {
-        let a = self.shadow_gdt_addr(sel);
+        let a = self.shadow_desc_addr(sel);
         self.bus.ram()[a..a + 4].copy_from_slice(&lo.to_le_bytes());
         self.bus.ram()[a + 4..a + 8].copy_from_slice(&hi.to_le_bytes());
     }
 
     fn shadow_descriptor(&self, sel: u16) -> (u32, u32) {
-        let a = self.shadow_gdt_addr(sel);
+        let a = self.shadow_desc_addr(sel);
         let r = self.bus.bytes();
         (
             u32::from_le_bytes([r[a], r[a + 1], r[a + 2], r[a + 3]]),
@@ -59,13 +66,11 @@ impl World<'_, '_> {
         )
     }
 
-    /// Copy the guest's GDT into the shadow, compressing ring 0 into ring 1.
-    pub(crate) fn rebuild_gdt(&mut self) {
-        let a = (self.m.mon + GDT_OFF) as usize;
-        self.bus.ram()[a..a + (GDT_PAGES * 4096) as usize].fill(0);
-        let entries = ((self.m.v.gdtr.limit as u32 + 1) / 8).min(MON_CODE as u32 / 8);
-        for i in 1..entries {
-            let sel = (i * 8) as u16;
+    /// Copy `entries` descriptors of the guest's GDT (`ti` 0) or LDT (`ti` 4) into the
+    /// shadow, code and data only, compressing ring 0 into ring 1.
+    fn copy_table(&mut self, ti: u16, first: u32, entries: u32) {
+        for i in first..entries {
+            let sel = (i * 8) as u16 | ti;
             let Some((lo, mut hi)) = self.guest_descriptor(sel) else { continue };
             if hi & S == 0 {
                 continue;
@@ -76,11 +81,74 @@ impl World<'_, '_> {
             // Accessed already, so loads never write the (read-only) shadow table.
             self.put_descriptor(sel, lo, hi | ACCESSED);
         }
+    }
+
+    /// Copy the guest's GDT into the shadow, compressing ring 0 into ring 1.
+    pub(crate) fn rebuild_gdt(&mut self) {
+        let a = (self.m.mon + GDT_OFF) as usize;
+        self.bus.ram()[a..a + (GDT_PAGES * 4096) as usize].fill(0);
+        let entries = ((self.m.v.gdtr.limit as u32 + 1) / 8).min(MON_LDT as u32 / 8);
+        self.copy_table(0, 1, entries);
+        self.put_ldt_descriptor();
         // Flat 4 GiB ring-1 code and data, the monitor's TSS (32-bit, busy, limit 103).
         self.put_descriptor(MON_CODE, 0x0000_ffff, 0x00cf_bb00);
         self.put_descriptor(MON_DATA, 0x0000_ffff, 0x00cf_b300);
         let base = MONITOR_LIN + TSS_OFF;
         self.put_descriptor(MON_TSS, (base << 16) | 103, (base & 0xff00_0000) | ((base >> 16) & 0xff) | 0x8b00);
+    }
+
+    /// The shadow LDT's descriptor in the shadow GDT, as long as the guest has an LDT.
+    fn put_ldt_descriptor(&mut self) {
+        if self.m.v.ldtr & !3 == 0 {
+            self.put_descriptor(MON_LDT, 0, 0);
+            return;
+        }
+        let entries = ((self.m.v.ldt_limit as u64 + 1) / 8).clamp(1, (LDT_PAGES * 512) as u64) as u32;
+        let (base, limit) = (MONITOR_LIN + LDT_OFF, entries * 8 - 1);
+        // Present, DPL 0, type 2 (LDT), byte granular (SDM Vol. 3A §3.5).
+        let hi = (base & 0xff00_0000) | (limit & 0x000f_0000) | 0x8200 | ((base >> 16) & 0xff);
+        self.put_descriptor(MON_LDT, (base << 16) | (limit & 0xffff), hi);
+    }
+
+    /// Copy the guest's LDT into the shadow one and point the processor's LDTR at it
+    /// (a null LDTR when the guest has none).
+    pub(crate) fn rebuild_ldt(&mut self) {
+        let a = (self.m.mon + LDT_OFF) as usize;
+        self.bus.ram()[a..a + (LDT_PAGES * 4096) as usize].fill(0);
+        self.put_ldt_descriptor();
+        if self.m.v.ldtr & !3 == 0 {
+            self.cpu.ldtr = Seg::null(0);
+            return;
+        }
+        let entries = ((self.m.v.ldt_limit as u64 + 1) / 8).min((LDT_PAGES * 512) as u64) as u32;
+        self.copy_table(4, 0, entries);
+        self.cpu.ldtr = self.seg_from_shadow(MON_LDT);
+    }
+
+    /// LLDT `sel` (SDM Vol. 2A "LLDT"): the guest's LDT becomes the virtual LDTR and is
+    /// copied into the shadow. Errors are the guest's #GP/#NP: (vector, error code).
+    pub(crate) fn guest_lldt(&mut self, sel: u16) -> Result<(), (u8, u16)> {
+        if sel & !3 == 0 {
+            self.m.v.ldtr = sel;
+            (self.m.v.ldt_base, self.m.v.ldt_limit) = (0, 0);
+            self.rebuild_ldt();
+            return Ok(());
+        }
+        if sel & 4 != 0 {
+            return Err((13, sel & !3));
+        }
+        let (lo, hi) = self.guest_descriptor(sel).ok_or((13, sel & !3))?;
+        if hi & S != 0 || (hi >> 8) & 0xf != 2 {
+            return Err((13, sel & !3));
+        }
+        let seg = Seg::from_descriptor(sel, lo, hi);
+        if !seg.present() {
+            return Err((11, sel & !3));
+        }
+        self.m.v.ldtr = sel;
+        (self.m.v.ldt_base, self.m.v.ldt_limit) = (seg.base, seg.limit);
+        self.rebuild_ldt();
+        Ok(())
     }
 
     /// The guest's segments as it left them at the start (flat, from the loader) become
@@ -114,7 +182,12 @@ impl World<'_, '_> {
             self.cpu.segs[reg as usize] = Seg::null(sel);
             return Ok(());
         }
-        if sel & 4 != 0 || (sel & !7) >= MON_CODE || (sel | 7) as u32 > self.m.v.gdtr.limit as u32 {
+        let outside = if sel & 4 != 0 {
+            self.m.v.ldtr & !3 == 0 || (sel | 7) as u32 > self.m.v.ldt_limit || (sel & !7) as u32 >= LDT_PAGES * 4096
+        } else {
+            (sel & !7) >= MON_LDT || (sel | 7) as u32 > self.m.v.gdtr.limit as u32
+        };
+        if outside {
             return Err((13, sel & !3));
         }
         let r = real(sel);

@@ -102,15 +102,11 @@ impl World<'_, '_> {
         if slot == MONITOR_SLOT {
             return Err(MonitorExit::Error(MonitorError::MonitorArea(lin.0)));
         }
-        // Guest RAM is the VM's RAM in host memory; anything else (ROM, device memory)
-        // is where the VM's second-level map puts it, read-only where that says so.
-        let (host_frame, host_writable) = if w.gpa.0 < self.m.guest_ram {
-            (self.hpa(w.gpa.0 & !0xfff), true)
-        } else {
-            match slt_lookup(self.bus.bytes(), self.m.slt_root, w.gpa.page() as u64) {
-                Some((page, perm)) => ((page << 12) as u32, perm & slt_bits::W != 0),
-                None => return Err(MonitorExit::MapPage(w.gpa.page())),
-            }
+        // Where the VM's second-level map puts the page: RAM at `ram_base + gpa`, the
+        // VGA window and other device memory in the VM's device window, ROM read-only.
+        let (host_frame, host_writable) = match slt_lookup(self.bus.bytes(), self.m.slt_root, w.gpa.page() as u64) {
+            Some((page, perm)) => ((page << 12) as u32, perm & slt_bits::W != 0),
+            None => return Err(MonitorExit::MapPage(w.gpa.page())),
         };
         if write && !host_writable {
             let what = alloc::format!("a write to read-only memory at {:#010x}", w.gpa.0);
