@@ -200,7 +200,7 @@ pub enum MonitorExit {
 /// The guest's view of the privileged state: what the processor would hold if the guest
 /// ran at ring 0.
 #[derive(Clone, Copy, Debug, Default, Serialize, Deserialize)]
-pub(crate) struct Virtual {
+pub struct Virtual {
     pub cr0: u32,
     pub cr2: u32,
     pub cr3: u32,
@@ -313,6 +313,12 @@ impl Monitor {
     /// registers; the privileged ones are the monitor's). For the live view.
     pub fn world(&self) -> &State {
         &self.world
+    }
+
+    /// The privileged state as the guest sees it (its CR0–CR4, GDTR, IDTR, LDTR, TR,
+    /// IF and IOPL), for the live view.
+    pub fn virtual_state(&self) -> &Virtual {
+        &self.v
     }
 
     /// The VM's second-level map changed: shadow entries may name old host pages.

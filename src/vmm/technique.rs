@@ -68,6 +68,11 @@ impl Technique {
         }
     }
 
+    /// The technique named `key` ([`Technique::key`]).
+    pub fn from_key(key: &str) -> Option<Technique> {
+        Technique::ALL.into_iter().find(|t| t.key() == key)
+    }
+
     /// The software monitor's options, for the techniques it runs (2–4).
     pub fn monitor_options(self) -> Option<Options> {
         match self {

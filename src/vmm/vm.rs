@@ -123,6 +123,16 @@ impl Vm {
         Ok(vm)
     }
 
+    /// The guest's processor state as it is between turns: the VCB's guest-state area on
+    /// V386, the monitor's world (the real registers at ring 1) under the software
+    /// monitor.
+    pub fn processor_state(&self) -> &crate::cpu::v386::State {
+        match &self.monitor {
+            Some(m) => m.world(),
+            None => &self.vcb.guest,
+        }
+    }
+
     /// The VM's RAM, indexed by guest-physical address.
     pub fn ram<'a>(&self, mem: &'a mut HostMemory) -> &'a mut [u8] {
         &mut mem.bytes[self.ram_base as usize..self.ram_base as usize + self.ram_len]
