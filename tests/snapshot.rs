@@ -12,8 +12,9 @@
 //!   uninterrupted run prints.
 //! - The same for SeaBIOS booting the demo floppy (floppy controller, DMA, VGA), with
 //!   keys typed on its keyboard and its serial line while both run.
-//! - A VMM with three VMs (SeaBIOS and the demo floppy, and the two demo kernels of
-//!   tests/vmm_demo.rs) is saved mid-run and restored; both run on for 10^6 guest
+//! - A VMM with five VMs (SeaBIOS and the demo floppy, and the two demo kernels of
+//!   tests/vmm_demo.rs, on V386; the sensitive demo again under the software monitor and
+//!   emulated) is saved mid-run and restored; both run on for 10^6 guest
 //!   instructions: exit logs, counters, VM states, serial output, host memory and the
 //!   whole state must match.
 //! - Garbage, truncated files, a wrong magic, version or kind, and damaged payloads (with
@@ -30,7 +31,7 @@ use std::time::Instant;
 use v386::cpu::{Seg, StopReason};
 use v386::machine::{Machine, MachineConfig, MachineSpec};
 use v386::snapshot::{crc32, SnapshotError, FORMAT_VERSION, HEADER_LEN};
-use v386::vmm::{Vmm, VmmConfig};
+use v386::vmm::{Technique, Vmm, VmmConfig};
 
 /// How long the runs on after a restore last, in instructions.
 const RUN_ON: u64 = 1_000_000;
@@ -232,8 +233,10 @@ fn a_machine_running_the_demo_floppy_runs_on_identically_after_a_restore() {
     println!("demo floppy: {} instructions side by side", a.cpu.icount - start);
 }
 
-/// Three VMs: SeaBIOS booting the demo floppy, and the two demo kernels.
-fn three_vms() -> Option<Vmm> {
+/// Five VMs: SeaBIOS booting the demo floppy, and the two demo kernels on V386; the
+/// sensitive demo again under the software monitor (trap-and-emulate) and emulated on a
+/// software processor of the VMM's.
+fn five_vms() -> Option<Vmm> {
     let (Some(bios), Some(vga)) = (read_image("bios.bin"), read_image("vgabios-stdvga.bin")) else { return None };
     let (Some(floppy), Some(clock), Some(sens)) = (
         assemble_guest("webdemo", "snapshot"),
@@ -254,7 +257,9 @@ fn three_vms() -> Option<Vmm> {
     let kernel = |k| MachineSpec { memory_mb: Some(16), kernel: Some(k), ..Default::default() };
     vmm.add_vm("demo", demo).unwrap();
     vmm.add_vm("clock", kernel(clock)).unwrap();
-    vmm.add_vm("sensitive", kernel(sens)).unwrap();
+    vmm.add_vm("sensitive", kernel(sens.clone())).unwrap();
+    vmm.add_vm_as("classic", kernel(sens.clone()), Technique::TrapAndEmulate).unwrap();
+    vmm.add_vm_as("emulated", kernel(sens), Technique::Emulation).unwrap();
     Some(vmm)
 }
 
@@ -290,7 +295,7 @@ fn vmm_view(v: &Vmm) -> VmmView {
             .iter()
             .map(|vm| {
                 let c = &vm.counters;
-                let g = &vm.vcb.guest;
+                let g = vm.processor_state();
                 VmView {
                     name: vm.name.clone(),
                     state: vm.state.clone(),
@@ -311,8 +316,8 @@ fn retired(v: &Vmm) -> u64 {
 }
 
 #[test]
-fn a_vmm_with_three_vms_runs_on_identically_after_a_restore() {
-    let Some(mut a) = three_vms() else { return };
+fn a_vmm_with_vms_of_every_kind_runs_on_identically_after_a_restore() {
+    let Some(mut a) = five_vms() else { return };
     a.run(40_000_000);
     let t = Instant::now();
     let bytes = a.save().expect("save");
@@ -320,7 +325,7 @@ fn a_vmm_with_three_vms_runs_on_identically_after_a_restore() {
     let t = Instant::now();
     let mut b = Vmm::restore(&bytes).expect("restore");
     println!(
-        "VMM, 3 VMs of 16 MiB ({} of host memory, {} exits logged): snapshot {}, save {:.1} ms, restore {:.1} ms",
+        "VMM, 5 VMs of 16 MiB ({} of host memory, {} exits logged): snapshot {}, save {:.1} ms, restore {:.1} ms",
         mib(a.mem.bytes.len()),
         a.log.total,
         mib(bytes.len()),

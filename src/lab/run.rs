@@ -3,18 +3,18 @@
 //! The guest (`tests/guests/nanobench.asm`) writes `benchmark << 4 | phase` to the
 //! isa-debug-exit port [`MARK_PORT`] before and after each run of a benchmark (phases
 //! 0/1: a warm-up of N iterations, 2/3: N, 4/5: 2N) and [`MARK_PASS`] or [`MARK_FAIL`]
-//! at the end. The write stops the machine: on the bare machine `Machine::run` returns
-//! `StopReason::DebugExit` after the OUT retired; in a VM the OUT is an IO exit whose
-//! interpreter stops the VM with `VmStop::DebugExit`, the guest's EIP already past it.
-//! The runner snapshots the counters at each marker and lets the guest go on (the VM's
+//! at the end. Every technique runs the guest as the one VM of a VMM (the technique is
+//! the VM's); the write stops the VM with `VmStop::DebugExit`, the guest's EIP already
+//! past the OUT (on the software processor of emulation the OUT retired; under V386 it
+//! is an IO exit whose interpreter stops the VM; under the software monitor it faults at
+//! ring 1 and the monitor emulates it). The runner snapshots the counters at each marker and lets the guest go on (the VM's
 //! state back to `Runnable`). A benchmark's cost for N iterations is then
 //! `(end5 − start4) − (end3 − start2)`: the markers, the set-up and whatever runs once
 //! per run cancel, and the warm-up's one-time events (the nested page fault that maps
 //! the APIC page into a VM) fall outside both.
 
 use super::{Bench, Cost, Images, LabConfig, LabError, Technique};
-use crate::cpu::StopReason;
-use crate::machine::{Machine, MachineConfig, MachineSpec};
+use crate::machine::MachineSpec;
 use crate::monitor::Counters as MonitorCounters;
 use crate::vmm::{Vm, VmState, VmStop, Vmm, VmmConfig};
 use alloc::format;
@@ -87,10 +87,7 @@ pub fn run(t: Technique, images: &Images, cfg: &LabConfig) -> Result<Column, Lab
     // Generous: the slowest benchmark (pgfault) takes a few dozen instructions an
     // iteration, and each runs 4N times.
     let budget = 20_000_000 + cfg.iterations as u64 * 4 * (7 * 200 + 5_000);
-    let run = match t {
-        Technique::Emulation => run_bare(kernel, &cmdline, budget)?,
-        _ => run_vm(kernel, &cmdline, budget, t)?,
-    };
+    let run = run_vm(kernel, &cmdline, budget, t)?;
     measure(t, cfg.iterations, run)
 }
 
@@ -99,32 +96,9 @@ pub fn run_all(images: &Images, cfg: &LabConfig) -> Vec<(Technique, Result<Colum
     Technique::ALL.iter().map(|t| (*t, run(*t, images, cfg))).collect()
 }
 
-/// Technique 1: the native build on the bare machine.
-fn run_bare(kernel: &[u8], cmdline: &str, budget: u64) -> Result<Run, LabError> {
-    let cfg = MachineConfig { mem_mb: MEM_MB, debug_exit_port: Some(MARK_PORT), ..Default::default() };
-    let mut m = Machine::new(&cfg).map_err(|e| LabError::Setup(e.to_string()))?;
-    m.load_kernel(kernel, None, cmdline).map_err(|e| LabError::Setup(e.to_string()))?;
-    let mut marks = Vec::new();
-    loop {
-        let r = m.run(CHUNK);
-        let serial = |m: &mut Machine| String::from_utf8_lossy(&m.bus.com1.take_output()).into_owned();
-        match r {
-            StopReason::DebugExit(v) => {
-                marks.push(Mark { value: v, at: Cost { instructions: m.cpu.icount, ..Default::default() } });
-                if v == MARK_PASS || v == MARK_FAIL {
-                    return Ok(Run { marks, serial: serial(&mut m), monitor: None });
-                }
-            }
-            StopReason::BudgetSpent if m.cpu.icount < budget => {}
-            StopReason::BudgetSpent => return Err(LabError::Timeout { serial: serial(&mut m) }),
-            other => return Err(LabError::Stopped { why: format!("{other:?}"), serial: serial(&mut m) }),
-        }
-    }
-}
-
-/// Techniques 2–6: a build as the one VM of the VMM, run under technique `t` (2–4 by
-/// the software monitor on the classic processor, its kernel at ring 1; 5 and 6 on the
-/// V386 extension).
+/// A build as the one VM of the VMM, run under technique `t`: 1 interpreted on the VM's
+/// own software processor, 2–4 by the software monitor on the classic processor (its
+/// kernel at ring 1), 5 and 6 on the V386 extension.
 fn run_vm(kernel: &[u8], cmdline: &str, budget: u64, t: Technique) -> Result<Run, LabError> {
     let mut vmm = Vmm::new(VmmConfig { quantum: QUANTUM, log_capacity: 16, ..VmmConfig::default() });
     let spec = MachineSpec {

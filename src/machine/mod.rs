@@ -7,7 +7,8 @@
 //!   slices CPU time between device events;
 //! - `board.rs`: the firmware, the devices, the memory map, the port map and interrupt
 //!   routing: everything of a PC but its RAM ([`Board`]);
-//! - `pcbus.rs`: the CPU's [`Bus`]: the machine's RAM and its board ([`PcBus`]);
+//! - `pcbus.rs`: the CPU's [`Bus`]: the machine's RAM and its board ([`PcBus`]), or a
+//!   VM's RAM lent with its board ([`BoardBus`]);
 //! - `clock.rs`: virtual time, deterministic or following the host ([`Clock`]);
 //! - `spec.rs`: a machine described as data and built in one call ([`MachineSpec`]);
 //! - `snapshot.rs`: [`Machine::save`] and [`Machine::restore`] (the format: [`crate::snapshot`]).
@@ -21,7 +22,7 @@ mod spec;
 
 pub use board::{Board, PageKind, FIRMWARE_LOG_PORT, FPU_BUSY_PORT, PAGE_SIZE};
 pub use clock::{Clock, ClockMode, NS_PER_INSTRUCTION};
-pub use pcbus::PcBus;
+pub use pcbus::{BoardBus, PcBus};
 pub use spec::{MachineSpec, SpecError};
 
 use crate::bus::Bus;

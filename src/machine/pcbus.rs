@@ -4,6 +4,9 @@
 //! board's: several boards share one host memory. Here it is simply owned, and every
 //! access the CPU does not make to RAM directly goes to the board with the RAM passed in.
 //!
+//! [`BoardBus`] is the same with the RAM lent: a VM's slice of host memory, when the VMM
+//! runs the VM on a software processor of its own (the emulation technique).
+//!
 //! [`PcBus`] dereferences to its [`Board`], so the machine and its users reach the devices
 //! as fields of the bus (`m.bus.com1`, `m.bus.rtc`).
 
@@ -46,74 +49,91 @@ impl DerefMut for PcBus {
     }
 }
 
-impl Bus for PcBus {
-    #[inline]
-    fn ram(&mut self) -> &mut [u8] {
-        &mut self.ram
-    }
-
-    #[inline]
-    fn is_direct(&self, page: u32) -> bool {
-        self.board.is_direct(page, self.ram.len())
-    }
-
-    #[inline]
-    fn is_direct_read(&self, page: u32) -> bool {
-        self.board.is_direct_read(page, self.ram.len())
-    }
-
-    fn mmio_read(&mut self, addr: Phys, size: IoSize) -> u32 {
-        self.board.mmio_read(addr, size, &self.ram)
-    }
-
-    fn mmio_write(&mut self, addr: Phys, size: IoSize, value: u32) {
-        self.board.mmio_write(addr, size, value, &mut self.ram)
-    }
-
-    fn io_in(&mut self, port: u16, size: IoSize) -> u32 {
-        self.board.io_in(port, size)
-    }
-
-    fn io_out(&mut self, port: u16, size: IoSize, value: u32) {
-        self.board.io_out(port, size, value, &mut self.ram)
-    }
-
-    fn sync(&mut self, icount: u64) {
-        self.board.sync(icount)
-    }
-
-    fn take_stop_request(&mut self) -> Option<StopRequest> {
-        self.board.take_stop_request()
-    }
-
-    fn interrupt_pending(&self) -> bool {
-        self.board.interrupt_pending()
-    }
-
-    fn acknowledge_interrupt(&mut self) -> Option<u8> {
-        self.board.acknowledge_interrupt()
-    }
-
-    fn rdmsr(&mut self, index: u32) -> Option<u64> {
-        self.board.rdmsr(index)
-    }
-
-    fn wrmsr(&mut self, index: u32, value: u64) -> Option<bool> {
-        self.board.wrmsr(index, value)
-    }
-
-    fn a20_enabled(&self) -> bool {
-        self.board.a20_enabled()
-    }
-
-    fn take_memory_map_change(&mut self) -> bool {
-        self.board.take_memory_map_change()
-    }
-
-    fn for_each_dirty_page(&mut self, f: &mut dyn FnMut(u32)) {
-        self.board.for_each_dirty_page(f)
-    }
+/// RAM lent by someone else with a board: the PC as a software processor of the VMM sees
+/// one VM (`crate::vmm`, the emulation technique), its RAM a slice of host memory.
+pub struct BoardBus<'a> {
+    /// Guest-physical RAM from address 0.
+    pub ram: &'a mut [u8],
+    pub board: &'a mut Board,
 }
+
+/// [`Bus`] for a type with `ram` (RAM from guest-physical 0, as bytes) and `board`
+/// fields: the same wiring whether the RAM is owned ([`PcBus`]) or lent ([`BoardBus`]).
+macro_rules! board_bus {
+    ($t:ty) => {
+        impl Bus for $t {
+            #[inline]
+            fn ram(&mut self) -> &mut [u8] {
+                &mut self.ram
+            }
+
+            #[inline]
+            fn is_direct(&self, page: u32) -> bool {
+                self.board.is_direct(page, self.ram.len())
+            }
+
+            #[inline]
+            fn is_direct_read(&self, page: u32) -> bool {
+                self.board.is_direct_read(page, self.ram.len())
+            }
+
+            fn mmio_read(&mut self, addr: Phys, size: IoSize) -> u32 {
+                self.board.mmio_read(addr, size, &self.ram)
+            }
+
+            fn mmio_write(&mut self, addr: Phys, size: IoSize, value: u32) {
+                self.board.mmio_write(addr, size, value, &mut self.ram)
+            }
+
+            fn io_in(&mut self, port: u16, size: IoSize) -> u32 {
+                self.board.io_in(port, size)
+            }
+
+            fn io_out(&mut self, port: u16, size: IoSize, value: u32) {
+                self.board.io_out(port, size, value, &mut self.ram)
+            }
+
+            fn sync(&mut self, icount: u64) {
+                self.board.sync(icount)
+            }
+
+            fn take_stop_request(&mut self) -> Option<StopRequest> {
+                self.board.take_stop_request()
+            }
+
+            fn interrupt_pending(&self) -> bool {
+                self.board.interrupt_pending()
+            }
+
+            fn acknowledge_interrupt(&mut self) -> Option<u8> {
+                self.board.acknowledge_interrupt()
+            }
+
+            fn rdmsr(&mut self, index: u32) -> Option<u64> {
+                self.board.rdmsr(index)
+            }
+
+            fn wrmsr(&mut self, index: u32, value: u64) -> Option<bool> {
+                self.board.wrmsr(index, value)
+            }
+
+            fn a20_enabled(&self) -> bool {
+                self.board.a20_enabled()
+            }
+
+            fn take_memory_map_change(&mut self) -> bool {
+                self.board.take_memory_map_change()
+            }
+
+            fn for_each_dirty_page(&mut self, f: &mut dyn FnMut(u32)) {
+                self.board.for_each_dirty_page(f)
+            }
+        }
+    };
+}
+
+board_bus!(PcBus);
+board_bus!(BoardBus<'_>);
 
 #[cfg(test)]
 mod tests {

@@ -19,6 +19,8 @@ use super::vm::{VmState, VmStop};
 use super::Vmm;
 use crate::cpu::v386::vcb::exec;
 use crate::cpu::v386::{event, guest_can_take_interrupt};
+use crate::cpu::StopReason;
+use crate::machine::BoardBus;
 use crate::machine::{ClockMode, NS_PER_INSTRUCTION};
 use crate::monitor::{MonitorError, MonitorExit};
 use alloc::format;
@@ -251,6 +253,9 @@ impl Vmm {
         if self.vms[i].monitor.is_some() {
             return self.monitor_turn(i, quantum);
         }
+        if self.vms[i].emulated.is_some() {
+            return self.emulated_turn(i, quantum);
+        }
         let mut left = quantum;
         let mut pending = self.brk.take(i);
         loop {
@@ -342,6 +347,60 @@ impl Vmm {
                 return TurnEnd::of(quantum, 0);
             }
         }
+    }
+
+    /// One turn of VM `i` under emulation (technique 1): the VMM interprets the guest on
+    /// the VM's own software processor over its RAM and board, slice by slice up to each
+    /// device event, as the bare machine runs (`Machine::run`); the guest never reaches
+    /// the host processor, so nothing exits. Its interrupts reach that processor
+    /// directly from the board. The processor's state goes to the VCB's guest area after
+    /// the turn, for the live view.
+    fn emulated_turn(&mut self, i: usize, quantum: u64) -> TurnEnd {
+        let mut left = quantum;
+        let end = loop {
+            let slice = match self.ready(i, left, quantum) {
+                Ok(s) => s,
+                Err(end) => break end,
+            };
+            let vm = &mut self.vms[i];
+            let Some(cpu) = vm.emulated.as_deref_mut() else { break TurnEnd::of(quantum - left, 0) };
+            let before = cpu.icount;
+            let (base, len) = (vm.ram_base as usize, vm.ram_len);
+            let mut bus = BoardBus { ram: &mut self.mem.bytes[base..base + len], board: &mut vm.board };
+            let r = cpu.run(&mut bus, slice);
+            let retired = cpu.icount - before;
+            vm.clock += retired;
+            vm.counters.retired += retired;
+            left = left.saturating_sub(retired);
+            let halted_if = cpu.flags.if_();
+            match r {
+                StopReason::BudgetSpent | StopReason::Yield | StopReason::VmExit | StopReason::HostTrap => {}
+                StopReason::Halted if halted_if => vm.state = VmState::Halted,
+                StopReason::Halted => vm.state = VmState::Stopped(VmStop::DeadHalt),
+                StopReason::DebugExit(v) => vm.state = VmState::Stopped(VmStop::DebugExit(v)),
+                StopReason::PowerOff => vm.state = VmState::Stopped(VmStop::PowerOff),
+                StopReason::Shutdown => vm.state = VmState::Stopped(VmStop::TripleFault),
+                StopReason::Reset => {
+                    // As `Machine::reset`: a new processor, the chipset's shadow RAM off.
+                    let icount = cpu.icount;
+                    *cpu = crate::cpu::Cpu::new();
+                    (cpu.icount, cpu.apic_present) = (icount, true);
+                    vm.board.pci.reset();
+                }
+            }
+            if vm.state != VmState::Runnable {
+                break TurnEnd::of(quantum - left, 0);
+            }
+            if left == 0 {
+                vm.counters.preemptions += 1;
+                break TurnEnd::of(quantum, 0);
+            }
+        };
+        let vm = &mut self.vms[i];
+        if let Some(cpu) = vm.emulated.as_deref() {
+            vm.vcb.guest = cpu.capture_state();
+        }
+        end
     }
 
     /// Bring VM `i`'s devices up to its time and see whether it can run: Ok(the
@@ -521,6 +580,17 @@ mod tests {
     /// and calls it again. The routine prints 'A'; the sector's version prints 'B'.
     #[test]
     fn code_written_by_dma_during_an_exit_is_not_run_stale() {
+        dma_over_cached_code(crate::vmm::Technique::V386);
+    }
+
+    /// The same boot sector on the VM's own software processor (emulation): the DMA
+    /// happens while that processor runs, and the VM still prints "AAB".
+    #[test]
+    fn an_emulated_vm_boots_the_same_floppy() {
+        dma_over_cached_code(crate::vmm::Technique::Emulation);
+    }
+
+    fn dma_over_cached_code(t: crate::vmm::Technique) {
         let mut code: Vec<u8> = Vec::new();
         let call_7d00 = |code: &mut Vec<u8>| {
             let next = 0x7c00 + code.len() as u16 + 3;
@@ -564,7 +634,7 @@ mod tests {
         m.boot_floppy(&img).unwrap();
         m.insert_floppy(0, img).unwrap();
         let mut vmm = Vmm::new(VmmConfig::default());
-        let id = vmm.add_machine("dma", m).unwrap();
+        let id = vmm.add_machine_as("dma", m, t).unwrap();
         vmm.run(100_000);
         let vm = vmm.vm(id).unwrap();
         assert_eq!(vm.state, VmState::Stopped(VmStop::DeadHalt));

@@ -74,8 +74,6 @@ pub enum VmmError {
     /// The software monitor cannot take this guest (its techniques need a guest in
     /// protected mode, a Multiboot kernel at its entry).
     Monitor(MonitorError),
-    /// Emulation is the bare machine, not a VM.
-    NotAVmTechnique(Technique),
 }
 
 impl core::fmt::Display for VmmError {
@@ -84,7 +82,6 @@ impl core::fmt::Display for VmmError {
             VmmError::Spec(e) => write!(f, "VM description: {e}"),
             VmmError::Alloc(e) => write!(f, "VM memory: {e}"),
             VmmError::Monitor(e) => write!(f, "software monitor: {e}"),
-            VmmError::NotAVmTechnique(t) => write!(f, "{}: runs on the bare machine, not in a VM", t.key()),
         }
     }
 }
@@ -144,17 +141,22 @@ impl Vmm {
         if self.vms.len() >= MAX_VMS - 1 {
             return Err(VmmError::Alloc(AllocError::TooManyVms));
         }
-        if t == Technique::Emulation {
-            return Err(VmmError::NotAVmTechnique(t));
-        }
         // Tags 1…: tag 0 is the host's (docs/v386.md §6.5).
         let id = self.vms.len() as u16 + 1;
         let start = m.cpu.capture_state();
+        // Emulation: the machine's own processor becomes the VM's software one.
+        let mut m = m;
+        let emulated = (t == Technique::Emulation).then(|| core::mem::take(&mut m.cpu));
         if t.monitor_options().is_some() {
             Monitor::check_guest(&start).map_err(VmmError::Monitor)?;
         }
         let mut vm = vm::Vm::from_machine(id, String::from(name), m, &mut self.mem).map_err(VmmError::Alloc)?;
         vm.technique = t;
+        if let Some(cpu) = emulated {
+            vm.clock = cpu.icount;
+            vm.vcb.guest = start.clone();
+            vm.emulated = Some(alloc::boxed::Box::new(cpu));
+        }
         if let Some(options) = t.monitor_options() {
             let pages = crate::monitor::MONITOR_BYTES as u64 / allocator::PAGE;
             let mon = self.mem.alloc(pages, allocator::Owner::Vm(id)).map_err(VmmError::Alloc)?;

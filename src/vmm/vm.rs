@@ -47,6 +47,9 @@ pub struct Vm {
     /// Techniques 2–4: the software monitor's state (the VCB is then unused: the guest's
     /// processor state is the monitor's world).
     pub monitor: Option<alloc::boxed::Box<crate::monitor::Monitor>>,
+    /// Technique 1: the software processor the VMM interprets the guest on (its state is
+    /// copied to the VCB's guest area after every turn, for the live view).
+    pub emulated: Option<alloc::boxed::Box<crate::cpu::Cpu>>,
     /// The virtual processor: guest state, controls, last exit.
     pub vcb: Vcb,
     /// The VM's devices; its RAM is in host memory at `ram_base`.
@@ -95,6 +98,7 @@ impl Vm {
             name,
             technique: super::Technique::V386,
             monitor: None,
+            emulated: None,
             vcb,
             board: m.bus.board,
             ram_base,
@@ -124,7 +128,8 @@ impl Vm {
     }
 
     /// The guest's processor state as it is between turns: the VCB's guest-state area on
-    /// V386, the monitor's world (the real registers at ring 1) under the software
+    /// V386 (and, copied there after each turn, the software processor's under
+    /// emulation), the monitor's world (the real registers at ring 1) under the software
     /// monitor.
     pub fn processor_state(&self) -> &crate::cpu::v386::State {
         match &self.monitor {
