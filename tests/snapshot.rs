@@ -478,3 +478,27 @@ fn good_ebx() -> u32 {
     // mov, out, then (inc, jmp) pairs: the 1000th instruction ends a pair.
     (1000 - 2) / 2
 }
+
+/// A guard on the rule that any change to the saved layout bumps `FORMAT_VERSION`: the
+/// checksums of a small machine's snapshot and of a small VMM's (one VM of each kind of
+/// turn) are pinned beside the version. When this fails, the saved state changed: if its
+/// layout did (a field added, removed, reordered or retyped), bump `FORMAT_VERSION`;
+/// then pin the new checksums printed here.
+#[test]
+fn the_saved_layout_is_pinned_to_the_format_version() {
+    use v386::machine::StartMode;
+    let machine = small_snapshot();
+    let mut vmm = Vmm::new(VmmConfig::default());
+    // mov al, 7; out 0xf4, al (isa-debug-exit), in flat 32-bit protected mode.
+    for t in [Technique::Emulation, Technique::TrapAndEmulate, Technique::V386] {
+        let mut m =
+            Machine::new(&MachineConfig { mem_mb: 2, debug_exit_port: Some(0xf4), ..Default::default() }).unwrap();
+        m.load_flat(&[0xb0, 0x07, 0xe6, 0xf4], 0x10_0000 - 0x1000, 0x10_0000 - 0x1000, StartMode::Pm32).unwrap();
+        vmm.add_machine_as(t.key(), m, t).unwrap();
+    }
+    vmm.run(1_000);
+    let vmm = vmm.save().unwrap();
+    let pins = (FORMAT_VERSION, crc32(&machine[HEADER_LEN..]), crc32(&vmm[HEADER_LEN..]));
+    println!("format {}: machine payload crc {:#010x}, VMM payload crc {:#010x}", pins.0, pins.1, pins.2);
+    assert_eq!(pins, (2, 0x8b5c_5496, 0x20da_d378), "the saved state changed: see this test's comment");
+}
