@@ -56,13 +56,7 @@ impl World<'_, '_> {
         let c = &self.cpu;
         let code32 = c.segs[CS as usize].big();
         let lin = c.segs[CS as usize].base.wrapping_add(c.eip);
-        let user = self.vcpl() == 3;
-        let mut bytes = [0u8; 15];
-        let mut n = 0;
-        while n < 15 && self.read_lin(lin.wrapping_add(n as u32), &mut bytes[n..n + 1], user).is_ok() {
-            n += 1;
-        }
-        self.scan_unpatch(lin, &mut bytes[..n]);
+        let (bytes, n) = self.fetch_code(lin, self.vcpl() == 3);
         let i = decode_slice(&bytes[..n], code32).ok()?;
         self.here = Some((lin, bytes, i.len));
         Some(i)

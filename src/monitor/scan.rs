@@ -86,18 +86,33 @@ impl World<'_, '_> {
         self.guest_walk(Linear(lin), false, false).ok().map(|w| w.gpa.0).filter(|g| *g < self.m.guest_ram)
     }
 
-    /// Put the original bytes back where breakpoints sit in `bytes` (read at `lin`).
-    pub(crate) fn scan_unpatch(&mut self, lin: u32, bytes: &mut [u8]) {
-        if self.m.scanner.patches.is_empty() {
-            return;
-        }
-        for (k, b) in bytes.iter_mut().enumerate() {
-            if let Some(g) = self.code_gpa(lin.wrapping_add(k as u32)) {
-                if let Some(p) = self.m.scanner.patches.get(&g) {
-                    *b = p.orig;
+    /// Up to 15 bytes of guest code at `lin` (an instruction's longest), as far as they
+    /// are readable with the rights of `user` code, with the scanner's breakpoints taken
+    /// out: one walk of the guest's tables per page the bytes lie on (two at most), not
+    /// one per byte.
+    pub(crate) fn fetch_code(&mut self, lin: u32, user: bool) -> ([u8; 15], usize) {
+        let mut bytes = [0u8; 15];
+        let mut n = 0;
+        while n < bytes.len() {
+            let l = lin.wrapping_add(n as u32);
+            let Ok(w) = self.guest_walk(Linear(l), false, user) else { break };
+            let gpa = w.gpa.0;
+            if gpa >= self.m.guest_ram {
+                break;
+            }
+            let run = ((0x1000 - (l & 0xfff)) as usize).min(bytes.len() - n);
+            let a = self.hpa(gpa) as usize;
+            bytes[n..n + run].copy_from_slice(&self.bus.bytes()[a..a + run]);
+            if !self.m.scanner.patches.is_empty() {
+                for (k, b) in bytes[n..n + run].iter_mut().enumerate() {
+                    if let Some(p) = self.m.scanner.patches.get(&(gpa + k as u32)) {
+                        *b = p.orig;
+                    }
                 }
             }
+            n += run;
         }
+        (bytes, n)
     }
 
     /// A scanned frame was written: forget every scan.
@@ -154,12 +169,7 @@ impl World<'_, '_> {
                 self.plant(lin, Patch::Continue);
                 break;
             }
-            let mut bytes = [0u8; 15];
-            let mut n = 0;
-            while n < 15 && self.read_lin(lin.wrapping_add(n as u32), &mut bytes[n..n + 1], false).is_ok() {
-                n += 1;
-            }
-            self.scan_unpatch(lin, &mut bytes[..n]);
+            let (bytes, n) = self.fetch_code(lin, false);
             let Ok(i) = decode_slice(&bytes[..n], code32) else {
                 // Undecodable or not mapped: stop here with a breakpoint; stepping it
                 // raises what the processor raises.
