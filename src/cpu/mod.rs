@@ -311,6 +311,17 @@ impl Cpu {
         c
     }
 
+    /// RESET# (SDM Vol. 3A §9.1, Table 9-1): the power-on state again, with the retired
+    /// count kept (the machine's time goes on) and the local APIC still present; decoded
+    /// code is dropped.
+    pub fn reset(&mut self) {
+        let icount = self.icount;
+        *self = Cpu::new();
+        self.icount = icount;
+        self.apic_present = true;
+        self.icache.invalidate_all();
+    }
+
     /// Real mode at `cs:ip`, every other segment 0, interrupts off.
     pub fn start_real(&mut self, cs: u16, ip: u16) {
         let (icount, apic) = (self.icount, self.apic_present);

@@ -302,11 +302,7 @@ impl Machine {
     /// The reset line: the CPU restarts at F000:FFF0 (SDM Vol. 3A §9.1.1); RAM and the
     /// devices keep their state, as on a PC whose keyboard controller pulses RESET.
     pub fn reset(&mut self) {
-        let icount = self.cpu.icount;
-        self.cpu = Cpu::new();
-        self.cpu.icount = icount;
-        self.cpu.apic_present = true;
-        self.cpu.icache.invalidate_all();
+        self.cpu.reset();
         // RST# also resets the chipset: shadow RAM is off again, so the BIOS runs from ROM.
         self.bus.pci.reset();
     }

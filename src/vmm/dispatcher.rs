@@ -319,25 +319,23 @@ impl Vmm {
                 *n += now - then;
             }
             vm.monitor = Some(mon);
-            let stop = |vm: &mut super::Vm, why| {
-                vm.state = VmState::Stopped(why);
-            };
-            match r {
-                MonitorExit::BudgetSpent => {}
+            let stop = match r {
+                MonitorExit::BudgetSpent => None,
                 MonitorExit::Halted => {
                     vm.state = VmState::Halted;
                     return TurnEnd::of(quantum - left, 0);
                 }
                 MonitorExit::MapPage(page) => {
-                    if let Err(e) = vm.map_page(&mut self.mem, page) {
-                        stop(vm, VmStop::Error(format!("{e}")));
-                    }
+                    vm.map_page(&mut self.mem, page).err().map(|e| VmStop::Error(format!("{e}")))
                 }
-                MonitorExit::DebugExit(v) => stop(vm, VmStop::DebugExit(v)),
-                MonitorExit::PowerOff => stop(vm, VmStop::PowerOff),
-                MonitorExit::DeadHalt => stop(vm, VmStop::DeadHalt),
-                MonitorExit::Error(MonitorError::Shutdown) => stop(vm, VmStop::TripleFault),
-                MonitorExit::Error(e) => stop(vm, VmStop::Error(format!("{e}"))),
+                MonitorExit::DebugExit(v) => Some(VmStop::DebugExit(v)),
+                MonitorExit::PowerOff => Some(VmStop::PowerOff),
+                MonitorExit::DeadHalt => Some(VmStop::DeadHalt),
+                MonitorExit::Error(MonitorError::Shutdown) => Some(VmStop::TripleFault),
+                MonitorExit::Error(e) => Some(VmStop::Error(format!("{e}"))),
+            };
+            if let Some(why) = stop {
+                vm.state = VmState::Stopped(why);
             }
             if matches!(vm.state, VmState::Stopped(_)) {
                 return TurnEnd::of(quantum - left, 0);
@@ -381,10 +379,9 @@ impl Vmm {
                 StopReason::PowerOff => vm.state = VmState::Stopped(VmStop::PowerOff),
                 StopReason::Shutdown => vm.state = VmState::Stopped(VmStop::TripleFault),
                 StopReason::Reset => {
-                    // As `Machine::reset`: a new processor, the chipset's shadow RAM off.
-                    let icount = cpu.icount;
-                    *cpu = crate::cpu::Cpu::new();
-                    (cpu.icount, cpu.apic_present) = (icount, true);
+                    // As `Machine::reset`: the processor's power-on state, the chipset's
+                    // shadow RAM off.
+                    cpu.reset();
                     vm.board.pci.reset();
                 }
             }
