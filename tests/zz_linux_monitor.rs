@@ -36,5 +36,8 @@ fn linux_under_monitor() {
     );
     out.push_str(&String::from_utf8_lossy(&vm.board.com1.take_output()));
     println!("{out}");
+    for r in vmm.log.iter().collect::<Vec<_>>().iter().rev().take(25).rev() { println!("t {} reason {} qual {:x} eip {:08x} instr {:02x?}", r.time, r.reason, r.qualification, r.guest_eip, r.instr()); }
+    let g = vmm.vms[0].processor_state(); println!("regs {:08x?} eip {:08x} cs {:?} ss {:?} cr2 {:08x} tr {:?}", g.regs, g.eip, g.segs[1], g.segs[2], g.cr2, g.tr);
+    if let Some(m) = vmm.vms[0].monitor.as_deref() { println!("virtual {:?}", m.virtual_state()); }
     panic!();
 }

@@ -236,6 +236,8 @@ pub struct Monitor {
     pub(crate) v: Virtual,
     pub(crate) shadow: Shadow,
     pub(crate) scanner: Scanner,
+    /// The guest frames its GDT and LDT lie in, traced like its page tables.
+    pub(crate) tables: alloc::vec::Vec<segments::TableFrame>,
     /// What a stepped instruction ended with, handled next.
     carry: Option<StopReason>,
     /// The processor state of the VM's world while it is not on the processor.
@@ -293,6 +295,7 @@ impl Monitor {
             v,
             shadow: Shadow::new(mon + SHADOW_PD_OFF, pool),
             scanner: Scanner::default(),
+            tables: alloc::vec::Vec::new(),
             carry: None,
             world: start,
             started: false,

@@ -90,7 +90,10 @@ impl World<'_, '_> {
             if let Err((v, code)) = self.load_guest_seg(SS, ss0) {
                 return nested(self, v, code);
             }
+            // The frame goes on the kernel's stack with the kernel's rights (a
+            // supervisor-only stack page is the rule): the new privilege level's.
             self.cpu.regs[ESP] = esp0;
+            self.cpu.cpl = 1;
             put(old_ss as u32);
             put(old_esp);
         }

@@ -7,6 +7,12 @@
 //! those pages for that). The processor's LDTR holds the monitor's LDT descriptor, so a
 //! plain SLDT shows the guest the monitor's selector.
 //!
+//! The pages the tables lie in are traced as the guest's page tables are
+//! ([`TableFrame`]): a guest that edits a loaded table (Linux writes its threads' TLS
+//! descriptors into its GDT at every context switch, without LGDT) faults to the monitor,
+//! which performs the write and copies the descriptors it touched again — what VMware's
+//! monitor did for the GDT (Adams & Agesen §2.4).
+//!
 //! A selector the guest loaded with RPL 0 is held by the processor with RPL 1: that is
 //! what PUSH CS and MOV r, SS show the guest on the classic x86 ([`visible`] is what
 //! they should show).
@@ -24,6 +30,15 @@ use alloc::format;
 const S: u32 = 1 << 12;
 const DPL_SHIFT: u32 = 13;
 const ACCESSED: u32 = 1 << 8;
+
+/// A guest frame holding part of its GDT (`ti` 0) or LDT (`ti` 4), and the linear address
+/// of the table's page in it.
+#[derive(Clone, Copy, Debug, serde::Serialize, serde::Deserialize)]
+pub(crate) struct TableFrame {
+    pub frame: u32,
+    pub lin: u32,
+    pub ti: u16,
+}
 
 /// What the guest should see for a selector the processor holds (RPL 1 is the guest's
 /// RPL 0).
@@ -90,6 +105,8 @@ impl World<'_, '_> {
         let entries = ((self.m.v.gdtr.limit as u32 + 1) / 8).min(MON_LDT as u32 / 8);
         self.copy_table(0, 1, entries);
         self.put_ldt_descriptor();
+        let gdtr = self.m.v.gdtr;
+        self.trace_table(0, gdtr.base, gdtr.limit as u32);
         // Flat 4 GiB ring-1 code and data, the monitor's TSS (32-bit, busy, limit 103).
         self.put_descriptor(MON_CODE, 0x0000_ffff, 0x00cf_bb00);
         self.put_descriptor(MON_DATA, 0x0000_ffff, 0x00cf_b300);
@@ -117,12 +134,61 @@ impl World<'_, '_> {
         self.bus.ram()[a..a + (LDT_PAGES * 4096) as usize].fill(0);
         self.put_ldt_descriptor();
         if self.m.v.ldtr & !3 == 0 {
+            self.m.tables.retain(|t| t.ti != 4);
             self.cpu.ldtr = Seg::null(0);
             return;
         }
         let entries = ((self.m.v.ldt_limit as u64 + 1) / 8).min((LDT_PAGES * 512) as u64) as u32;
         self.copy_table(4, 0, entries);
         self.cpu.ldtr = self.seg_from_shadow(MON_LDT);
+        let (base, limit) = (self.m.v.ldt_base, self.m.v.ldt_limit);
+        self.trace_table(4, base, limit);
+    }
+
+    /// Trace the guest frames of the table `ti` (0 the GDT, 4 the LDT) at linear `base`
+    /// with `limit`: no shadow entry maps them writable from now on.
+    fn trace_table(&mut self, ti: u16, base: u32, limit: u32) {
+        self.m.tables.retain(|t| t.ti != ti);
+        let mut lin = base & !0xfff;
+        let last = base.wrapping_add(limit.min(0xffff)) & !0xfff;
+        loop {
+            if let Ok(w) = self.guest_walk(crate::addr::Linear(lin), false, false) {
+                if w.gpa.0 < self.m.guest_ram {
+                    let frame = w.gpa.page();
+                    self.m.tables.push(TableFrame { frame, lin, ti });
+                    self.write_protect(frame);
+                }
+            }
+            if lin == last {
+                break;
+            }
+            lin = lin.wrapping_add(0x1000);
+        }
+    }
+
+    /// `len` bytes at `offset` in guest frame `frame`, part of its GDT or LDT, changed:
+    /// copy the descriptors they touch into the shadow again (a segment register keeps
+    /// what it loaded, as on the processor, until it is loaded again).
+    pub(crate) fn table_wrote(&mut self, frame: u32, offset: u32, len: u32) {
+        let hits: alloc::vec::Vec<(u32, u16)> =
+            self.m.tables.iter().filter(|t| t.frame == frame).map(|t| (t.lin, t.ti)).collect();
+        for (page_lin, ti) in hits {
+            let (base, limit, entries) = if ti == 0 {
+                (self.m.v.gdtr.base, self.m.v.gdtr.limit as i64, MON_LDT as i64 / 8)
+            } else {
+                (self.m.v.ldt_base, self.m.v.ldt_limit as i64, (LDT_PAGES * 512) as i64)
+            };
+            // Byte offsets in the table (negative: before its base on the page).
+            let start = page_lin.wrapping_add(offset).wrapping_sub(base) as i32 as i64;
+            let end = start + len as i64 - 1;
+            let first = (start.max(0) / 8).max(if ti == 0 { 1 } else { 0 });
+            let last = (end.min(limit) / 8).min(entries - 1);
+            for idx in first..=last {
+                let sel = (idx as u16) << 3 | ti;
+                self.put_descriptor(sel, 0, 0);
+                self.copy_table(ti, idx as u32, idx as u32 + 1);
+            }
+        }
     }
 
     /// LLDT `sel` (SDM Vol. 2A "LLDT"): the guest's LDT becomes the virtual LDTR and is

@@ -87,10 +87,12 @@ impl World<'_, '_> {
     }
 
     /// Whether the guest may not write guest frame `frame` directly: a page table or
-    /// directory the shadow depends on, or (scan-before-execute) scanned code.
+    /// directory the shadow depends on, a page of its GDT or LDT, or
+    /// (scan-before-execute) scanned code.
     pub(crate) fn protected(&self, frame: u32) -> bool {
         self.m.shadow.pd_frame == Some(frame)
             || self.m.shadow.pt_users.contains_key(&frame)
+            || self.m.tables.iter().any(|t| t.frame == frame)
             || self.scan_protects(frame)
     }
 
@@ -223,6 +225,9 @@ impl World<'_, '_> {
         }
         if changed {
             self.cpu.tlb.flush_all();
+        }
+        if self.m.tables.iter().any(|t| t.frame == frame) {
+            self.table_wrote(frame, gpa.page_offset(), len.max(1));
         }
         self.scan_note_write(frame);
     }
