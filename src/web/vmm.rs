@@ -137,7 +137,7 @@ impl WebVmm {
     pub fn guest_state(&self, i: usize) -> js_sys::Array {
         let out = js_sys::Array::new();
         if let Some(v) = self.vmm.vms.get(i) {
-            for r in crate::front::vmstate::rows(v, self.vmm.pending_exit(i)) {
+            for r in crate::front::vmstate::rows(v, self.vmm.pending_exit(i), &self.vmm.log) {
                 out.push(&js_sys::Array::of3(&r.group.into(), &r.name.into(), &r.value.into()));
             }
         }
