@@ -164,7 +164,8 @@ fn monitor_rows(vm: &Vm, m: &crate::monitor::Monitor, log: &ExitLog, out: &mut V
         row("monitor", "breakpoints", c.breakpoints.to_string());
         row("monitor", "rescans", c.rescans.to_string());
     }
-    row("exit", "state", "none pending: the monitor handles its traps; the last one logged".into());
+    // Nothing waits in a VCB: the monitor handled the trap before the VM's turn ended.
+    row("exit", "state", "last trap logged (handled)".into());
     match last_record(log, vm.id) {
         Some(r) => {
             let reason = ExitReason::from_number(u32::from(r.reason)).map(|r| r.name()).unwrap_or("?");
