@@ -412,7 +412,7 @@ async function testVms(context, base) {
 const PROMPT = 'v386:/# ';
 
 async function testDemo(context, base) {
-    log('--- the default demo: VMs on the V386 extension (www/demo.json)');
+    log('--- the default demo: VMs on the V386 extension and one trap-and-emulated (www/demo.json)');
     const t0 = Date.now();
     const { page, errors } = await openPage(context, base);
     const vmNames = () => page.evaluate(() => [...document.querySelectorAll('.vm .name')].map((e) => e.textContent));
