@@ -227,12 +227,55 @@ fn two_vms_each_print_with_their_prefix_and_counters_follow() {
     assert!(out.contains("[vm1 debugcon] H\n") && out.contains("[vm2 debugcon] H\n"), "stdout: {out}");
     let err = stderr(&o);
     for name in ["vm1", "vm2"] {
-        assert!(err.contains(&format!("v386: {name} (stopped: DeadHalt)")), "stderr: {err}");
+        assert!(err.contains(&format!("v386: {name} (V386, stopped: DeadHalt)")), "stderr: {err}");
         assert!(err.contains(&format!("v386: {name} exits: HLT 1, IO 2")), "stderr: {err}");
     }
     // A --vm value must describe one machine.
     assert_eq!(status(&v386(&["--vm", "--help"])), 2);
     assert_eq!(status(&v386(&["--vm", &vm, "-fda", img.to_str().unwrap()])), 2);
+}
+
+/// `-technique` inside `--vm`: the same Multiboot kernel on V386 and trap-and-emulated
+/// by the software monitor, each summary line naming its technique; a BIOS-less floppy
+/// (real mode) is refused by the monitor with its reason, and `-technique` outside
+/// `--vm` is a usage error.
+#[test]
+fn each_vm_runs_under_its_technique() {
+    // A Multiboot header with the a.out kludge (loaded at 1 MiB as it is, entry after the
+    // header), then: mov al,'H'; out 0xe9,al; mov al,0x0a; out 0xe9,al; cli; hlt.
+    const LOAD: u32 = 0x10_0000;
+    const FLAGS: u32 = 1 << 16;
+    let mut kernel = Vec::new();
+    for w in [0x1bad_b002u32, FLAGS, 0u32.wrapping_sub(0x1bad_b002 + FLAGS), LOAD, LOAD, 0, 0, LOAD + 0x20] {
+        kernel.extend_from_slice(&w.to_le_bytes());
+    }
+    kernel.extend_from_slice(&[0xb0, 0x48, 0xe6, 0xe9, 0xb0, 0x0a, 0xe6, 0xe9, 0xfa, 0xf4]);
+    let k = image("vm-multiboot", &kernel);
+    let o = v386(&[
+        "--vm",
+        &format!("-kernel {}", k.display()),
+        "--vm",
+        &format!("-technique trap-and-emulate -kernel {}", k.display()),
+        "--max-instructions",
+        "10000000",
+    ]);
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert_eq!(status(&o), 0, "stderr: {}", stderr(&o));
+    assert!(out.contains("[vm1 debugcon] H\n") && out.contains("[vm2 debugcon] H\n"), "stdout: {out}");
+    let err = stderr(&o);
+    assert!(err.contains("v386: vm1 (V386, stopped: DeadHalt)"), "stderr: {err}");
+    assert!(err.contains("v386: vm2 (Trap-and-emulate, stopped: DeadHalt)"), "stderr: {err}");
+
+    let mut sector = vec![0xfa, 0xf4];
+    sector.resize(510, 0);
+    sector.extend_from_slice(&[0x55, 0xaa]);
+    let floppy = image("vm-real-mode", &sector);
+    let o = v386(&["--vm", &format!("-fda {} -technique scan-before-execute", floppy.display())]);
+    assert_eq!(status(&o), 2);
+    assert!(stderr(&o).contains("not in protected mode"), "{}", stderr(&o));
+    let o = v386(&["-kernel", k.to_str().unwrap(), "-technique", "trap-and-emulate"]);
+    assert_eq!(status(&o), 2);
+    assert!(stderr(&o).contains("inside --vm"), "{}", stderr(&o));
 }
 
 #[test]

@@ -1,6 +1,6 @@
 //! The page's default demo (`www/demo.json`, the config `scripts/run.sh` serves and the
-//! VMs page boots), read here as the page reads it and run under `v386::vmm::Vmm` with the
-//! page's deterministic switch on: two runs give identical exit logs, record for record,
+//! VMs page boots), read here as the page reads it (each VM under its `technique`) and run
+//! under `v386::vmm::Vmm` with the page's deterministic switch on: two runs give identical exit logs, record for record,
 //! and the same screens, serial output and counters.
 //!
 //! Image URLs `/images/NAME` are `.cache/images/NAME` (what scripts/serve.mjs serves; the
@@ -12,7 +12,7 @@ use common::*;
 
 use serde_json::{Map, Value};
 use v386::machine::MachineSpec;
-use v386::vmm::{Vmm, VmmConfig};
+use v386::vmm::{Technique, Vmm, VmmConfig};
 
 /// Machine instructions per run (idle time counts): Linux is well into its boot, the
 /// demo guests through several seconds of their guest time.
@@ -29,8 +29,9 @@ fn image(file: &str) -> Option<Vec<u8>> {
     })
 }
 
-/// The VMs of www/demo.json as (name, MachineSpec), images read from .cache/images.
-fn demo_vms() -> Option<Vec<(String, MachineSpec)>> {
+/// The VMs of www/demo.json as (name, MachineSpec, technique), images read from
+/// .cache/images.
+fn demo_vms() -> Option<Vec<(String, MachineSpec, Technique)>> {
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("www").join("demo.json");
     let json: Value =
         serde_json::from_str(&std::fs::read_to_string(&path).expect("www/demo.json")).expect("valid JSON");
@@ -39,6 +40,14 @@ fn demo_vms() -> Option<Vec<(String, MachineSpec)>> {
         let mut fields: Map<String, Value> = vm.as_object().expect("a VM is an object").clone();
         let name = fields.remove("name").and_then(|n| n.as_str().map(String::from)).unwrap_or(format!("vm{}", i + 1));
         let optional = fields.remove("optional").and_then(|o| o.as_bool()).unwrap_or(false);
+        // As the page's Vmm reads it (src/web/vmm.rs): a Technique key, V386 when absent.
+        let technique = match fields.remove("technique") {
+            Some(t) => {
+                let key = t.as_str().unwrap_or_else(|| panic!("{name}: technique {t} is not a string"));
+                Technique::from_key(key).unwrap_or_else(|| panic!("{name}: unknown technique '{key}'"))
+            }
+            None => Technique::default(),
+        };
         let mut media = Vec::new();
         for f in IMAGE_FIELDS {
             if let Some(url) = fields.remove(f) {
@@ -70,7 +79,7 @@ fn demo_vms() -> Option<Vec<(String, MachineSpec)>> {
             };
             *slot = bytes;
         }
-        out.push((name, spec));
+        out.push((name, spec, technique));
     }
     Some(out)
 }
@@ -81,8 +90,8 @@ fn two_deterministic_runs_of_the_default_demo_give_identical_exit_logs() {
     assert!(vms.len() >= 2, "the demo has its two small guests at least");
     let run = || {
         let mut vmm = Vmm::new(VmmConfig::default());
-        for (name, spec) in &vms {
-            vmm.add_vm(name, spec.clone()).unwrap_or_else(|e| panic!("{name}: {e}"));
+        for (name, spec, technique) in &vms {
+            vmm.add_vm_as(name, spec.clone(), *technique).unwrap_or_else(|e| panic!("{name}: {e}"));
         }
         let t = std::time::Instant::now();
         vmm.run(BUDGET);
@@ -114,4 +123,10 @@ fn two_deterministic_runs_of_the_default_demo_give_identical_exit_logs() {
     let first_diff = log1.iter().zip(&log2).position(|(a, b)| a != b);
     assert!(first_diff.is_none(), "the exit logs differ first at record {first_diff:?}");
     assert!(out1 == out2, "the screens, serial output or counters differ");
+    // The sensitive demo trap-and-emulated on the classic x86 reads the monitor's GDT.
+    for ((name, _, t), (_, _, screen, _)) in vms.iter().zip(&out1) {
+        if *t == Technique::TrapAndEmulate {
+            assert!(screen.contains("SGDT    base FFC00000"), "{name}:\n{screen}");
+        }
+    }
 }

@@ -15,6 +15,7 @@ wasm_tests!(
     bad_configs_are_errors_not_panics,
     keys_reach_the_keyboard_controller,
     vmm_runs_two_vms_and_shows_the_exit_log,
+    vmm_runs_each_vm_under_its_technique,
     snapshots_save_and_restore_through_the_facade,
     lab_answers_every_column_with_a_value,
 );

@@ -17,7 +17,9 @@
 //
 // A VM's fields are the machine's (src/machine/spec.rs MachineSpec: memoryMb, clock, bios,
 // vgaBios, fda, hda, cdrom, boot, kernel, initrd, cmdline, rtcStart, debugExitPort) plus
-// "name" and "optional" (skip the VM when one of its images cannot be fetched). Images are
+// "name", "technique" (how the VMM runs it: "v386" by default, "paravirtual",
+// "trap-and-emulate", "trap-and-emulate-psi", "scan-before-execute"; wasm's Vmm checks it)
+// and "optional" (skip the VM when one of its images cannot be fetched). Images are
 // URLs, resolved against the config's own URL (or the page's), fetched as bytes.
 
 export const IMAGE_FIELDS = ['bios', 'vgaBios', 'fda', 'hda', 'cdrom', 'kernel', 'initrd'];

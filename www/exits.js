@@ -634,9 +634,13 @@ class RegisterView {
         if (!s) s = { prev: cur, cur };
         else if (!same) s = { prev: s.cur, cur };
         this.snap.set(vm, s);
-        const groups = { gpr: 'registers', seg: 'segments and tables', ctrl: 'control', exit: 'last exit' };
+        // "monitor": a VM under the software monitor (techniques 2–4) only; its "seg" and
+        // "ctrl" rows are the processor's (the guest at ring 1), these the guest's view.
+        const groups = { gpr: 'registers', seg: 'segments and tables', ctrl: 'control', exit: 'last exit', monitor: "software monitor (the guest's view)" };
         let html = `<h3>${esc(name)} <span class="muted">registers (changed since the last pause or step in colour)</span></h3><div class="xp-regs-grid">`;
         for (const [g, title] of Object.entries(groups)) {
+            // No header for a group the VM has no rows in (a V386 VM has no monitor).
+            if (!rows.some(([group]) => group === g)) continue;
             html += `<div class="xp-regs-group" data-group="${g}"><h4>${title}</h4>`;
             for (const [group, n, v] of rows) {
                 if (group !== g) continue;

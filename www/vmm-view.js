@@ -1,6 +1,7 @@
-// vmm-view.js — a VMM view: several machines as VMs under the VMM on the V386 extension,
-// run by vmm-worker.js in a Web Worker; a panel per VM (its screen and serial line) and
-// the exits panel (exits.js). The demo page (index.html) and the <v386-machine> element
+// vmm-view.js — a VMM view: several machines as VMs under the VMM, each under its
+// technique (the V386 extension by default), run by vmm-worker.js in a Web Worker; a
+// panel per VM (its name, technique, screen and serial line) and the exits panel
+// (exits.js). The demo page (index.html) and the <v386-machine> element
 // both mount one.
 //
 //   const view = new VmmView(root, { screen: true, serial: true, exits: true });
@@ -8,7 +9,7 @@
 //   await view.boot(config, { autostart: true }); view.pause(); view.start();
 //
 // `config` is what the worker's 'boot' message takes: {quantum?, deterministic?,
-// vms:[{name?, ...MachineSpec}]} with images as Uint8Array (config.js's loadConfig makes one
+// vms:[{name?, technique?, ...MachineSpec}]} with images as Uint8Array (config.js's loadConfig makes one
 // from JSON with image URLs).
 
 import { ExitsPanel } from './exits.js';
@@ -17,7 +18,16 @@ import { Terminal } from './node_modules/@xterm/xterm/lib/xterm.mjs';
 
 const encoder = new TextEncoder();
 
-/** One VM's panel: its name and state, its screen (a canvas drawn by vga.js, the keyboard
+/** What each technique is, for the badge's tooltip (src/vmm/technique.rs; docs/techniques.md). */
+const TECHNIQUE_HELP = {
+    v386: 'On the V386 extension: the guest at its own ring 0, exits to the VMM, second-level translation',
+    paravirtual: 'On the V386 extension, a guest that calls the VMM by VCALL hypercalls',
+    'trap-and-emulate': "Trap-and-emulate on the classic x86: a software monitor runs the guest kernel at ring 1 on shadow page tables; sensitive unprivileged instructions (SGDT, MOV r,CS, PUSHF…) give the monitor's values, unseen",
+    'trap-and-emulate-psi': 'Trap-and-emulate with CR4.PSI: a software monitor; sensitive unprivileged instructions fault to it',
+    'scan-before-execute': "Scan-before-execute: a software monitor scans the guest's code before it runs and puts breakpoints before sensitive instructions",
+};
+
+/** One VM's panel: its name, technique and state, its screen (a canvas drawn by vga.js, the keyboard
  *  while it has the focus; the text kept in a hidden <pre> for copying and tests), its
  *  serial line (an xterm.js terminal: typing sends bytes). */
 class VmPanel {
@@ -26,7 +36,7 @@ class VmPanel {
         el.className = 'vm';
         el.dataset.vm = String(i);
         el.innerHTML =
-            `<h2><span class="name"></span><span class="state"></span><span class="kbd-hint"></span></h2>` +
+            `<h2><span class="name"></span><span class="technique"></span><span class="state"></span><span class="kbd-hint"></span></h2>` +
             `<div class="vga-wrap"><canvas class="vga" tabindex="0"></canvas></div>` +
             `<pre class="screen" hidden></pre><div class="serial-term"></div>`;
         el.querySelector('.name').textContent = name;
@@ -34,6 +44,7 @@ class VmPanel {
         this.el = el;
         this.screen = el.querySelector('.screen');
         this.state = el.querySelector('.state');
+        this.technique = el.querySelector('.technique');
         this.canvas = el.querySelector('.vga');
         this.canvas.setAttribute('aria-label', `${name}: screen (click to type)`);
         this.vga = new VgaScreen(this.canvas);
@@ -80,6 +91,12 @@ class VmPanel {
     }
 
     show(vm) {
+        // Set on the first update, and again should a restored snapshot's VM differ.
+        if (this.technique.dataset.technique !== vm.technique) {
+            this.technique.dataset.technique = vm.technique;
+            this.technique.textContent = vm.techniqueName;
+            this.technique.title = TECHNIQUE_HELP[vm.technique] ?? '';
+        }
         this.state.textContent = vm.state;
         this.screen.textContent = vm.screen;
         const d = vm.display;

@@ -1,4 +1,4 @@
-// vmm-worker.js — runs the VMM (several VMs on the V386 extension) in a module Web
+// vmm-worker.js — runs the VMM (several VMs, each under its technique) in a module Web
 // Worker for a VMM view (vmm-view.js), publishes what each VM shows and the VM exits as
 // they happen, and is the debugger's back end: break on exit, step, the paused VM's
 // registers, and the exit log's disassembly (done here, on request, for the rows the
@@ -6,8 +6,8 @@
 //
 // Messages, page → worker:
 //   {type:'boot', config}     config = {quantum?, deterministic?, exitCostCycles?,
-//                             vms:[{name?, ...MachineSpec}]} (images as Uint8Array); builds
-//                             the VMM and starts it.
+//                             vms:[{name?, technique?, ...MachineSpec}]} (images as
+//                             Uint8Array); builds the VMM and starts it.
 //   {type:'start'} {type:'pause'}
 //   {type:'serial', vm, bytes} bytes typed on VM `vm`'s COM1.
 //   {type:'key', vm, code, down} a PS/2 key on VM `vm`'s keyboard, by KeyboardEvent.code.
@@ -24,10 +24,12 @@
 // Messages, worker → page:
 //   {type:'ready'}
 //   {type:'reasons', list:[[n, name]…]}  the exit reasons of Table 8-1, after each boot.
-//   {type:'update', t, running, instructions, exitTotal, exitCost, vms:[{name, state, screen,
-//    display, serial, counters, pending}], log, logFirst, logDropped}
+//   {type:'update', t, running, instructions, exitTotal, exitCost, vms:[{name, technique,
+//    techniqueName, state, screen, display, serial, counters, pending}], log, logFirst,
+//    logDropped}
 //        about 10 times a second while running (and after every pause, break and step):
-//        each VM's screen as text and, when it changed, as the message vga.js draws
+//        each VM's technique (its key, "v386", "trap-and-emulate", …, and its display
+//        name), its screen as text and, when it changed, as the message vga.js draws
 //        (`display`: screen-feed.js's text/pixels/blank), the serial bytes since the last
 //        update (Uint8Array),
 //        its counters (exits by reason number 0-64, then retired, turns, preemptions,
@@ -91,6 +93,8 @@ function update() {
         if (display) transfer.push(...display.transfer);
         vms.push({
             name: v.vmName(i),
+            technique: v.vmTechnique(i),
+            techniqueName: v.vmTechniqueName(i),
             state: v.vmState(i),
             screen: v.screenText(i),
             display: display?.msg ?? null,

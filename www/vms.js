@@ -1,9 +1,10 @@
-// vms.js — the VMs page: several machines as VMs under the VMM on the V386 extension
+// vms.js — the VMs page: several machines as VMs under the VMM, each under its technique
 // (a VmmView: vmm-view.js), each VM's screen and serial line, and the VM exits.
 //
 // The VMs come from a JSON config (config.js; docs/embedding.md): www/demo.json by default —
-// the two demo kernels (a PIT clock; the sensitive instructions seen from inside a VM) and
-// Debian's Linux when the set-up fetched it; examples/small.json has SeaBIOS booting the
+// the two demo kernels (a PIT clock; the sensitive instructions seen from inside a VM) on
+// the V386 extension, the sensitive one again trap-and-emulated on the classic x86 (where
+// SGDT and MOV r,CS give the monitor's values), and Debian's Linux when the set-up fetched it; examples/small.json has SeaBIOS booting the
 // demo floppy beside the demo kernels.
 // URL parameters: config=<URL or JSON> another config; deterministic=1|0 overrides the
 // config's; linux=0 leaves Linux out; quantum=N instructions per VM turn; exitcost=N the

@@ -9,17 +9,25 @@ use alloc::string::String;
 use alloc::vec::Vec;
 use wasm_bindgen::prelude::*;
 
-/// Several machines as VMs under the VMM on V386 (`crate::vmm`), as a page drives them:
-/// each VM's serial line drains as bytes, its screen comes as text, its counters as an
-/// array, and the exit log is read in place.
+/// Several machines as VMs under the VMM (`crate::vmm`), as a page drives them: each VM
+/// runs under the technique its config names (on the V386 extension by default), its
+/// serial line drains as bytes, its screen comes as text, its counters as an array, and
+/// the exit log is read in place.
 ///
-/// - `new Vmm({ quantum?, deterministic?, exitCostCycles?, vms: [{ name?, ...MachineSpec }] })`.
+/// - `new Vmm({ quantum?, deterministic?, exitCostCycles?, vms: [{ name?, technique?,
+///   ...MachineSpec }] })`. `technique` is a `vmm::Technique` key: "v386" (the default),
+///   "paravirtual", or the software monitor's "trap-and-emulate", "trap-and-emulate-psi"
+///   and "scan-before-execute", which need a guest that starts in protected mode (a
+///   Multiboot `kernel`, not a BIOS boot). `vmTechnique(i)` / `vmTechniqueName(i)` give a
+///   VM's key and display name.
 /// - `run(n)`: about `n` guest instructions in all; "running", "stopped" when every VM
 ///   has stopped, "waiting" when every VM waits for real time (wall-clock VMs), or
 ///   "break" at an exit of a reason given to `setBreakOn` (`breakVm()`, `breakReason()`
 ///   tell which; the next `run` handles it and finishes the broken call).
 /// - `step(i, max)`: VM `i` alone, one instruction (`max` = 1) or up to its next exit.
-/// - `guestState(i)`: VM `i`'s registers as `[group, name, text]` rows.
+/// - `guestState(i)`: VM `i`'s registers as `[group, name, text]` rows (`front::vmstate`;
+///   a VM under the software monitor adds a "monitor" group: the guest's view of its
+///   privileged registers and the monitor's counters).
 /// - `exitLogPtr()` / `exitLogLen()` / `exitLogTotal()`: the ring of `exitRecordSize()`-byte
 ///   records in wasm memory (layout: `vmm::log::ExitRecord`, `repr(C)`): the newest record
 ///   is at index `(exitLogTotal() - 1) % exitLogLen()`. `disassembleRecords(bytes)` formats
@@ -38,7 +46,7 @@ pub struct WebVmm {
 impl WebVmm {
     #[wasm_bindgen(constructor)]
     pub fn new(config: JsValue) -> Result<WebVmm, JsError> {
-        use crate::vmm::{Vmm, VmmConfig};
+        use crate::vmm::{Technique, Vmm, VmmConfig};
         let err = |m: String| JsError::new(&m);
         let get = |o: &JsValue, k: &str| js_sys::Reflect::get(o, &JsValue::from_str(k)).unwrap_or(JsValue::UNDEFINED);
         let mut cfg = VmmConfig::default();
@@ -59,9 +67,24 @@ impl WebVmm {
         let mut vmm = Vmm::new(cfg);
         for (i, v) in vms.iter().enumerate() {
             let name = get(&v, "name").as_string().unwrap_or_else(|| alloc::format!("vm{}", i + 1));
-            // The machine's own fields, without the VM's name.
+            let technique = match get(&v, "technique") {
+                t if t.is_undefined() || t.is_null() => Technique::default(),
+                t => {
+                    let key = t.as_string().unwrap_or_else(|| alloc::format!("{t:?}"));
+                    Technique::from_key(&key).ok_or_else(|| {
+                        let known: Vec<&str> = Technique::ALL.iter().map(|t| t.key()).collect();
+                        err(alloc::format!(
+                            "config: vms[{i}] ({name}): unknown technique '{key}' (known: {})",
+                            known.join(", ")
+                        ))
+                    })?
+                }
+            };
+            // The machine's own fields, without the VM's name and technique.
             let spec_obj = js_sys::Object::assign(&js_sys::Object::new(), v.unchecked_ref());
-            let _ = js_sys::Reflect::delete_property(&spec_obj, &JsValue::from_str("name"));
+            for own in ["name", "technique"] {
+                let _ = js_sys::Reflect::delete_property(&spec_obj, &JsValue::from_str(own));
+            }
             for key in js_sys::Object::keys(&spec_obj).iter().filter_map(|k| k.as_string()) {
                 if !MachineSpec::FIELDS.contains(&key.as_str()) {
                     return Err(err(alloc::format!("config: vms[{i}]: unknown option '{key}'")));
@@ -74,7 +97,8 @@ impl WebVmm {
                 spec.clock = Some("wall".into());
             }
             wall |= spec.clock_mode().map_err(|e| err(alloc::format!("config: vms[{i}]: {e}")))? == ClockMode::Wall;
-            vmm.add_vm(&name, spec).map_err(|e| err(alloc::format!("config: vms[{i}]: {e}")))?;
+            vmm.add_vm_as(&name, spec, technique)
+                .map_err(|e| err(alloc::format!("config: vms[{i}] ({name}, {}): {e}", technique.key())))?;
         }
         Ok(WebVmm { vmm, wall, started_ms: now_ms(), last_break: None })
     }
@@ -137,7 +161,7 @@ impl WebVmm {
     pub fn guest_state(&self, i: usize) -> js_sys::Array {
         let out = js_sys::Array::new();
         if let Some(v) = self.vmm.vms.get(i) {
-            for r in crate::front::vmstate::rows(v, self.vmm.pending_exit(i)) {
+            for r in crate::front::vmstate::rows(v, self.vmm.pending_exit(i), &self.vmm.log) {
                 out.push(&js_sys::Array::of3(&r.group.into(), &r.name.into(), &r.value.into()));
             }
         }
@@ -171,6 +195,19 @@ impl WebVmm {
     #[wasm_bindgen(js_name = vmName)]
     pub fn vm_name(&self, i: usize) -> String {
         self.vmm.vms.get(i).map(|v| v.name.clone()).unwrap_or_default()
+    }
+
+    /// VM `i`'s technique as its config names it ("v386", "trap-and-emulate", …; "" for
+    /// no such VM).
+    #[wasm_bindgen(js_name = vmTechnique)]
+    pub fn vm_technique(&self, i: usize) -> String {
+        self.vmm.vms.get(i).map(|v| v.technique.key().into()).unwrap_or_default()
+    }
+
+    /// VM `i`'s technique as tables and the page name it ("V386", "Trap-and-emulate", …).
+    #[wasm_bindgen(js_name = vmTechniqueName)]
+    pub fn vm_technique_name(&self, i: usize) -> String {
+        self.vmm.vms.get(i).map(|v| v.technique.name().into()).unwrap_or_default()
     }
 
     /// "running", "halted" or "stopped: <why>".

@@ -7,9 +7,13 @@
 //
 // It serves the repository with scripts/serve.mjs on a free port and checks:
 //  0. the default demo (/, www/demo.json): the two demo kernels and Debian's Linux as VMs
-//     on the host's clock; the chart shows rates for three reasons or more, log rows show
-//     disassembly, break on exit pauses on CPUID, Linux reaches its shell and a command
-//     typed in its terminal runs, Save and Restore bring it back → tests/out/e2e-demo.png
+//     on the host's clock, and the sensitive kernel again trap-and-emulated: its panel's
+//     badge says so and its screen shows the monitor's GDT (SGDT base FFC00000) where
+//     the V386 one shows the guest's; the chart shows rates for three reasons or more, log
+//     rows show disassembly, break on exit pauses on CPUID, the paused classic VM's
+//     registers show the monitor's rows (the guest's own GDTR beside the real one), Linux
+//     reaches its shell and a command typed in its terminal runs, Save and Restore bring
+//     it back                                                    → tests/out/e2e-demo.png
 //  1. the single-machine page (machine.html: SeaBIOS booting the demo floppy) shows its banner on the VGA
 //     screen (read through window.v386) and in the xterm.js serial console, the canvas is
 //     drawn, keys typed on the focused canvas and bytes typed in the terminal both echo on
@@ -408,7 +412,7 @@ async function testVms(context, base) {
 const PROMPT = 'v386:/# ';
 
 async function testDemo(context, base) {
-    log('--- the default demo: VMs on the V386 extension (www/demo.json)');
+    log('--- the default demo: VMs on the V386 extension and one trap-and-emulated (www/demo.json)');
     const t0 = Date.now();
     const { page, errors } = await openPage(context, base);
     const vmNames = () => page.evaluate(() => [...document.querySelectorAll('.vm .name')].map((e) => e.textContent));
@@ -417,6 +421,22 @@ async function testDemo(context, base) {
     const screen = (i) => page.evaluate((i) => document.querySelector(`.vm[data-vm="${i}"] .screen`)?.textContent ?? '', i);
     const booted = await waitFor(async () => ((await screen(0)) + (await screen(1))).includes('v386 VM demo: sensitive') ? true : null, 60_000, 250);
     check(booted, `the demo kernels boot in their VMs (${((Date.now() - t0) / 1000).toFixed(1)} s)`, (await screen(0)) + (await screen(1)));
+    // The sensitive kernel twice: on V386 it reads its own GDT, trap-and-emulated on the
+    // classic x86 the monitor's (tests/vmm_demo.rs checks the same natively).
+    const own = names?.indexOf('sensitive') ?? -1;
+    const classic = names?.indexOf('sensitive (classic)') ?? -1;
+    const sgdt = async (i) => /SGDT +base ([0-9A-F]{8})/.exec(await screen(i))?.[1] ?? '';
+    const bases = await waitFor(async () => ((await sgdt(own)) && (await sgdt(classic)) ? [await sgdt(own), await sgdt(classic)] : null), 60_000, 250);
+    check(
+        bases?.[0] === '00101078' && bases?.[1] === 'FFC00000' && (await screen(classic)).includes('SGDT    base FFC00000'),
+        `SGDT on V386: ${bases?.[0]}; trap-and-emulated ("sensitive (classic)"): ${bases?.[1]}, the monitor's`,
+        `${await screen(own)}\n----\n${await screen(classic)}`,
+    );
+    const badges = await page.evaluate(() => Object.fromEntries([...document.querySelectorAll('.vm')].map((el) => [el.querySelector('.name').textContent, el.querySelector('.technique').textContent])));
+    check(
+        badges['sensitive (classic)'] === 'Trap-and-emulate' && badges.sensitive === 'V386',
+        `technique badges: ${Object.entries(badges).map(([n, t]) => `${n}: ${t}`).join(', ')}`,
+    );
     const rates = await waitFor(async () => {
         const r = await page.evaluate(() => document.querySelector('.xp-chart')?.dataset.nonzero ?? '');
         return r.split(',').filter(Boolean).length >= 3 ? r : null;
@@ -432,6 +452,19 @@ async function testDemo(context, base) {
     const paused = await waitFor(async () => ((await status()).startsWith('paused on') ? status() : ''), 20_000, 100);
     check(paused.startsWith('paused on CPUID in '), `break on exit pauses on the chosen reason: "${paused}"`);
     await page.uncheck('input.brk[data-reason="CPUID"]');
+    // The classic VM's registers while paused: the processor's GDTR is the monitor's, the
+    // "monitor" group has the guest's own; a V386 VM has no such group.
+    await page.selectOption('.xp-vm', String(classic));
+    const reg = (name) => page.evaluate((n) => document.querySelector(`.xp-regs .reg[data-name="${n}"] .v`)?.textContent ?? '', name);
+    const vgdtr = await waitFor(async () => ((await reg('vGDTR')).startsWith('base ') ? reg('vGDTR') : ''), 5_000);
+    const monitorRows = await page.evaluate(() => document.querySelectorAll('.xp-regs-group[data-group="monitor"] .reg').length);
+    check(
+        vgdtr.startsWith('base 00101078') && (await reg('GDTR')).startsWith('base ffc00000') && (await reg('CPL')) === '1',
+        `the classic VM's registers: GDTR ${await reg('GDTR')}, the guest's vGDTR ${vgdtr}, CPL ${await reg('CPL')}; ${monitorRows} monitor rows (${await reg('technique')}; traps ${await reg('traps')})`,
+    );
+    await page.selectOption('.xp-vm', String(own));
+    const noMonitor = await waitFor(async () => (await page.evaluate(() => !document.querySelector('.xp-regs-group[data-group="monitor"]') && !!document.querySelector('.xp-regs .reg[data-name="EIP"]')) ? true : null), 5_000);
+    check(noMonitor, 'a V386 VM has no monitor group in its registers');
     await page.click('.xp-continue');
     const linux = names?.indexOf('linux') ?? -1;
     const serial = () => page.evaluate((i) => window.v386vms.panels[i]?.serialText() ?? '', linux);

@@ -206,6 +206,73 @@ pub fn vmm_runs_two_vms_and_shows_the_exit_log() {
     assert!(WebVmm::new(config(&[("vms", bad.into())])).is_err(), "a misspelt field is an error");
 }
 
+/// A Multiboot kernel (the a.out kludge: loaded at 1 MiB as it is) that writes "hello\n"
+/// on COM1 and halts with interrupts off: a guest in protected mode from its first
+/// instruction, as the software monitor's techniques need.
+fn multiboot_kernel() -> Vec<u8> {
+    const LOAD: u32 = 0x10_0000;
+    const FLAGS: u32 = 1 << 16;
+    let mut k = Vec::new();
+    for w in [0x1bad_b002u32, FLAGS, 0u32.wrapping_sub(0x1bad_b002 + FLAGS), LOAD, LOAD, 0, 0, LOAD + 0x20] {
+        k.extend_from_slice(&w.to_le_bytes());
+    }
+    k.extend_from_slice(&[
+        0x66, 0xba, 0xf8, 0x03, // mov dx, 0x3f8
+        0xbe, 0x40, 0x00, 0x10, 0x00, // mov esi, msg (LOAD + 0x40)
+        0xac, // l: lodsb
+        0x84, 0xc0, // test al, al
+        0x74, 0x03, // jz done
+        0xee, // out dx, al
+        0xeb, 0xf8, // jmp l
+        0xfa, 0xf4, // done: cli ; hlt
+    ]);
+    k.resize(0x40, 0);
+    k.extend_from_slice(b"hello\n\0");
+    k
+}
+
+/// A VM's `technique` in the config: the same kernel on V386 and under the software
+/// monitor's plain trap-and-emulate, side by side; the page reads each VM's technique,
+/// and the monitor VM's registers carry the guest's view of its privileged state. An
+/// unknown technique is an error that lists the known ones; a BIOS boot under the
+/// monitor is an error that says why.
+pub fn vmm_runs_each_vm_under_its_technique() {
+    use v386::web::WebVmm;
+    let message = |e: wasm_bindgen::JsError| {
+        let v: JsValue = e.into();
+        Reflect::get(&v, &JsValue::from_str("message")).unwrap().as_string().unwrap()
+    };
+    let vm = |name: &str, technique: Option<&str>| {
+        let mut c = vec![("name", name.into()), ("memoryMb", 4.into()), ("kernel", bytes(&multiboot_kernel()))];
+        if let Some(t) = technique {
+            c.push(("technique", t.into()));
+        }
+        config(&c)
+    };
+    let vms = js_sys::Array::of2(&vm("v386", None), &vm("classic", Some("trap-and-emulate")));
+    let mut v = WebVmm::new(config(&[("vms", vms.into())])).unwrap();
+    assert_eq!(v.run(1_000_000.0), "stopped");
+    assert_eq!((v.vm_technique(0), v.vm_technique_name(0)), ("v386".into(), "V386".into()));
+    assert_eq!((v.vm_technique(1), v.vm_technique_name(1)), ("trap-and-emulate".into(), "Trap-and-emulate".into()));
+    assert_eq!(v.vm_technique(2), "");
+    for i in 0..2 {
+        assert_eq!(v.take_serial(i), b"hello\n", "VM {i}");
+    }
+    let groups = |i: usize| -> Vec<String> {
+        v.guest_state(i).iter().map(|r| r.unchecked_into::<js_sys::Array>().get(0).as_string().unwrap()).collect()
+    };
+    assert!(!groups(0).iter().any(|g| g == "monitor"), "a V386 VM has no monitor rows");
+    assert!(groups(1).iter().any(|g| g == "monitor"), "{:?}", groups(1));
+
+    let bad = js_sys::Array::of1(&vm("x", Some("trap-and-emulate-sometimes")));
+    let e = message(WebVmm::new(config(&[("vms", bad.into())])).err().unwrap());
+    assert!(e.contains("unknown technique 'trap-and-emulate-sometimes'") && e.contains("scan-before-execute"), "{e}");
+    let bios =
+        config(&[("technique", "scan-before-execute".into()), ("memoryMb", 4.into()), ("fda", bytes(&floppy()))]);
+    let e = message(WebVmm::new(config(&[("vms", js_sys::Array::of1(&bios).into())])).err().unwrap());
+    assert!(e.contains("not in protected mode"), "{e}");
+}
+
 /// Snapshots through the façade: a machine saved halfway through the boot sector is
 /// restored into another machine and made anew with `fromSnapshot`; both finish the
 /// program as the original does. A VMM round-trips too, and bad files throw.

@@ -44,7 +44,7 @@ USAGE:
     v386 -kernel KERNEL [-initrd FILE] [-append CMDLINE] [OPTIONS]
     v386 -fda FLOPPY.img [OPTIONS]
     v386 --flat IMAGE [--load-addr A] [--entry A] [--mode real|pm32] [OPTIONS]
-    v386 --vm 'MACHINE OPTIONS' --vm 'MACHINE OPTIONS' ... [--quantum N] [--max-instructions N]
+    v386 --vm 'MACHINE OPTIONS [-technique NAME]' --vm '...' ... [--quantum N] [--max-instructions N]
     v386 --restore SNAPSHOT [OPTIONS]
     v386 lab [OPTIONS]        The technique lab: nanobenchmarks under each way of
                               virtualizing (see 'v386 lab --help').
@@ -96,11 +96,19 @@ OPTIONS:
     --max-instructions N      Stop after N instructions (exit status 0).
     --vm 'OPTIONS'            Run a machine described by OPTIONS (the options above, e.g.
                               '-hda a.img -m 64' or '-kernel bzImage -initrd rd.gz
-                              -append console=ttyS0') as a VM under the VMM on the V386
-                              extension; give --vm once per VM. Each VM's serial line
-                              and debug console go to the terminal with a '[vmN] '
-                              prefix unless its options say -serial/-debugcon file:PATH
-                              or null. Exit counters per VM are printed at the end.
+                              -append console=ttyS0') as a VM under the VMM; give --vm
+                              once per VM. Each VM's serial line and debug console go to
+                              the terminal with a '[vmN] ' prefix unless its options say
+                              -serial/-debugcon file:PATH or null. Exit counters per VM
+                              are printed at the end, with each VM's technique.
+      -technique NAME         Inside a --vm value: how the VMM runs that VM. v386 (the
+                              default: on the V386 extension), paravirtual (the same,
+                              for a guest that makes VCALL hypercalls), or under a
+                              software monitor on the classic x86: trap-and-emulate,
+                              trap-and-emulate-psi (with CR4.PSI) or scan-before-execute;
+                              these need a guest in protected mode from its start (a
+                              Multiboot -kernel). Outside --vm only 'emulation' (one bare
+                              machine) is accepted. See docs/techniques.md.
     --quantum N               Guest instructions per VM turn (default 100000).
     --save-after N FILE       Once N instructions have retired, save the whole machine
                               (processor, RAM, devices, images, clock) to the snapshot
@@ -234,6 +242,8 @@ enum CliError {
     },
     Output(io::Error),
     Machine(MachineError),
+    /// `-technique` other than `emulation` for a run without `--vm`.
+    TechniqueNeedsVm(&'static str),
     /// A VM the VMM could not create.
     Vmm(String),
     /// An image the machine refused (wrong size, wrong kind), with the file it came from.
@@ -298,6 +308,11 @@ impl fmt::Display for CliError {
             }
             CliError::Output(err) => write!(f, "cannot write debugcon output: {err}"),
             CliError::Machine(e) => write!(f, "{e}"),
+            CliError::TechniqueNeedsVm(t) => write!(
+                f,
+                "'-technique {t}' runs a VM under the VMM: give it inside --vm '...' (one bare machine \
+                 is emulation)"
+            ),
             CliError::Vmm(e) => write!(f, "{e}"),
             CliError::Snapshot { path, why } => write!(f, "snapshot {}: {why}", path.display()),
         }
@@ -453,6 +468,7 @@ fn parse_args<I: IntoIterator<Item = OsString>>(args: I) -> Result<Command, CliE
     let mut quantum: Option<u32> = None;
     let mut save_after: Option<(u64, PathBuf)> = None;
     let mut restore: Option<PathBuf> = None;
+    let mut technique: Option<v386::vmm::Technique> = None;
 
     fn set<T>(slot: &mut Option<T>, v: T, opt: &'static str) -> Result<(), CliError> {
         if slot.is_some() {
@@ -550,11 +566,23 @@ fn parse_args<I: IntoIterator<Item = OsString>>(args: I) -> Result<Command, CliE
                 set(&mut save_after, (n, PathBuf::from(value!("--save-after"))), "--save-after")?;
             }
             "restore" => set(&mut restore, PathBuf::from(value!("--restore")), "--restore")?,
+            // A VM's technique goes inside its --vm value (vms.rs takes it out there);
+            // here, for one bare machine, only `emulation` is what runs.
+            "technique" => {
+                set(&mut technique, vms::parse_technique("-technique", &str_value!("-technique"))?, "-technique")?
+            }
             _ => return Err(CliError::UnknownOption(a.to_string())),
         }
     }
     if !vm_args.is_empty() && (save_after.is_some() || restore.is_some()) {
         return Err(CliError::Conflict("--save-after/--restore", "--vm"));
+    }
+    match technique {
+        Some(_) if !vm_args.is_empty() => {
+            return Err(CliError::Conflict("-technique outside --vm", "--vm (give it inside each --vm '...')"))
+        }
+        Some(t) if t != v386::vmm::Technique::Emulation => return Err(CliError::TechniqueNeedsVm(t.key())),
+        _ => {}
     }
     if let Some(path) = restore {
         // The machine is the snapshot's: every option that would describe it conflicts.
@@ -1049,5 +1077,24 @@ mod tests {
         assert!(matches!(err(&["-fda", "a", "-display", "gtk"]), CliError::BadValue { .. }));
         assert!(err(&["-x"]).is_usage());
         assert!(!err(&["-hda", "d", "-L", "/nonexistent-firmware-dir"]).is_usage());
+    }
+
+    /// `-technique` belongs inside a `--vm` value; one bare machine is emulation.
+    #[test]
+    fn technique_is_a_vms_option() {
+        use v386::vmm::Technique;
+        let Ok(Command::RunVms(v)) =
+            parse_args(os(&["--vm", "-kernel k -technique trap-and-emulate-psi", "--vm", "-fda a.img"]))
+        else {
+            panic!("two VMs")
+        };
+        assert_eq!((v.vms[0].technique, v.vms[1].technique), (Technique::TrapAndEmulatePsi, Technique::V386));
+        assert_eq!(run_opts(&["-fda", "a.img", "-technique", "emulation"]).boot, Boot::Floppy("a.img".into()));
+        let err = |args: &[&str]| parse_args(os(args)).unwrap_err();
+        let e = err(&["-kernel", "k", "--technique", "trap-and-emulate"]);
+        assert!(matches!(e, CliError::TechniqueNeedsVm("trap-and-emulate")) && e.is_usage());
+        assert!(e.to_string().contains("inside --vm"), "{e}");
+        assert!(matches!(err(&["-technique", "v386", "--vm", "-fda a.img"]), CliError::Conflict(..)));
+        assert!(matches!(err(&["-fda", "a.img", "-technique", "vmware"]), CliError::BadValue { .. }));
     }
 }

@@ -1,21 +1,48 @@
 //! `v386 --vm "..." --vm "..."`: several machines, each described by the same options as
-//! a single run, as VMs under the VMM on the V386 extension (src/vmm/). Each VM's serial
-//! line and debug console go to the terminal with a `[vmN] ` prefix unless its options
-//! send them elsewhere; the exit counters of every VM are printed at the end.
+//! a single run, as VMs under the VMM (src/vmm/), each under its `-technique` (the V386
+//! extension by default). Each VM's serial line and debug console go to the terminal with
+//! a `[vmN] ` prefix unless its options send them elsewhere; the exit counters of every
+//! VM are printed at the end.
 
 use super::{build_machine, parse_args, CliError, Command, DebugconSink, Options, SerialSink, Sink, SLICE};
 use std::ffi::OsString;
 use std::io::{self, Write};
 use v386::cpu::v386::ExitReason;
 use v386::machine::ClockMode;
-use v386::vmm::{RunOutcome, Vm, VmState, Vmm, VmmConfig};
+use v386::vmm::{RunOutcome, Technique, Vm, VmState, Vmm, VmmConfig};
 
-/// One `--vm`: its options, and whether it chose its serial and debug-console sinks.
+/// One `--vm`: its options, its technique, and whether it chose its serial and
+/// debug-console sinks.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct VmOptions {
     pub opts: Options,
+    pub technique: Technique,
     serial_given: bool,
     debugcon_given: bool,
+}
+
+/// What `-technique` takes: every key of [`Technique`] (`technique_keys_are_listed` checks
+/// the list). `emulation` is the bare machine: the VMM refuses it for a VM, with its reason.
+pub const TECHNIQUES: &str =
+    "emulation, trap-and-emulate, trap-and-emulate-psi, scan-before-execute, paravirtual or v386";
+
+/// The technique named `v` for option `opt`.
+pub fn parse_technique(opt: &'static str, v: &str) -> Result<Technique, CliError> {
+    Technique::from_key(v).ok_or_else(|| CliError::BadValue { opt, value: v.into(), expected: TECHNIQUES })
+}
+
+/// Take `-technique NAME` (or `--technique NAME`) out of one `--vm`'s arguments: it is
+/// the VM's, not the machine's, so the single-machine parser never sees it.
+fn take_technique(args: &mut Vec<String>) -> Result<Technique, CliError> {
+    let mut technique = None;
+    while let Some(at) = args.iter().position(|a| a == "-technique" || a == "--technique") {
+        let Some(v) = args.get(at + 1).cloned() else { return Err(CliError::MissingValue("-technique")) };
+        if technique.replace(parse_technique("-technique", &v)?).is_some() {
+            return Err(CliError::Repeated("-technique"));
+        }
+        args.drain(at..at + 2);
+    }
+    Ok(technique.unwrap_or_default())
 }
 
 /// A run of VMs.
@@ -63,7 +90,8 @@ fn split(s: &str) -> Result<Vec<String>, CliError> {
 pub fn parse(values: &[String], max_instructions: Option<u64>, quantum: Option<u32>) -> Result<VmsOptions, CliError> {
     let mut vms = Vec::new();
     for v in values {
-        let args = split(v)?;
+        let mut args = split(v)?;
+        let technique = take_technique(&mut args)?;
         let given = |names: &[&str]| args.iter().any(|a| names.contains(&a.as_str()));
         let serial_given = given(&["-serial", "--serial"]);
         let debugcon_given = given(&["-debugcon", "--debugcon"]);
@@ -74,7 +102,7 @@ pub fn parse(values: &[String], max_instructions: Option<u64>, quantum: Option<u
         if opts.max_instructions.is_some() {
             return Err(CliError::Conflict("--max-instructions inside --vm", "--vm (give it once, outside)"));
         }
-        vms.push(VmOptions { opts, serial_given, debugcon_given });
+        vms.push(VmOptions { opts, technique, serial_given, debugcon_given });
     }
     Ok(VmsOptions { vms, max_instructions, quantum })
 }
@@ -120,7 +148,8 @@ fn open(sink: &SerialSink) -> Result<Sink, CliError> {
     })
 }
 
-/// One line per VM: its state and counters, then its exits by reason.
+/// One line per VM: its technique, state and counters, then its exits by reason (under
+/// the software monitor: its traps, by the exit reason of the same event).
 fn summary(vm: &Vm) -> String {
     let c = &vm.counters;
     let state = match &vm.state {
@@ -131,9 +160,10 @@ fn summary(vm: &Vm) -> String {
     let by: Vec<String> =
         ExitReason::ALL.iter().filter(|r| c.count(**r) > 0).map(|r| format!("{} {}", r.name(), c.count(*r))).collect();
     format!(
-        "v386: {} ({state}): {} instructions, {} turns, {} preempted, {} exits, {} device-memory accesses\n\
+        "v386: {} ({}, {state}): {} instructions, {} turns, {} preempted, {} exits, {} device-memory accesses\n\
          v386: {} exits: {}",
         vm.name,
+        vm.technique.name(),
         c.retired,
         c.turns,
         c.preemptions,
@@ -155,7 +185,8 @@ pub fn run(v: &VmsOptions) -> Result<u8, CliError> {
     for (i, o) in v.vms.iter().enumerate() {
         let name = format!("vm{}", i + 1);
         let m = build_machine(&o.opts)?;
-        vmm.add_machine(&name, m).map_err(|e| CliError::Vmm(e.to_string()))?;
+        vmm.add_machine_as(&name, m, o.technique)
+            .map_err(|e| CliError::Vmm(format!("{name} ({}): {e}", o.technique.key())))?;
         let serial = Out::new(o.serial_given, open(&o.opts.serial)?, &format!("[{name}] "));
         let debugcon = Out::new(o.debugcon_given, Sink::open(&o.opts.debugcon)?, &format!("[{name} debugcon] "));
         outs.push((serial, debugcon));
@@ -216,5 +247,35 @@ mod tests {
         assert!(v.vms[0].serial_given && !v.vms[1].serial_given);
         assert_eq!(v.vms[1].opts.mem_mb, 64);
         assert!(parse(&["--help".into()], None, None).is_err());
+        assert_eq!((v.vms[0].technique, v.vms[1].technique), (Technique::V386, Technique::V386));
+    }
+
+    #[test]
+    fn each_vm_has_its_technique() {
+        let v = parse(
+            &[
+                "-kernel k -technique trap-and-emulate -m 16".into(),
+                "--technique scan-before-execute -kernel k".into(),
+                "-kernel k -technique v386".into(),
+            ],
+            None,
+            None,
+        )
+        .unwrap();
+        let t: Vec<Technique> = v.vms.iter().map(|o| o.technique).collect();
+        assert_eq!(t, [Technique::TrapAndEmulate, Technique::ScanBeforeExecute, Technique::V386]);
+        assert_eq!(v.vms[0].opts.mem_mb, 16, "the machine's options around it stay the machine's");
+        let err = |s: &str| parse(&[s.into()], None, None).unwrap_err().to_string();
+        let e = err("-kernel k -technique trap-and-emulate-sometimes");
+        assert!(e.contains("'trap-and-emulate-sometimes'") && e.contains("scan-before-execute"), "{e}");
+        assert!(err("-kernel k -technique").contains("needs a value"));
+        assert!(err("-technique v386 -kernel k -technique v386").contains("more than once"));
+    }
+
+    #[test]
+    fn technique_keys_are_listed() {
+        let listed: Vec<&str> = TECHNIQUES.split([',', ' ']).filter(|w| !w.is_empty() && *w != "or").collect();
+        let keys: Vec<&str> = Technique::ALL.iter().map(|t| t.key()).collect();
+        assert_eq!(listed, keys);
     }
 }
