@@ -103,8 +103,9 @@ OPTIONS:
                               are printed at the end, with each VM's technique.
       -technique NAME         Inside a --vm value: how the VMM runs that VM. v386 (the
                               default: on the V386 extension), paravirtual (the same,
-                              for a guest that makes VCALL hypercalls), or under a
-                              software monitor on the classic x86: trap-and-emulate,
+                              for a guest that makes VCALL hypercalls), emulation (on a
+                              software processor of the VMM's: nothing exits), or under
+                              a software monitor on the classic x86: trap-and-emulate,
                               trap-and-emulate-psi (with CR4.PSI) or scan-before-execute;
                               these need a guest in protected mode from its start (a
                               Multiboot -kernel). Outside --vm only 'emulation' (one bare

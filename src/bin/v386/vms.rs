@@ -22,7 +22,7 @@ pub struct VmOptions {
 }
 
 /// What `-technique` takes: every key of [`Technique`] (`technique_keys_are_listed` checks
-/// the list). `emulation` is the bare machine: the VMM refuses it for a VM, with its reason.
+/// the list).
 pub const TECHNIQUES: &str =
     "emulation, trap-and-emulate, trap-and-emulate-psi, scan-before-execute, paravirtual or v386";
 
