@@ -4,8 +4,10 @@
 //!
 //! - *privileged* instructions, which fault at ring 1 on any x86: CLI, STI, HLT, IN,
 //!   OUT, MOV to and from CRn, LGDT, LIDT, LLDT, LTR, LMSW, CLTS, INVLPG, INVD/WBINVD,
-//!   and the loads of a ring-0 selector into SS or CS (IRET, RETF, MOV/POP SS, LSS) that
-//!   ring compression makes fault;
+//!   RDMSR, WRMSR, SYSEXIT, and the loads of a ring-0 selector into SS or CS (IRET,
+//!   RETF, MOV/POP SS, LSS) that ring compression makes fault;
+//! - SYSENTER from the guest's user code, which faults because the processor's
+//!   IA32_SYSENTER_CS stays 0 (the guest's SYSENTER MSRs are virtual);
 //! - *sensitive* ones, which fault only with CR4.PSI (docs/v386.md Table 3-2) or reach
 //!   here as scan-before-execute breakpoints: SGDT, SIDT, SMSW, SLDT, STR, PUSHF, POPF,
 //!   PUSH CS/SS, MOV from CS/SS, LAR, LSL, VERR, VERW, INT n, IRET. Those whose effect at
@@ -19,8 +21,10 @@ use super::segments::visible;
 use super::{MonitorError, MonitorExit, World};
 use crate::bus::{Bus, IoSize, StopRequest};
 use crate::cpu::decode::{decode_slice, Instr, CS, DS, SEG_DEFAULT, SS};
+use crate::cpu::msr::index;
 use crate::cpu::v386::ExitReason;
-use crate::cpu::{cr0, cr4, flags, TableReg, TrapKind, EAX, EDX, ESP};
+use crate::cpu::{cr0, cr4, flags, TableReg, TrapKind, EAX, ECX, EDX, ESP};
+use crate::vmm::interp::{read_msr, write_msr};
 use alloc::format;
 
 /// What an interpreter did.
@@ -36,6 +40,10 @@ impl World<'_, '_> {
             self.count(ExitReason::ExceptionNmi);
             return self.reflect(13, TrapKind::Exception, Some(code));
         };
+        if i.opcode == 0x134 {
+            // SYSENTER, from ring 3: the processor's IA32_SYSENTER_CS is 0.
+            return self.sysenter();
+        }
         if self.vcpl() == 0 {
             if let Some(r) = self.privileged(&i) {
                 return r;
@@ -125,6 +133,9 @@ impl World<'_, '_> {
                 self.retire(i, ExitReason::Hlt)
             }
             0xe4 | 0xe5 | 0xec | 0xed | 0xe6 | 0xe7 | 0xee | 0xef => return Some(self.port_io(i)),
+            0x130 => return Some(self.wrmsr(i)),
+            0x132 => return Some(self.rdmsr(i)),
+            0x135 => return Some(self.sysexit()),
             0x120 | 0x122 => self.mov_cr(i),
             0x121 | 0x123 => {
                 // Debug registers: kept, not acted on (as the processor's own).
@@ -260,6 +271,109 @@ impl World<'_, '_> {
             }
             _ => return None,
         })
+    }
+
+    /// RDMSR (SDM Vol. 2B "RDMSR"): the SYSENTER MSRs from the virtual state, the TSC and
+    /// EFER from the processor, the rest as a V386 VM's (`vmm::interp::read_msr`).
+    fn rdmsr(&mut self, i: &Instr) -> Done {
+        let v = match self.cpu.regs[ECX] {
+            index::IA32_SYSENTER_CS => Some(self.m.v.sysenter[0] as u64),
+            index::IA32_SYSENTER_ESP => Some(self.m.v.sysenter[1] as u64),
+            index::IA32_SYSENTER_EIP => Some(self.m.v.sysenter[2] as u64),
+            index::IA32_TIME_STAMP_COUNTER => Some(self.cpu.tsc()),
+            index::IA32_EFER => Some(self.cpu.msr.efer),
+            other => {
+                let (msrs, board) = self.bus.msrs_and_board();
+                read_msr(msrs, board, other)
+            }
+        };
+        let Some(v) = v else {
+            self.count(ExitReason::Rdmsr);
+            return self.reflect(13, TrapKind::Exception, Some(0));
+        };
+        let c = &mut self.cpu;
+        c.regs[EAX] = v as u32;
+        c.regs[EDX] = (v >> 32) as u32;
+        self.retire(i, ExitReason::Rdmsr)
+    }
+
+    /// WRMSR: the SYSENTER MSRs into the virtual state (the processor's stay 0); a write
+    /// to the TSC or EFER is dropped (the processor is shared with other VMs, and its EFER
+    /// only holds NXE, for PAE paging the monitor does not model); the rest as a V386
+    /// VM's.
+    fn wrmsr(&mut self, i: &Instr) -> Done {
+        let c = &self.cpu;
+        let v = ((c.regs[EDX] as u64) << 32) | c.regs[EAX] as u64;
+        let ok = match c.regs[ECX] {
+            index::IA32_SYSENTER_CS => {
+                self.m.v.sysenter[0] = v as u32;
+                true
+            }
+            index::IA32_SYSENTER_ESP => {
+                self.m.v.sysenter[1] = v as u32;
+                true
+            }
+            index::IA32_SYSENTER_EIP => {
+                self.m.v.sysenter[2] = v as u32;
+                true
+            }
+            index::IA32_TIME_STAMP_COUNTER | index::IA32_EFER => true,
+            other => {
+                let (msrs, board) = self.bus.msrs_and_board();
+                write_msr(msrs, board, other, v)
+            }
+        };
+        if !ok {
+            self.count(ExitReason::Wrmsr);
+            return self.reflect(13, TrapKind::Exception, Some(0));
+        }
+        self.retire(i, ExitReason::Wrmsr)
+    }
+
+    /// SYSENTER from the guest's user code (SDM Vol. 2B "SYSENTER"): its kernel's flat
+    /// code and stack segments from the virtual IA32_SYSENTER_CS (held at RPL 1, from
+    /// the shadow GDT), ESP and EIP from the other two, IF off.
+    fn sysenter(&mut self) -> Done {
+        let cs = (self.m.v.sysenter[0] & 0xfffc) as u16;
+        if cs == 0 || self.vcpl() != 3 {
+            self.count(ExitReason::ExceptionNmi);
+            return self.reflect(13, TrapKind::Exception, Some(0));
+        }
+        self.count(ExitReason::SensitiveInstruction);
+        let saved = (self.cpu.segs, self.cpu.cpl);
+        if let Err((v, code)) = self.load_guest_seg(CS, cs).and_then(|_| self.load_guest_seg(SS, cs + 8)) {
+            (self.cpu.segs, self.cpu.cpl) = saved;
+            return self.reflect(v, TrapKind::Exception, Some(code));
+        }
+        self.m.v.iflag = false;
+        let c = &mut self.cpu;
+        let f = c.flags.get() & !(flags::VM | flags::RF);
+        c.flags.set(f);
+        c.regs[ESP] = self.m.v.sysenter[1];
+        c.eip = self.m.v.sysenter[2];
+        Ok(())
+    }
+
+    /// SYSEXIT from the guest kernel: its user code and stack segments at
+    /// IA32_SYSENTER_CS + 16 and + 24 (RPL 3), EIP = EDX, ESP = ECX.
+    fn sysexit(&mut self) -> Done {
+        let base = (self.m.v.sysenter[0] & 0xfffc) as u16;
+        if base == 0 {
+            self.count(ExitReason::ExceptionNmi);
+            return self.reflect(13, TrapKind::Exception, Some(0));
+        }
+        self.count(ExitReason::SensitiveInstruction);
+        let saved = (self.cpu.segs, self.cpu.cpl);
+        if let Err((v, code)) =
+            self.load_guest_seg(CS, (base + 16) | 3).and_then(|_| self.load_guest_seg(SS, (base + 24) | 3))
+        {
+            (self.cpu.segs, self.cpu.cpl) = saved;
+            return self.reflect(v, TrapKind::Exception, Some(code));
+        }
+        let c = &mut self.cpu;
+        c.eip = c.regs[EDX];
+        c.regs[ESP] = c.regs[ECX];
+        Ok(())
     }
 
     /// MOV SS or POP SS (`esp`: ESP after the pop): SS with the guest's selector, and

@@ -45,7 +45,7 @@
 //! - `scan.rs`: scan-before-execute.
 //!
 //! Limits (each an error, never a panic): protected-mode guests only (Multiboot
-//! kernels); no PAE, task gates, virtual-8086 mode or guest ring 1/2; the guest
+//! kernels, Linux at its 32-bit entry); no PAE, task gates, virtual-8086 mode or guest ring 1/2; the guest
 //! must leave the top 4 MiB of linear space to the monitor; writes to ROM are not
 //! emulated.
 
@@ -217,6 +217,9 @@ pub struct Virtual {
     /// EFLAGS.IF and IOPL as the guest set them (the processor's stay 1 and 0).
     pub iflag: bool,
     pub iopl: u8,
+    /// IA32_SYSENTER_CS, _ESP and _EIP as the guest wrote them: the processor's CS
+    /// stays 0, so SYSENTER faults to the monitor instead of entering ring 0.
+    pub sysenter: [u32; 3],
 }
 
 /// One VM on the classic x86 under the software monitor: what lasts between its turns.
@@ -282,6 +285,7 @@ impl Monitor {
             tr_base: start.tr.base,
             iflag: start.eflags & flags::IF != 0,
             iopl: ((start.eflags & flags::IOPL) >> 12) as u8,
+            sysenter: [start.sysenter_cs, start.sysenter_esp, start.sysenter_eip],
         };
         let mon = mon as u32;
         let pool = (mon + POOL_OFF..mon + MONITOR_BYTES).step_by(4096);
@@ -409,6 +413,8 @@ impl World<'_, '_> {
         let c = &mut *self.cpu;
         let f = (c.flags.get() & !(flags::IOPL | flags::VX)) | flags::IF;
         c.flags.set(f);
+        // SYSENTER must fault to the monitor (the guest's MSRs are in `Virtual`).
+        c.msr.sysenter_cs = 0;
         self.load_monitor_segments();
     }
 

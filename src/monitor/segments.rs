@@ -2,10 +2,9 @@
 //! Each of the guest's code and data descriptors is copied with DPL 0 made DPL 1, so the
 //! kernel's selectors work at ring 1; system descriptors (the guest's TSS, LDTs, gates)
 //! are left out, since the processor must never use them; the monitor's own LDT, code,
-//! data and TSS descriptors sit at the GDT's end. Copies are made at LGDT and LLDT (a
-//! guest that edits a table later without reloading it is not followed: VMware traced
-//! those pages for that). The processor's LDTR holds the monitor's LDT descriptor, so a
-//! plain SLDT shows the guest the monitor's selector.
+//! data and TSS descriptors sit at the GDT's end. Copies are made at LGDT and LLDT, and
+//! kept up to date as below. The processor's LDTR holds the monitor's LDT descriptor, so
+//! a plain SLDT shows the guest the monitor's selector.
 //!
 //! The pages the tables lie in are traced as the guest's page tables are
 //! ([`TableFrame`]): a guest that edits a loaded table (Linux writes its threads' TLS

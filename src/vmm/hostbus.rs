@@ -19,6 +19,8 @@ use crate::machine::Board;
 pub struct HostBus<'a> {
     mem: &'a mut HostMemory,
     board: &'a mut Board,
+    /// The VM's own MSRs (`Vm::msrs`).
+    msrs: &'a mut alloc::collections::BTreeMap<u32, u64>,
     /// Device-window slots: the guest page each stands for.
     window: &'a [u32],
     window_first: u64,
@@ -42,6 +44,7 @@ impl<'a> HostBus<'a> {
         let bus = HostBus {
             mem,
             board: &mut vm.board,
+            msrs: &mut vm.msrs,
             window: &vm.window,
             window_first,
             ram_base: vm.ram_base,
@@ -64,6 +67,11 @@ impl<'a> HostBus<'a> {
     /// The VM's devices (the software monitor takes its interrupts from them).
     pub fn board(&mut self) -> &mut Board {
         self.board
+    }
+
+    /// The VM's own MSRs and its devices (the software monitor's RDMSR and WRMSR).
+    pub fn msrs_and_board(&mut self) -> (&mut alloc::collections::BTreeMap<u32, u64>, &mut Board) {
+        (self.msrs, self.board)
     }
 
     /// The guest-physical address a window address stands for.

@@ -13,6 +13,8 @@ use crate::cpu::msr::index;
 use crate::cpu::v386::event;
 use crate::cpu::v386::slt::Access;
 use crate::cpu::{Cpu, EAX, EBX, ECX, EDX};
+use crate::machine::Board;
+use alloc::collections::BTreeMap;
 use alloc::format;
 
 /// What the dispatcher does after an interpreter.
@@ -178,12 +180,7 @@ pub fn sensitive(vm: &mut Vm, id: u8) -> Action {
 
 /// RDMSR of an MSR without a guest copy in the VCB (docs/v386.md §5.4).
 pub fn rdmsr(vm: &mut Vm, msr: u32) -> Action {
-    let v = match msr {
-        index::IA32_P5_MC_ADDR | index::IA32_P5_MC_TYPE | index::IA32_PLATFORM_ID => Some(0),
-        index::IA32_BIOS_SIGN_ID | index::IA32_MISC_ENABLE => Some(vm.msrs.get(&msr).copied().unwrap_or(0)),
-        other => vm.board.rdmsr(other),
-    };
-    match v {
+    match read_msr(&vm.msrs, &mut vm.board, msr) {
         Some(v) => {
             vm.vcb.guest.regs[EAX] = v as u32;
             vm.vcb.guest.regs[EDX] = (v >> 32) as u32;
@@ -196,20 +193,36 @@ pub fn rdmsr(vm: &mut Vm, msr: u32) -> Action {
 
 /// WRMSR of an MSR without a guest copy.
 pub fn wrmsr(vm: &mut Vm, msr: u32, value: u64) -> Action {
-    let ok = match msr {
-        index::IA32_P5_MC_ADDR | index::IA32_P5_MC_TYPE | index::IA32_PLATFORM_ID => true,
-        index::IA32_BIOS_SIGN_ID | index::IA32_MISC_ENABLE => {
-            vm.msrs.insert(msr, value);
-            true
-        }
-        other => vm.board.wrmsr(other, value) == Some(true),
-    };
-    if ok {
+    if write_msr(&mut vm.msrs, &mut vm.board, msr, value) {
         skip_instruction(vm);
     } else {
         inject_gp(vm);
     }
     Action::Continue
+}
+
+/// An MSR a VM reads that neither the guest-state area nor the processor holds for it
+/// (the software monitor's guests use this too): the machine-check and platform MSRs
+/// read 0, the microcode and misc-enable ones are the VM's own (`msrs`), the rest are
+/// its board's (the local APIC's base). None: #GP.
+pub fn read_msr(msrs: &BTreeMap<u32, u64>, board: &mut Board, msr: u32) -> Option<u64> {
+    match msr {
+        index::IA32_P5_MC_ADDR | index::IA32_P5_MC_TYPE | index::IA32_PLATFORM_ID => Some(0),
+        index::IA32_BIOS_SIGN_ID | index::IA32_MISC_ENABLE => Some(msrs.get(&msr).copied().unwrap_or(0)),
+        other => board.rdmsr(other),
+    }
+}
+
+/// The same for WRMSR: false is #GP.
+pub fn write_msr(msrs: &mut BTreeMap<u32, u64>, board: &mut Board, msr: u32, value: u64) -> bool {
+    match msr {
+        index::IA32_P5_MC_ADDR | index::IA32_P5_MC_TYPE | index::IA32_PLATFORM_ID => true,
+        index::IA32_BIOS_SIGN_ID | index::IA32_MISC_ENABLE => {
+            msrs.insert(msr, value);
+            true
+        }
+        other => board.wrmsr(other, value) == Some(true),
+    }
 }
 
 /// A nested page fault. A page the SLT does not map yet is the VM's device memory or a
