@@ -250,3 +250,35 @@ fn linux_boots_to_its_shell_under_trap_and_emulate_with_psi() {
     assert!(m.world().cpl == 1 || m.world().cpl == 3, "the guest never runs at ring 0");
     assert!(c.traced_writes > 0 && c.shadow_fills > 0 && vm.counters.count(ExitReason::SensitiveInstruction) > 0);
 }
+
+/// The same kernel under plain trap-and-emulate (technique 2), the classic x86 without
+/// PSI: PUSHF at ring 1 shows the guest the processor's IF — always 1 under the monitor
+/// — so the kernel's `irqs_disabled()` (PUSHF; POP; test bit 9) is wrong from the start.
+/// Linux says "Interrupts were enabled *very* early" and then dies of a kernel BUG in an
+/// interrupt: Robin & Irvine's sensitive-instruction problem on a real kernel.
+#[test]
+fn linux_panics_under_plain_trap_and_emulate() {
+    use v386::vmm::Technique;
+    let (Some(kernel), Some(initrd)) = (read_image("vmlinuz"), read_image("initramfs.cpio.gz")) else {
+        return;
+    };
+    let mut vmm = Vmm::new(VmmConfig::default());
+    let spec = MachineSpec {
+        memory_mb: Some(128),
+        kernel: Some(kernel),
+        initrd: Some(initrd),
+        cmdline: Some("console=ttyS0 cryptomgr.notests".into()),
+        ..Default::default()
+    };
+    let linux = vmm.add_vm_as("linux", spec, Technique::TrapAndEmulate).expect("the Linux VM");
+    let mut out = String::new();
+    let mut total = 0u64;
+    while !out.contains("end Kernel panic") {
+        vmm.run(20_000_000);
+        total += 20_000_000;
+        drain(&mut vmm, linux, &mut out);
+        assert!(total < 4_000_000_000 && !out.contains(PROMPT), "after {total} instructions:\n{out}");
+    }
+    println!("Linux panicked under plain trap-and-emulate after {total} machine instructions");
+    assert!(out.contains("Interrupts were enabled *very* early"), "{out}");
+}
