@@ -14,7 +14,7 @@ use std::time::Instant;
 
 use v386::cpu::v386::ExitReason;
 use v386::machine::MachineSpec;
-use v386::vmm::{RunOutcome, VmState, Vmm, VmmConfig};
+use v386::vmm::{RunOutcome, Technique, VmState, Vmm, VmmConfig};
 
 const PROMPT: &str = "v386:/# ";
 
@@ -185,16 +185,11 @@ fn two_runs_give_the_same_exit_log() {
     assert!(first == second, "the exit logs differ");
 }
 
-/// Debian's unmodified Linux boots to its shell under the software monitor with PSI
-/// (technique 3): its kernel at ring 1 on shadow page tables, shadow GDT and LDT traced,
-/// every privileged and sensitive instruction trapping to the monitor's interpreters,
-/// SYSENTER and SYSEXIT emulated, interrupts reflected through its IDT. The shell
-/// answers a command. The counts show what trap-and-emulate costs a real kernel.
-#[test]
-fn linux_boots_to_its_shell_under_trap_and_emulate_with_psi() {
-    use v386::vmm::Technique;
+/// A VMM with Debian's Linux (128 MiB, console on COM1) as its one VM, under technique
+/// `t`, and the VM's tag; None (the test skips) without the images.
+fn linux_alone(t: Technique) -> Option<(Vmm, u16)> {
     let (Some(kernel), Some(initrd)) = (read_image("vmlinuz"), read_image("initramfs.cpio.gz")) else {
-        return;
+        return None;
     };
     let mut vmm = Vmm::new(VmmConfig::default());
     let spec = MachineSpec {
@@ -204,7 +199,18 @@ fn linux_boots_to_its_shell_under_trap_and_emulate_with_psi() {
         cmdline: Some("console=ttyS0 cryptomgr.notests".into()),
         ..Default::default()
     };
-    let linux = vmm.add_vm_as("linux", spec, Technique::TrapAndEmulatePsi).expect("the Linux VM");
+    let linux = vmm.add_vm_as("linux", spec, t).expect("the Linux VM");
+    Some((vmm, linux))
+}
+
+/// Debian's unmodified Linux boots to its shell under the software monitor with PSI
+/// (technique 3): its kernel at ring 1 on shadow page tables, shadow GDT and LDT traced,
+/// every privileged and sensitive instruction trapping to the monitor's interpreters,
+/// SYSENTER and SYSEXIT emulated, interrupts reflected through its IDT. The shell
+/// answers a command. The counts show what trap-and-emulate costs a real kernel.
+#[test]
+fn linux_boots_to_its_shell_under_trap_and_emulate_with_psi() {
+    let Some((mut vmm, linux)) = linux_alone(Technique::TrapAndEmulatePsi) else { return };
     let t = Instant::now();
     let mut out = String::new();
     let mut total = 0u64;
@@ -258,19 +264,7 @@ fn linux_boots_to_its_shell_under_trap_and_emulate_with_psi() {
 /// interrupt: Robin & Irvine's sensitive-instruction problem on a real kernel.
 #[test]
 fn linux_panics_under_plain_trap_and_emulate() {
-    use v386::vmm::Technique;
-    let (Some(kernel), Some(initrd)) = (read_image("vmlinuz"), read_image("initramfs.cpio.gz")) else {
-        return;
-    };
-    let mut vmm = Vmm::new(VmmConfig::default());
-    let spec = MachineSpec {
-        memory_mb: Some(128),
-        kernel: Some(kernel),
-        initrd: Some(initrd),
-        cmdline: Some("console=ttyS0 cryptomgr.notests".into()),
-        ..Default::default()
-    };
-    let linux = vmm.add_vm_as("linux", spec, Technique::TrapAndEmulate).expect("the Linux VM");
+    let Some((mut vmm, linux)) = linux_alone(Technique::TrapAndEmulate) else { return };
     let mut out = String::new();
     let mut total = 0u64;
     while !out.contains("end Kernel panic") {

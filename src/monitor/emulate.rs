@@ -127,6 +127,8 @@ impl World<'_, '_> {
             }
             0xf4 => {
                 if !self.m.v.iflag {
+                    // Logged like any HLT: the VM stops at it for good.
+                    self.count(ExitReason::Hlt);
                     return Some(Err(MonitorExit::DeadHalt));
                 }
                 self.cpu.halted = true;
