@@ -98,7 +98,7 @@ class VmPanel {
             this.technique.title = TECHNIQUE_HELP[vm.technique] ?? '';
         }
         this.state.textContent = vm.state;
-        this.screen.textContent = vm.screen;
+        if (vm.screen !== null) this.screen.textContent = vm.screen;
         const d = vm.display;
         if (d?.type === 'text') this.vga.text(d);
         else if (d?.type === 'pixels') this.vga.pixels(d);

@@ -29,8 +29,8 @@
 //    logDropped}
 //        about 10 times a second while running (and after every pause, break and step):
 //        each VM's technique (its key, "v386", "trap-and-emulate", …, and its display
-//        name), its screen as text and, when it changed, as the message vga.js draws
-//        (`display`: screen-feed.js's text/pixels/blank), the serial bytes since the last
+//        name), its screen when it changed (else null), as text and as the message
+//        vga.js draws (`display`: screen-feed.js's text/pixels/blank), the serial bytes since the last
 //        update (Uint8Array),
 //        its counters (exits by reason number 0-64, then retired, turns, preemptions,
 //        device-memory accesses), the reason number of its pending exit (-1: none); `log`
@@ -96,7 +96,8 @@ function update() {
             technique: v.vmTechnique(i),
             techniqueName: v.vmTechniqueName(i),
             state: v.vmState(i),
-            screen: v.screenText(i),
+            // The text (for the page's text copy of the screen) only when it changed.
+            screen: changed || forceScreens ? v.screenText(i) : null,
             display: display?.msg ?? null,
             serial,
             counters: Array.from(v.counters(i)),
