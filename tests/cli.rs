@@ -241,15 +241,10 @@ fn two_vms_each_print_with_their_prefix_and_counters_follow() {
 /// `--vm` is a usage error.
 #[test]
 fn each_vm_runs_under_its_technique() {
-    // A Multiboot header with the a.out kludge (loaded at 1 MiB as it is, entry after the
-    // header), then: mov al,'H'; out 0xe9,al; mov al,0x0a; out 0xe9,al; cli; hlt.
-    const LOAD: u32 = 0x10_0000;
-    const FLAGS: u32 = 1 << 16;
-    let mut kernel = Vec::new();
-    for w in [0x1bad_b002u32, FLAGS, 0u32.wrapping_sub(0x1bad_b002 + FLAGS), LOAD, LOAD, 0, 0, LOAD + 0x20] {
-        kernel.extend_from_slice(&w.to_le_bytes());
-    }
-    kernel.extend_from_slice(&[0xb0, 0x48, 0xe6, 0xe9, 0xb0, 0x0a, 0xe6, 0xe9, 0xfa, 0xf4]);
+    // A Multiboot image loaded at 1 MiB as it is: mov al,'H'; out 0xe9,al; mov al,0x0a;
+    // out 0xe9,al; cli; hlt.
+    let kernel =
+        v386::boot::multiboot::flat_image(0x10_0000, &[0xb0, 0x48, 0xe6, 0xe9, 0xb0, 0x0a, 0xe6, 0xe9, 0xfa, 0xf4]);
     let k = image("vm-multiboot", &kernel);
     let o = v386(&[
         "--vm",

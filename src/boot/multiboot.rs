@@ -164,6 +164,27 @@ impl fmt::Display for MultibootError {
     }
 }
 
+/// The size of the header [`flat_image`] writes: magic, flags, checksum and the five
+/// address fields ("3.1.1 The layout of Multiboot header").
+pub const FLAT_HEADER_SIZE: u32 = 32;
+
+/// A Multiboot image of flat 32-bit code: the header with the a.out kludge at offset 0
+/// ("3.1.3 The address fields of Multiboot header": the file loaded as it is at `load`,
+/// `load_end_addr` and `bss_end_addr` 0 meaning "the whole file, no bss"), then `body`,
+/// entered at its first byte (`load + FLAT_HEADER_SIZE`). Tests, the lab's tiny guests and
+/// teachers' hand-assembled kernels need no linker script this way.
+pub fn flat_image(load: u32, body: &[u8]) -> Vec<u8> {
+    let flags = header_flags::AOUT_KLUDGE;
+    let checksum = 0u32.wrapping_sub(HEADER_MAGIC.wrapping_add(flags));
+    let entry = load.wrapping_add(FLAT_HEADER_SIZE);
+    let mut image = Vec::with_capacity(FLAT_HEADER_SIZE as usize + body.len());
+    for word in [HEADER_MAGIC, flags, checksum, load, load, 0, 0, entry] {
+        image.extend_from_slice(&word.to_le_bytes());
+    }
+    image.extend_from_slice(body);
+    image
+}
+
 /// Find the Multiboot header: the first magic at a 4-byte-aligned offset whose whole header
 /// lies within the first 8192 bytes and whose checksum is right.
 pub fn find_header(image: &[u8]) -> Result<Header, MultibootError> {
@@ -716,6 +737,20 @@ mod tests {
         load_multiboot(&mut ram, &k2, "", &[], &[]).unwrap();
         assert_eq!(&ram[0x20_0000..0x20_0200], &k2[..]);
         assert_eq!(ram[0x20_0200], 0xee);
+    }
+
+    #[test]
+    fn a_flat_image_loads_as_it_is_and_starts_after_its_header() {
+        let body = [0xfa, 0xf4]; // cli; hlt
+        let k = flat_image(0x10_0000, &body);
+        assert_eq!(k.len(), FLAT_HEADER_SIZE as usize + body.len());
+        let h = find_header(&k).unwrap();
+        assert_eq!((h.offset, h.flags), (0, header_flags::AOUT_KLUDGE));
+        let mut ram = vec![0xeeu8; 4 * MIB];
+        let st = load_multiboot(&mut ram, &k, "", &[], &[]).unwrap();
+        assert_eq!(&ram[0x10_0000..0x10_0000 + k.len()], &k[..]);
+        assert_eq!(ram[0x10_0000 + k.len()], 0xee);
+        assert_eq!(st.eip, 0x10_0000 + FLAT_HEADER_SIZE);
     }
 
     #[test]

@@ -195,6 +195,7 @@ fn last_record(log: &ExitLog, vm: u16) -> Option<ExitRecord> {
 mod tests {
     use super::*;
 
+    use crate::boot::multiboot::{flat_image, FLAT_HEADER_SIZE};
     use crate::machine::MachineSpec;
     use crate::vmm::{Technique, Vmm, VmmConfig};
 
@@ -202,26 +203,20 @@ mod tests {
     /// the screen, "hello\n" on COM1 and halts with interrupts off: under the software
     /// monitor its OUTs, CLI and HLT trap.
     fn kernel() -> Vec<u8> {
-        const LOAD: u32 = 0x10_0000;
-        const FLAGS: u32 = 1 << 16;
-        let mut k = Vec::new();
-        for w in [0x1bad_b002u32, FLAGS, 0u32.wrapping_sub(0x1bad_b002 + FLAGS), LOAD, LOAD, 0, 0, LOAD + 0x20] {
-            k.extend_from_slice(&w.to_le_bytes());
-        }
-        k.extend_from_slice(&[
+        let mut body = vec![
             0x66, 0xc7, 0x05, 0x00, 0x80, 0x0b, 0x00, b'O', 0x1f, // mov word [0xb8000], 0x1f4f
             0x66, 0xba, 0xf8, 0x03, // mov dx, 0x3f8
-            0xbe, 0x40, 0x00, 0x10, 0x00, // mov esi, msg (LOAD + 0x40)
+            0xbe, 0x40, 0x00, 0x10, 0x00, // mov esi, msg (0x100040)
             0xac, // l: lodsb
             0x84, 0xc0, // test al, al
             0x74, 0x03, // jz done
             0xee, // out dx, al
             0xeb, 0xf8, // jmp l
             0xfa, 0xf4, // done: cli ; hlt
-        ]);
-        k.resize(0x40, 0);
-        k.extend_from_slice(b"hello\n\0");
-        k
+        ];
+        body.resize(0x40 - FLAT_HEADER_SIZE as usize, 0);
+        body.extend_from_slice(b"hello\n\0");
+        flat_image(0x10_0000, &body)
     }
 
     fn value<'a>(rows: &'a [Row], group: &str, name: &str) -> Option<&'a str> {

@@ -20,6 +20,7 @@ macro_rules! wasm_tests {
 }
 
 use js_sys::{Object, Reflect, Uint16Array, Uint8Array, WebAssembly};
+use v386::boot::multiboot;
 use v386::web::{wasm_memory, WebMachine, WebScreen};
 use wasm_bindgen::{JsCast, JsValue};
 
@@ -210,25 +211,19 @@ pub fn vmm_runs_two_vms_and_shows_the_exit_log() {
 /// on COM1 and halts with interrupts off: a guest in protected mode from its first
 /// instruction, as the software monitor's techniques need.
 fn multiboot_kernel() -> Vec<u8> {
-    const LOAD: u32 = 0x10_0000;
-    const FLAGS: u32 = 1 << 16;
-    let mut k = Vec::new();
-    for w in [0x1bad_b002u32, FLAGS, 0u32.wrapping_sub(0x1bad_b002 + FLAGS), LOAD, LOAD, 0, 0, LOAD + 0x20] {
-        k.extend_from_slice(&w.to_le_bytes());
-    }
-    k.extend_from_slice(&[
+    let mut body = vec![
         0x66, 0xba, 0xf8, 0x03, // mov dx, 0x3f8
-        0xbe, 0x40, 0x00, 0x10, 0x00, // mov esi, msg (LOAD + 0x40)
+        0xbe, 0x40, 0x00, 0x10, 0x00, // mov esi, msg (0x100040)
         0xac, // l: lodsb
         0x84, 0xc0, // test al, al
         0x74, 0x03, // jz done
         0xee, // out dx, al
         0xeb, 0xf8, // jmp l
         0xfa, 0xf4, // done: cli ; hlt
-    ]);
-    k.resize(0x40, 0);
-    k.extend_from_slice(b"hello\n\0");
-    k
+    ];
+    body.resize(0x40 - multiboot::FLAT_HEADER_SIZE as usize, 0);
+    body.extend_from_slice(b"hello\n\0");
+    multiboot::flat_image(0x10_0000, &body)
 }
 
 /// A VM's `technique` in the config: the same kernel on V386 and under the software
