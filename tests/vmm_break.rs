@@ -8,7 +8,11 @@
 //! - stepping a VM paused at a CPUID exit handles it (EIP moves past the instruction, EAX
 //!   holds the leaf's answer), and single steps then move EIP on instruction by
 //!   instruction while the other VM stands still; "run to exit" reaches the next exit
-//!   through the clock VM's halts.
+//!   through the clock VM's halts;
+//! - VMs under the software monitor (trap-and-emulate, scan-before-execute) break at their
+//!   traps too, after each is handled (the monitor leaves none pending): a run broken at
+//!   every I/O, HLT and sensitive-instruction trap and resumed logs the same records and
+//!   ends in the same state as one without breaks, and a step stops at the next trap.
 //!
 //! nasm is an external tool: without it the tests are skipped (tests/common/mod.rs).
 
@@ -17,7 +21,7 @@ use common::*;
 
 use v386::cpu::v386::ExitReason;
 use v386::machine::MachineSpec;
-use v386::vmm::{RunOutcome, VmExit, Vmm, VmmConfig};
+use v386::vmm::{RunOutcome, Technique, VmExit, Vmm, VmmConfig};
 
 const BUDGET: u64 = 40_000_000;
 
@@ -121,4 +125,79 @@ fn steps_handle_the_pending_exit_then_move_one_instruction() {
     }
     // And the VMs run on as before.
     assert_eq!(vmm.run(1_000_000), RunOutcome::BudgetSpent);
+}
+
+/// The two demo guests again, each under plain trap-and-emulate and under
+/// scan-before-execute.
+fn monitor_vmm() -> Option<Vmm> {
+    let (Some(clock), Some(sens)) =
+        (assemble_guest("vmdemo_clock", "vmm_break"), assemble_guest("vmdemo_sensitive", "vmm_break"))
+    else {
+        skip("nasm is not installed");
+        return None;
+    };
+    let mut vmm = Vmm::new(VmmConfig::default());
+    for t in [Technique::TrapAndEmulate, Technique::ScanBeforeExecute] {
+        for (name, img) in [("clock", &clock), ("sensitive", &sens)] {
+            let spec = MachineSpec { memory_mb: Some(16), kernel: Some(img.clone()), ..Default::default() };
+            vmm.add_vm_as(&format!("{name} {}", t.key()), spec, t).expect("a VM");
+        }
+    }
+    Some(vmm)
+}
+
+#[test]
+fn monitor_vms_break_at_their_traps_once_handled() {
+    const MONITOR_BUDGET: u64 = 20_000_000;
+    let Some(mut plain) = monitor_vmm() else { return };
+    assert_eq!(plain.run(MONITOR_BUDGET), RunOutcome::BudgetSpent);
+
+    let mut broken = monitor_vmm().expect("the same VMs");
+    let mask = bit(ExitReason::Io) | bit(ExitReason::Hlt) | bit(ExitReason::SensitiveInstruction);
+    broken.set_break_on(mask);
+    let mut breaks = [0u64; 65];
+    let outcome = loop {
+        let before = broken.log.total;
+        match broken.run(MONITOR_BUDGET) {
+            RunOutcome::Break { vm, reason } => {
+                assert!(mask >> reason & 1 != 0, "a break on reason {reason}");
+                let i = broken.vms.iter().position(|v| v.id == vm).expect("the VM");
+                assert!(broken.pending_exit(i).is_none(), "a monitor's trap is handled, not pending");
+                assert!(logged_since(&broken, before, vm, reason), "the trap is logged");
+                breaks[reason as usize] += 1;
+            }
+            other => break other,
+        }
+    };
+    assert_eq!(outcome, RunOutcome::BudgetSpent);
+    for r in [ExitReason::Io, ExitReason::Hlt, ExitReason::SensitiveInstruction] {
+        let counted: u64 = broken.vms.iter().map(|v| v.counters.count(r)).sum();
+        assert!(breaks[r as usize] > 5, "{} breaks on {}", breaks[r as usize], r.name());
+        assert_eq!(breaks[r as usize], counted, "one break per {} trap", r.name());
+    }
+    assert_eq!(plain.log.total, broken.log.total);
+    assert!(plain.log.iter().eq(broken.log.iter()), "the trap logs differ");
+    for (a, b) in plain.vms.iter_mut().zip(broken.vms.iter_mut()) {
+        assert_eq!(a.counters.by_reason, b.counters.by_reason, "{}", a.name);
+        assert_eq!(a.counters.retired, b.counters.retired, "{}", a.name);
+        assert_eq!(a.board.com1.take_output(), b.board.com1.take_output(), "{}", a.name);
+    }
+
+    // A step of up to a million instructions stops at the VM's next trap, handled.
+    let i = broken.vms.iter().position(|v| v.name.starts_with("sensitive")).unwrap();
+    let (id, total) = (broken.vms[i].id, broken.log.total);
+    let r = broken.step(i, 1_000_000);
+    let RunOutcome::Break { vm, reason } = r else { panic!("{r:?}") };
+    assert_eq!(vm, id);
+    assert!(broken.pending_exit(i).is_none());
+    assert!(logged_since(&broken, total, id, reason), "the trap is logged");
+}
+
+/// Whether VM `vm` logged a record of `reason` since the log held `total` records (the
+/// trap a monitor VM broke at; its handler may log more after it, such as a page fault
+/// while it reflects an interrupt).
+fn logged_since(vmm: &Vmm, total: u64, vm: u16, reason: u16) -> bool {
+    let new = (vmm.log.total - total) as usize;
+    let held = vmm.log.iter().count();
+    vmm.log.iter().skip(held.saturating_sub(new)).any(|r| (r.vm, r.reason) == (vm, reason))
 }

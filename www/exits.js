@@ -180,8 +180,10 @@ export class ExitsPanel {
                 this.setRunning(true);
                 break;
             case 'stepped': {
-                const at = msg.reason >= 0 ? `: at ${this.names.get(msg.reason) ?? msg.reason} (pending: the next step handles it)` : '';
-                this.status(`stepped ${this.vmName(msg.vm)}${msg.outcome === 'stopped' ? ': it stopped' : at}`, msg.reason >= 0 ? 'break' : '');
+                const name = (n) => this.names.get(n) ?? n;
+                const at = msg.reason >= 0 ? `: at ${name(msg.reason)} (pending: the next step handles it)`
+                    : msg.trap >= 0 ? `: at ${name(msg.trap)} (a monitor trap, handled)` : '';
+                this.status(`stepped ${this.vmName(msg.vm)}${msg.outcome === 'stopped' ? ': it stopped' : at}`, at ? 'break' : '');
                 break;
             }
             case 'state':

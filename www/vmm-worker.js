@@ -16,7 +16,8 @@
 //   {type:'breakOn', reasons:[n…]}  stop at exits of these reason numbers ([] = never).
 //   {type:'step', vm, max}    pause, then step VM `vm` (index) alone: max = 1 handles its
 //                             pending exit or runs one instruction; a larger max handles it and
-//                             runs on (through halts) up to the next exit, left pending.
+//                             runs on (through halts) up to the next exit, left pending (a
+//                             software-monitor VM's next trap, handled).
 //   {type:'state', vm}        ask for VM `vm`'s registers.
 //   {type:'disasm', id, seqs, records}  records: Uint8Array of exit records (exitRecordSize()
 //                             bytes each) to disassemble; seqs: their exit numbers.
@@ -40,7 +41,8 @@
 //        `exitCost`: the modelled cycles of one exit (VmmConfig::exit_cost_cycles).
 //   {type:'break', vm, reason, name}  run() stopped at an exit of a chosen reason (vm: index).
 //   {type:'paused'} {type:'running'}  the run state changed.
-//   {type:'stepped', vm, outcome, reason}  a step ended ("break": exit `reason` is pending).
+//   {type:'stepped', vm, outcome, reason, trap}  a step ended ("break": exit `reason` is
+//                             pending, or for a software-monitor VM trap `trap` was handled).
 //   {type:'state', vm, rows}  rows: [group, name, text] (src/front/vmstate.rs).
 //   {type:'disasm', id, seqs, texts}
 //   {type:'error', message}
@@ -222,7 +224,7 @@ self.onmessage = (e) => {
                 pause();
                 const outcome = v.step(msg.vm, msg.max ?? 1);
                 update();
-                post({ type: 'stepped', vm: msg.vm, outcome, reason: v.pendingExit(msg.vm) });
+                post({ type: 'stepped', vm: msg.vm, outcome, reason: v.pendingExit(msg.vm), trap: outcome === 'break' ? v.breakReason() : -1 });
                 sendState(msg.vm);
                 break;
             }

@@ -194,6 +194,10 @@ pub enum MonitorExit {
     /// (device memory not used before): the VMM maps it and runs the VM again, which
     /// repeats the access.
     MapPage(u32),
+    /// A trap of a reason to break on was counted, logged and handled (the monitor has no
+    /// half-handled state to leave pending, unlike a V386 exit): the guest's state is as
+    /// the handler left it. Running again goes on from there.
+    Break(u16),
     Error(MonitorError),
 }
 
@@ -339,7 +343,9 @@ impl Monitor {
     }
 
     /// Run VM `vm` (its tag: its TLB bank, its exit-log records) for at most `budget`
-    /// guest instructions on `cpu`, over `bus`, its traps logged to `log`.
+    /// guest instructions on `cpu`, over `bus`, its traps logged to `log`. A trap whose
+    /// reason number n has bit n set in `break_on` ends the run once it is handled
+    /// ([`MonitorExit::Break`]).
     pub fn run(
         &mut self,
         cpu: &mut Cpu,
@@ -347,10 +353,11 @@ impl Monitor {
         log: &mut ExitLog,
         vm: u16,
         budget: u64,
+        break_on: u128,
     ) -> MonitorExit {
         cpu.world_switch(&mut self.world, vm, true);
         cpu.trap_events = true;
-        let mut w = World { m: self, cpu, bus, log, vm, here: None, mute: false };
+        let mut w = World { m: self, cpu, bus, log, vm, here: None, mute: false, break_on, broke: None };
         let r = w.run(budget);
         w.cpu.trap_events = false;
         w.cpu.trapped = None;
@@ -373,6 +380,9 @@ pub(crate) struct World<'a, 'b> {
     here: Option<(u32, [u8; 15], u8)>,
     /// Traps are not counted (an interpreter run for a trap already counted).
     mute: bool,
+    /// The trap reasons to stop at (bit n: reason n), and the first one this run counted.
+    break_on: u128,
+    broke: Option<u16>,
 }
 
 impl World<'_, '_> {
@@ -483,6 +493,9 @@ impl World<'_, '_> {
                         return x;
                     }
                     self.ensure_scanned();
+                    if let Some(reason) = self.broke.take() {
+                        return MonitorExit::Break(reason);
+                    }
                 }
                 // A device raised one of the VM's interrupts (the bus ended the run).
                 StopReason::Yield => {
@@ -490,6 +503,9 @@ impl World<'_, '_> {
                         return x;
                     }
                     self.ensure_scanned();
+                    if let Some(reason) = self.broke.take() {
+                        return MonitorExit::Break(reason);
+                    }
                 }
                 StopReason::BudgetSpent | StopReason::VmExit => {
                     if self.cpu.icount >= end {
@@ -558,6 +574,9 @@ impl World<'_, '_> {
             return;
         }
         self.m.counters.traps[r as usize] += 1;
+        if self.break_on >> (r as u32) & 1 != 0 {
+            self.broke.get_or_insert(r as u16);
+        }
         let c = &*self.cpu;
         let eip = c.segs[CS as usize].base.wrapping_add(c.eip);
         let mut x = ExitInfo { reason: r as u32, qualification, ..Default::default() };

@@ -39,7 +39,8 @@ pub enum RunOutcome {
     /// VM `vm` (its tag) exited with `reason`, one of the reasons to break on
     /// ([`Vmm::set_break_on`]), or [`Vmm::step`] stopped at an exit: it is logged and
     /// counted but not handled yet ([`Vmm::pending_exit`]); the VM's state is as the exit
-    /// left it. The next `run` or `step` of that VM handles it first.
+    /// left it. The next `run` or `step` of that VM handles it first. A software-monitor
+    /// VM's trap is handled before the break (nothing pends).
     Break { vm: u16, reason: u16 },
 }
 
@@ -93,17 +94,18 @@ struct RunState {
     resume: Option<(usize, u64)>,
 }
 
-/// How a turn ended: instructions retired, idle time skipped (a halted VM), and whether
-/// it stopped at a break (its exit is pending).
+/// How a turn ended: instructions retired, idle time skipped (a halted VM), and the
+/// reason of the break it stopped at (a V386 VM's exit is pending; a monitor VM's trap
+/// was handled).
 struct TurnEnd {
     retired: u64,
     idle: u64,
-    broke: bool,
+    broke: Option<u16>,
 }
 
 impl TurnEnd {
     fn of(retired: u64, idle: u64) -> Self {
-        TurnEnd { retired, idle, broke: false }
+        TurnEnd { retired, idle, broke: None }
     }
 }
 
@@ -168,11 +170,15 @@ impl Vmm {
                 } else if t.idle > 0 {
                     st.round_idle = st.round_idle.min(t.idle);
                 }
-                if t.broke {
-                    st.resume = Some((i, quantum - t.retired));
-                    self.brk.suspended = Some(st);
+                if let Some(reason) = t.broke {
+                    // A monitor VM that broke at its HLT has ended its turn (its trap is
+                    // handled, nothing pends): the resumed turn is empty, so the VM idles
+                    // from the next round as it would have without the break.
                     let vm = &self.vms[i];
-                    return RunOutcome::Break { vm: vm.id, reason: vm.vcb.exit.reason as u16 };
+                    let over = vm.monitor.is_some() && vm.state == VmState::Halted;
+                    st.resume = Some((i, if over { 0 } else { quantum - t.retired }));
+                    self.brk.suspended = Some(st);
+                    return RunOutcome::Break { vm: self.vms[i].id, reason };
                 }
             }
             st.round_left -= 1;
@@ -212,12 +218,15 @@ impl Vmm {
     /// pending as a break leaves it. A halted VM's time moves on to its next device event
     /// (as in `run`, skipped time counts against `max`): a single step of a halted VM is
     /// that wait, a larger `max` goes on to the exit after it wakes. Returns `Break` when
-    /// an exit is pending afterwards.
+    /// an exit is pending afterwards, or when a monitor VM stopped at a trap (handled:
+    /// the monitor leaves none pending).
     pub fn step(&mut self, i: usize, max: u64) -> RunOutcome {
         if i >= self.vms.len() || matches!(self.vms[i].state, VmState::Stopped(_)) {
             return RunOutcome::AllStopped;
         }
         let pending = self.brk.take(i);
+        // A monitor VM's trap the step stopped at (handled, not pending).
+        let mut trapped = None;
         if let Some(exit) = pending {
             match self.interpret(i, exit) {
                 Action::Continue | Action::EndTurn => {}
@@ -231,7 +240,8 @@ impl Vmm {
             loop {
                 let t = self.turn(i, left);
                 let used = t.retired.saturating_add(t.idle).max(1);
-                if t.broke || used >= left || matches!(self.vms[i].state, VmState::Stopped(_)) {
+                trapped = t.broke.filter(|_| self.vms[i].monitor.is_some());
+                if t.broke.is_some() || used >= left || matches!(self.vms[i].state, VmState::Stopped(_)) {
                     break;
                 }
                 left -= used;
@@ -239,10 +249,11 @@ impl Vmm {
             self.brk.mask = mask;
         }
         let vm = &self.vms[i];
-        match self.pending_exit(i) {
-            Some(_) => RunOutcome::Break { vm: vm.id, reason: vm.vcb.exit.reason as u16 },
-            None if matches!(vm.state, VmState::Stopped(_)) => RunOutcome::AllStopped,
-            None => RunOutcome::BudgetSpent,
+        match (self.pending_exit(i), trapped) {
+            (Some(_), _) => RunOutcome::Break { vm: vm.id, reason: vm.vcb.exit.reason as u16 },
+            _ if matches!(vm.state, VmState::Stopped(_)) => RunOutcome::AllStopped,
+            (None, Some(reason)) => RunOutcome::Break { vm: vm.id, reason },
+            (None, None) => RunOutcome::BudgetSpent,
         }
     }
 
@@ -270,7 +281,8 @@ impl Vmm {
                     // happened. (One test of a zero mask when no break is set.)
                     if self.brk.mask != 0 && self.brk.hits(self.vms[i].vcb.exit.reason & 0xffff) {
                         self.brk.park(i, exit);
-                        return TurnEnd { retired: quantum - left, idle: 0, broke: true };
+                        let reason = self.vms[i].vcb.exit.reason as u16;
+                        return TurnEnd { retired: quantum - left, idle: 0, broke: Some(reason) };
                     }
                     exit
                 }
@@ -293,10 +305,15 @@ impl Vmm {
 
     /// One turn of VM `i` under the software monitor (techniques 2–4): its world runs
     /// on the processor slice by slice, up to each device event, until it has retired
-    /// `quantum` instructions, halts or stops. The monitor logs its traps as they happen;
-    /// they are counted here by reason. Breaks do not stop it (a trap is handled inside
-    /// the monitor, not left pending).
+    /// `quantum` instructions, halts or stops, or a trap of a reason to break on happened.
+    /// The monitor logs its traps as they happen; they are counted here by reason. A
+    /// break comes after the trap is handled (the monitor leaves nothing pending, unlike
+    /// a V386 exit): the guest's state is as the handler left it.
     fn monitor_turn(&mut self, i: usize, quantum: u64) -> TurnEnd {
+        if quantum == 0 {
+            // The rest of a turn that broke at the VM's HLT: that turn is over (see `run`).
+            return TurnEnd::of(0, 0);
+        }
         let mut left = quantum;
         loop {
             let slice = match self.ready(i, left, quantum) {
@@ -309,21 +326,33 @@ impl Vmm {
             let entry = self.cpu.icount;
             let r = {
                 let (mut bus, _) = HostBus::new(&mut self.mem, vm, entry);
-                mon.run(&mut self.cpu, &mut bus, &mut self.log, id, slice)
+                mon.run(&mut self.cpu, &mut bus, &mut self.log, id, slice, self.brk.mask)
             };
             let retired = self.cpu.icount - entry;
             vm.clock += retired;
             vm.counters.retired += retired;
             left = left.saturating_sub(retired);
-            for (n, (now, then)) in vm.counters.by_reason.iter_mut().zip(mon.counters.traps.iter().zip(before)) {
+            // A trap to break on that ended the run another way (a HLT, a page to map)
+            // shows in the counts.
+            let mut broke = None;
+            for (r, (n, (now, then))) in
+                vm.counters.by_reason.iter_mut().zip(mon.counters.traps.iter().zip(before)).enumerate()
+            {
                 *n += now - then;
+                if *now != then && broke.is_none() && self.brk.hits(r as u32) {
+                    broke = Some(r as u16);
+                }
             }
             vm.monitor = Some(mon);
             let stop = match r {
                 MonitorExit::BudgetSpent => None,
+                MonitorExit::Break(reason) => {
+                    broke = Some(reason);
+                    None
+                }
                 MonitorExit::Halted => {
                     vm.state = VmState::Halted;
-                    return TurnEnd::of(quantum - left, 0);
+                    return TurnEnd { retired: quantum - left, idle: 0, broke };
                 }
                 MonitorExit::MapPage(page) => {
                     vm.map_page(&mut self.mem, page).err().map(|e| VmStop::Error(format!("{e}")))
@@ -342,7 +371,10 @@ impl Vmm {
             }
             if left == 0 {
                 vm.counters.preemptions += 1;
-                return TurnEnd::of(quantum, 0);
+                return TurnEnd { retired: quantum, idle: 0, broke };
+            }
+            if broke.is_some() {
+                return TurnEnd { retired: quantum - left, idle: 0, broke };
             }
         }
     }

@@ -121,8 +121,9 @@ impl WebVmm {
     }
 
     /// Step VM `i` alone (`Vmm::step`): `max` = 1 handles its pending exit or runs one
-    /// instruction; a larger `max` handles it and runs on up to the next exit, left pending.
-    /// "break" when an exit is pending afterwards, else "running" or "stopped".
+    /// instruction; a larger `max` handles it and runs on up to the next exit, left pending
+    /// (a software-monitor VM's next trap, handled). "break" when it stopped at an exit
+    /// (`breakReason`), else "running" or "stopped".
     pub fn step(&mut self, i: usize, max: f64) -> String {
         let r = self.vmm.step(i, max.max(1.0) as u64);
         self.outcome(r)

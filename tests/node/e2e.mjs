@@ -11,7 +11,8 @@
 //     badge says so and its screen shows the monitor's GDT (SGDT base FFC00000) where
 //     the V386 one shows the guest's; the chart shows rates for three reasons or more, log
 //     rows show disassembly, break on exit pauses on CPUID, the paused classic VM's
-//     registers show the monitor's rows (the guest's own GDTR beside the real one), Linux
+//     registers show the monitor's rows (the guest's own GDTR beside the real one) and run
+//     to exit stops it at its next monitor trap (handled), Linux
 //     reaches its shell and a command typed in its terminal runs, Save and Restore bring
 //     it back                                                    → tests/out/e2e-demo.png
 //  1. the single-machine page (machine.html: SeaBIOS booting the demo floppy) shows its banner on the VGA
@@ -462,6 +463,10 @@ async function testDemo(context, base) {
         vgdtr.startsWith('base 00101078') && (await reg('GDTR')).startsWith('base ffc00000') && (await reg('CPL')) === '1',
         `the classic VM's registers: GDTR ${await reg('GDTR')}, the guest's vGDTR ${vgdtr}, CPL ${await reg('CPL')}; ${monitorRows} monitor rows (${await reg('technique')}; traps ${await reg('traps')})`,
     );
+    // Run to exit on the classic VM: it stops at its next trap, which the monitor handled.
+    await page.click('.xp-next');
+    const trap = await waitFor(async () => ((await status()).includes('(a monitor trap, handled)') ? status() : ''), 10_000);
+    check(trap, `run to exit on the classic VM stops at its next monitor trap: "${trap}"`);
     await page.selectOption('.xp-vm', String(own));
     const noMonitor = await waitFor(async () => (await page.evaluate(() => !document.querySelector('.xp-regs-group[data-group="monitor"]') && !!document.querySelector('.xp-regs .reg[data-name="EIP"]')) ? true : null), 5_000);
     check(noMonitor, 'a V386 VM has no monitor group in its registers');
