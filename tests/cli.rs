@@ -315,3 +315,52 @@ fn save_after_and_restore_continue_the_run_exactly() {
     assert_eq!(status(&o), 2);
     assert!(stderr(&o).contains("'--restore' and 'options that describe the machine'"), "{}", stderr(&o));
 }
+
+/// `--save-after` with `--vm` saves the whole VMM; `--restore` of that snapshot runs its
+/// VMs on, each printing with its name as prefix: a V386 VM (real-mode code) and a
+/// trap-and-emulated one (the same loop as a Multiboot kernel) give, split at the save and
+/// put together, the output of the run that was not split.
+#[test]
+fn a_vmm_saved_and_restored_runs_on_exactly() {
+    // mov al,'a'; l: out 0xe9,al; inc al; jmp l — the same bytes in 16- and 32-bit code.
+    let code = [0xb0, 0x61, 0xe6, 0xe9, 0xfe, 0xc0, 0xeb, 0xfa];
+    let real = image("vmm-counter", &code);
+    let pm = image("vmm-counter-pm", &v386::boot::multiboot::flat_image(0x10_0000, &code));
+    let snap = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("cli-vmm.snap");
+    let snap_arg = snap.to_str().unwrap();
+    let vm1 = format!("--flat {}", real.display());
+    let vm2 = format!("-technique trap-and-emulate -kernel {}", pm.display());
+    // Short turns, so that both VMs run before and after the save.
+    let vms = ["--vm", vm1.as_str(), "--vm", vm2.as_str(), "--quantum", "1000"];
+    let run = |extra: &[&str]| {
+        let o = v386(&[&vms[..], extra].concat());
+        assert_eq!(status(&o), 0, "stderr: {}", stderr(&o));
+        o
+    };
+    let full = run(&["--max-instructions", "30000", "--save-after", "10000", snap_arg]);
+    assert!(stderr(&full).contains("saved the VMM (2 VMs)"), "{}", stderr(&full));
+    let first = run(&["--max-instructions", "10000"]);
+    let rest = v386(&["--restore", snap_arg, "--max-instructions", "20000"]);
+    assert_eq!(status(&rest), 0, "stderr: {}", stderr(&rest));
+    assert!(stderr(&rest).contains("v386: vm2 (Trap-and-emulate, running)"), "{}", stderr(&rest));
+    // Each VM's debug console, lines joined (the split cuts one line in two).
+    let console = |o: &Output, vm: &str| -> String {
+        let prefix = format!("[{vm} debugcon] ");
+        String::from_utf8_lossy(&o.stdout).lines().filter_map(|l| l.strip_prefix(prefix.as_str())).collect()
+    };
+    for vm in ["vm1", "vm2"] {
+        let (f, a, b) = (console(&full, vm), console(&first, vm), console(&rest, vm));
+        assert!(!a.is_empty() && !b.is_empty(), "{vm} printed before and after the save");
+        assert_eq!(format!("{a}{b}"), f, "{vm}: the restored run goes on where the first stopped");
+    }
+
+    // Options the VMM's snapshot decides, or that it cannot take.
+    let o = v386(&["--restore", snap_arg, "-debugcon", "stdio"]);
+    assert_eq!(status(&o), 2);
+    assert!(stderr(&o).contains("--restore of a VMM's snapshot"), "{}", stderr(&o));
+    let o = v386(&["--restore", snap_arg, "--vm", vm1.as_str()]);
+    assert_eq!(status(&o), 2);
+    let o = v386(&["--vm", &format!("{vm1} --save-after 5 {snap_arg}")]);
+    assert_eq!(status(&o), 2);
+    assert!(stderr(&o).contains("give it once, outside"), "{}", stderr(&o));
+}

@@ -144,6 +144,20 @@ pub(crate) fn encode<T: Serialize>(kind: Kind, state: &T) -> Result<Vec<u8>, Sna
     Ok(out)
 }
 
+/// What a snapshot file holds, by its magic and kind byte alone (for a front end that
+/// takes either kind: `restore` of that kind checks the rest), or `None` when `bytes`
+/// does not start as a snapshot of a known kind.
+pub fn kind_of(bytes: &[u8]) -> Option<Kind> {
+    if bytes.get(..MAGIC.len())? != MAGIC {
+        return None;
+    }
+    match *bytes.get(10)? {
+        1 => Some(Kind::Machine),
+        2 => Some(Kind::Vmm),
+        _ => None,
+    }
+}
+
 /// Check the header of `bytes` and decode its payload as a `T`.
 pub(crate) fn decode<T: DeserializeOwned>(kind: Kind, bytes: &[u8]) -> Result<T, SnapshotError> {
     if bytes.len() < MAGIC.len() {
@@ -232,5 +246,16 @@ mod tests {
         let mut c = good.clone();
         *c.last_mut().unwrap() ^= 1;
         assert!(matches!(decode::<(u32, u64)>(Kind::Machine, &c), Err(SnapshotError::Corrupt(_))));
+    }
+
+    #[test]
+    fn the_kind_is_read_from_the_header() {
+        assert_eq!(kind_of(&encode(Kind::Machine, &1u8).unwrap()), Some(Kind::Machine));
+        assert_eq!(kind_of(&encode(Kind::Vmm, &1u8).unwrap()), Some(Kind::Vmm));
+        let mut odd = encode(Kind::Vmm, &1u8).unwrap();
+        odd[10] = 7;
+        assert_eq!(kind_of(&odd), None);
+        assert_eq!(kind_of(b"V386SNAP"), None);
+        assert_eq!(kind_of(b"garbage!garbage!garbage!"), None);
     }
 }

@@ -113,10 +113,14 @@ OPTIONS:
     --quantum N               Guest instructions per VM turn (default 100000).
     --save-after N FILE       Once N instructions have retired, save the whole machine
                               (processor, RAM, devices, images, clock) to the snapshot
-                              FILE, and run on.
+                              FILE, and run on. With --vm: the whole VMM (every VM, the
+                              exit log) once N of the run's instructions have passed.
     --restore FILE            Start from a snapshot instead of booting: the machine, its
                               images, memory size and clock come from FILE; only -serial,
-                              -debugcon, --max-instructions and --save-after apply.
+                              -debugcon, --max-instructions and --save-after apply. A
+                              VMM's snapshot runs its VMs on, each printing to the
+                              terminal with its name as prefix (-serial and -debugcon do
+                              not apply).
     -display none, -nographic, -no-reboot
                               Accepted for compatibility; no effect.
     -h, --help                This help.
@@ -575,8 +579,8 @@ fn parse_args<I: IntoIterator<Item = OsString>>(args: I) -> Result<Command, CliE
             _ => return Err(CliError::UnknownOption(a.to_string())),
         }
     }
-    if !vm_args.is_empty() && (save_after.is_some() || restore.is_some()) {
-        return Err(CliError::Conflict("--save-after/--restore", "--vm"));
+    if !vm_args.is_empty() && restore.is_some() {
+        return Err(CliError::Conflict("--restore", "--vm (a VMM's snapshot holds its VMs)"));
     }
     match technique {
         Some(_) if !vm_args.is_empty() => {
@@ -623,7 +627,7 @@ fn parse_args<I: IntoIterator<Item = OsString>>(args: I) -> Result<Command, CliE
         if others.iter().any(|&b| b) {
             return Err(CliError::Conflict("--vm", "a machine's own options outside --vm"));
         }
-        return vms::parse(&vm_args, max_instructions, quantum).map(Command::RunVms);
+        return vms::parse(&vm_args, max_instructions, quantum, save_after).map(Command::RunVms);
     }
     if quantum.is_some() {
         return Err(CliError::Conflict("--quantum", "a run without --vm"));
@@ -788,8 +792,15 @@ fn build_machine(opts: &Options) -> Result<Machine, CliError> {
     Ok(m)
 }
 
-/// Build the machine, run it, and give the process exit status.
+/// Build the machine, run it, and give the process exit status. A VMM's snapshot given to
+/// `--restore` runs its VMs instead (`vms::resume`).
 fn run(opts: &Options) -> Result<u8, CliError> {
+    if let Boot::Restore(path) = &opts.boot {
+        let bytes = std::fs::read(path).map_err(|err| CliError::Read { path: path.clone(), err })?;
+        if v386::snapshot::kind_of(&bytes) == Some(v386::snapshot::Kind::Vmm) {
+            return vms::resume(path, &bytes, opts);
+        }
+    }
     let mut m = build_machine(opts)?;
     let mut sink = Sink::open(&opts.debugcon)?;
     let mut fw_log = match std::env::var_os("V386_FIRMWARE_LOG") {

@@ -2,11 +2,13 @@
 //! a single run, as VMs under the VMM (src/vmm/), each under its `-technique` (the V386
 //! extension by default). Each VM's serial line and debug console go to the terminal with
 //! a `[vmN] ` prefix unless its options send them elsewhere; the exit counters of every
-//! VM are printed at the end.
+//! VM are printed at the end. `--save-after` saves the whole VMM; `--restore` of a VMM's
+//! snapshot runs its VMs on (`resume`).
 
 use super::{build_machine, parse_args, CliError, Command, DebugconSink, Options, SerialSink, Sink, SLICE};
 use std::ffi::OsString;
 use std::io::{self, Write};
+use std::path::{Path, PathBuf};
 use v386::cpu::v386::ExitReason;
 use v386::machine::ClockMode;
 use v386::vmm::{RunOutcome, Technique, Vm, VmState, Vmm, VmmConfig};
@@ -51,6 +53,8 @@ pub struct VmsOptions {
     pub vms: Vec<VmOptions>,
     pub max_instructions: Option<u64>,
     pub quantum: Option<u32>,
+    /// `--save-after N FILE`: the whole VMM, once N of the run's instructions passed.
+    pub save_after: Option<(u64, PathBuf)>,
 }
 
 /// Split a `--vm` value into arguments: whitespace separates, single or double quotes
@@ -87,7 +91,12 @@ fn split(s: &str) -> Result<Vec<String>, CliError> {
 }
 
 /// Parse every `--vm` value with the single-machine parser.
-pub fn parse(values: &[String], max_instructions: Option<u64>, quantum: Option<u32>) -> Result<VmsOptions, CliError> {
+pub fn parse(
+    values: &[String],
+    max_instructions: Option<u64>,
+    quantum: Option<u32>,
+    save_after: Option<(u64, PathBuf)>,
+) -> Result<VmsOptions, CliError> {
     let mut vms = Vec::new();
     for v in values {
         let mut args = split(v)?;
@@ -102,9 +111,15 @@ pub fn parse(values: &[String], max_instructions: Option<u64>, quantum: Option<u
         if opts.max_instructions.is_some() {
             return Err(CliError::Conflict("--max-instructions inside --vm", "--vm (give it once, outside)"));
         }
+        if opts.save_after.is_some() {
+            return Err(CliError::Conflict(
+                "--save-after inside --vm",
+                "--vm (give it once, outside: it saves the VMM)",
+            ));
+        }
         vms.push(VmOptions { opts, technique, serial_given, debugcon_given });
     }
-    Ok(VmsOptions { vms, max_instructions, quantum })
+    Ok(VmsOptions { vms, max_instructions, quantum, save_after })
 }
 
 /// Where one stream of one VM goes: a sink, or the terminal line by line with a prefix.
@@ -118,8 +133,12 @@ impl Out {
         if given {
             Out::Sink(sink)
         } else {
-            Out::Prefixed { prefix: prefix.into(), pending: Vec::new() }
+            Out::prefixed(prefix)
         }
+    }
+
+    fn prefixed(prefix: &str) -> Out {
+        Out::Prefixed { prefix: prefix.into(), pending: Vec::new() }
     }
 
     fn write(&mut self, bytes: &[u8]) -> io::Result<()> {
@@ -137,6 +156,19 @@ impl Out {
                 out.flush()
             }
         }
+    }
+}
+
+impl Out {
+    /// The run is over: a last line without its newline is printed too.
+    fn finish(&mut self) -> io::Result<()> {
+        if let Out::Prefixed { pending, .. } = self {
+            if !pending.is_empty() {
+                pending.push(b'\n');
+                return self.write(&[]);
+            }
+        }
+        Ok(())
     }
 }
 
@@ -191,15 +223,54 @@ pub fn run(v: &VmsOptions) -> Result<u8, CliError> {
         let debugcon = Out::new(o.debugcon_given, Sink::open(&o.opts.debugcon)?, &format!("[{name} debugcon] "));
         outs.push((serial, debugcon));
     }
-    let wall = v.vms.iter().any(|o| o.opts.clock == ClockMode::Wall);
+    drive(vmm, outs, v.max_instructions, v.save_after.clone())
+}
+
+/// `--restore` of a VMM's snapshot (`bytes`, read from `path`): its VMs run on where they
+/// were saved, each VM's serial line and debug console to the terminal with its name as
+/// prefix. `opts` is the single-machine parse of the command line: its -serial and
+/// -debugcon would be one sink for every VM, so they are refused.
+pub fn resume(path: &Path, bytes: &[u8], opts: &Options) -> Result<u8, CliError> {
+    if opts.serial != SerialSink::Null || opts.debugcon != DebugconSink::Null {
+        return Err(CliError::Conflict(
+            "-serial/-debugcon",
+            "--restore of a VMM's snapshot (each VM prints to the terminal with its prefix)",
+        ));
+    }
+    let vmm = Vmm::restore(bytes).map_err(|e| CliError::Snapshot { path: path.into(), why: e.to_string() })?;
+    let outs = vmm
+        .vms
+        .iter()
+        .map(|vm| (Out::prefixed(&format!("[{}] ", vm.name)), Out::prefixed(&format!("[{} debugcon] ", vm.name))))
+        .collect();
+    drive(vmm, outs, opts.max_instructions, opts.save_after.clone())
+}
+
+/// Run the VMs in slices up to `max_instructions` (or until all stop), draining each VM's
+/// output after every slice, saving the VMM once `save_after` is due; then print the
+/// counters.
+fn drive(
+    mut vmm: Vmm,
+    mut outs: Vec<(Out, Out)>,
+    max_instructions: Option<u64>,
+    mut save_after: Option<(u64, PathBuf)>,
+) -> Result<u8, CliError> {
+    let wall = vmm.vms.iter().any(|vm| vm.board.clock.mode() == ClockMode::Wall);
     let started = std::time::Instant::now();
-    let mut left = v.max_instructions;
+    let mut left = max_instructions;
+    // The run's instructions so far, as `Vmm::run` budgets them (idle time counts).
+    let mut done = 0u64;
     loop {
-        let n = left.map_or(SLICE, |l| l.min(SLICE));
+        let mut n = left.map_or(SLICE, |l| l.min(SLICE));
+        if let Some(due) = save_when_due(&vmm, done, &mut save_after)? {
+            // The slice ends where the snapshot is due.
+            n = n.min(due);
+        }
         if wall {
             vmm.set_host_time(started.elapsed().as_nanos() as u64);
         }
         let r = vmm.run(n);
+        done += n;
         for (vm, (serial, debugcon)) in vmm.vms.iter_mut().zip(outs.iter_mut()) {
             serial.write(&vm.board.com1.take_output()).map_err(CliError::Output)?;
             debugcon.write(&core::mem::take(&mut vm.board.debugcon.out)).map_err(CliError::Output)?;
@@ -214,14 +285,35 @@ pub fn run(v: &VmsOptions) -> Result<u8, CliError> {
         if let Some(l) = &mut left {
             *l = l.saturating_sub(n);
             if *l == 0 {
+                // A snapshot due exactly where --max-instructions ends the run.
+                save_when_due(&vmm, done, &mut save_after)?;
                 break;
             }
         }
+    }
+    for (serial, debugcon) in &mut outs {
+        serial.finish().map_err(CliError::Output)?;
+        debugcon.finish().map_err(CliError::Output)?;
     }
     for vm in &vmm.vms {
         eprintln!("{}", summary(vm));
     }
     Ok(0)
+}
+
+/// Save the VMM to `save`'s file once `done` reaches its count (then `save` is spent);
+/// else the instructions left until it is due.
+fn save_when_due(vmm: &Vmm, done: u64, save: &mut Option<(u64, PathBuf)>) -> Result<Option<u64>, CliError> {
+    let Some((at, path)) = save.as_ref() else { return Ok(None) };
+    if done < *at {
+        return Ok(Some(at - done));
+    }
+    let fail = |why: String| CliError::Snapshot { path: path.clone(), why };
+    let bytes = vmm.save().map_err(|e| fail(e.to_string()))?;
+    std::fs::write(path, bytes).map_err(|e| fail(e.to_string()))?;
+    eprintln!("v386: saved the VMM ({} VMs) to {} after {done} instructions", vmm.vms.len(), path.display());
+    *save = None;
+    Ok(None)
 }
 
 #[cfg(test)]
@@ -241,12 +333,12 @@ mod tests {
 
     #[test]
     fn each_vm_is_a_machine_of_its_own() {
-        let v =
-            parse(&["-fda a.img -serial file:/tmp/x".into(), "-kernel k -m 64".into()], Some(5), Some(1000)).unwrap();
+        let v = parse(&["-fda a.img -serial file:/tmp/x".into(), "-kernel k -m 64".into()], Some(5), Some(1000), None)
+            .unwrap();
         assert_eq!(v.vms.len(), 2);
         assert!(v.vms[0].serial_given && !v.vms[1].serial_given);
         assert_eq!(v.vms[1].opts.mem_mb, 64);
-        assert!(parse(&["--help".into()], None, None).is_err());
+        assert!(parse(&["--help".into()], None, None, None).is_err());
         assert_eq!((v.vms[0].technique, v.vms[1].technique), (Technique::V386, Technique::V386));
     }
 
@@ -260,12 +352,13 @@ mod tests {
             ],
             None,
             None,
+            None,
         )
         .unwrap();
         let t: Vec<Technique> = v.vms.iter().map(|o| o.technique).collect();
         assert_eq!(t, [Technique::TrapAndEmulate, Technique::ScanBeforeExecute, Technique::V386]);
         assert_eq!(v.vms[0].opts.mem_mb, 16, "the machine's options around it stay the machine's");
-        let err = |s: &str| parse(&[s.into()], None, None).unwrap_err().to_string();
+        let err = |s: &str| parse(&[s.into()], None, None, None).unwrap_err().to_string();
         let e = err("-kernel k -technique trap-and-emulate-sometimes");
         assert!(e.contains("'trap-and-emulate-sometimes'") && e.contains("scan-before-execute"), "{e}");
         assert!(err("-kernel k -technique").contains("needs a value"));
