@@ -46,5 +46,6 @@ pub(crate) fn check_board(board: &super::Board) -> Result<(), String> {
     if bios % 0x1_0000 != 0 || bios > 0x10_0000 {
         return Err(format!("a BIOS of {bios} bytes"));
     }
+    board.ide.check()?;
     Ok(())
 }

@@ -58,6 +58,18 @@ impl Channel {
         Self { drives: [None, None], selected: 0, devctl: 0 }
     }
 
+    /// Whether restored state holds what the accessors rely on: device 0 or 1 selected,
+    /// each data pointer inside (or at the end of) its buffer.
+    pub(super) fn check(&self) -> Result<(), &'static str> {
+        if self.selected > 1 {
+            return Err("an IDE channel selects a device other than 0 or 1");
+        }
+        if self.drives.iter().flatten().any(|d| d.pos > d.buf.len()) {
+            return Err("an IDE data pointer lies past its buffer");
+        }
+        Ok(())
+    }
+
     pub(super) fn drive(&self, slave: bool) -> Option<&Drive> {
         self.drives[usize::from(slave)].as_ref()
     }
@@ -225,5 +237,20 @@ impl Channel {
             d.power_on_defaults();
         }
         self.post_signatures();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A snapshot could say anything: a device index other than 0 or 1 is refused at
+    /// restore rather than indexing out of bounds at the next port access.
+    #[test]
+    fn restored_state_is_checked() {
+        let mut c = Channel::new();
+        assert_eq!(c.check(), Ok(()));
+        c.selected = 76;
+        assert!(c.check().is_err());
     }
 }

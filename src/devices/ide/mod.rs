@@ -243,6 +243,11 @@ impl Ide {
         Self { channels: [Channel::new(), Channel::new()] }
     }
 
+    /// The checks a restored controller must pass (snapshots: `machine::snapshot`).
+    pub(crate) fn check(&self) -> Result<(), &'static str> {
+        self.channels.iter().try_for_each(Channel::check)
+    }
+
     fn channel(&self, channel: usize) -> Result<&Channel, IdeError> {
         self.channels.get(channel).ok_or(IdeError::NoSuchChannel(channel))
     }
