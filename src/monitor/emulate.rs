@@ -422,7 +422,8 @@ impl World<'_, '_> {
             Some(StopRequest::DebugExit(v)) => Err(MonitorExit::DebugExit(v)),
             Some(StopRequest::PowerOff) => Err(MonitorExit::PowerOff),
             Some(StopRequest::Reset) => Err(MonitorExit::Error(MonitorError::Unsupported("a reset".into()))),
-            Some(StopRequest::Yield) | None => Ok(()),
+            Some(StopRequest::Yield) => Err(MonitorExit::Yield),
+            None => Ok(()),
         }
     }
 

@@ -194,6 +194,10 @@ pub enum MonitorExit {
     /// (device memory not used before): the VMM maps it and runs the VM again, which
     /// repeats the access.
     MapPage(u32),
+    /// A device asked for the slice to end (it raised an interrupt, or a timer now fires
+    /// before the slice would have ended): bring the devices up to the VM's time, size a
+    /// new slice and run again.
+    Yield,
     /// A trap of a reason to break on was counted, logged and handled (the monitor has no
     /// half-handled state to leave pending, unlike a V386 exit): the guest's state is as
     /// the handler left it. Running again goes on from there.
@@ -497,16 +501,10 @@ impl World<'_, '_> {
                         return MonitorExit::Break(reason);
                     }
                 }
-                // A device raised one of the VM's interrupts (the bus ended the run).
-                StopReason::Yield => {
-                    if let Err(x) = self.deliver_interrupt() {
-                        return x;
-                    }
-                    self.ensure_scanned();
-                    if let Some(reason) = self.broke.take() {
-                        return MonitorExit::Break(reason);
-                    }
-                }
+                // A device raised one of the VM's interrupts, or a timer was programmed to
+                // fire before the slice ends (the bus ended the run): the VMM brings the
+                // devices up to now and sizes a new slice; the next run delivers first.
+                StopReason::Yield => return MonitorExit::Yield,
                 StopReason::BudgetSpent | StopReason::VmExit => {
                     if self.cpu.icount >= end {
                         return MonitorExit::BudgetSpent;

@@ -345,7 +345,7 @@ impl Vmm {
             }
             vm.monitor = Some(mon);
             let stop = match r {
-                MonitorExit::BudgetSpent => None,
+                MonitorExit::BudgetSpent | MonitorExit::Yield => None,
                 MonitorExit::Break(reason) => {
                     broke = Some(reason);
                     None
