@@ -10,8 +10,9 @@
 ; re-initialised (vectors 20h-2Fh, every IRQ but IRQ0 masked); then PIT counter 0 in mode 2
 ; with a count of 100 (100 / 1.193182 MHz = 83.8 us, the first IRQ0 that far ahead); STI,
 ; and a loop of three instructions (inc, cmp, je) counting until IRQ0's handler sets a flag.
-; It writes the count on the debug console (port E9h) as eight hex digits and a newline,
-; and stops with CLI; HLT.
+; It writes the count and the TSC ticks from STI to IRQ0's handler (RDTSC, SDM Vol. 2B) on
+; the debug console (port E9h) as two eight-digit hex numbers and a newline, and stops with
+; CLI; HLT.
 ;
 ; Before the PIT is programmed the VM has no device event, so the VMM sizes its slice by
 ; the quantum alone (100,000 instructions by default, 1 ms at 10 ns an instruction); the
@@ -90,6 +91,8 @@ entry:
     mov al, PIT_COUNT >> 8
     out PIT_CH0, al
 
+    rdtsc
+    mov [tsc0], eax
     xor ecx, ecx
     sti
 .spin:
@@ -109,13 +112,30 @@ entry:
     out DEBUGCON, al
     dec ebx
     jnz .digit
+    mov al, ' '
+    out DEBUGCON, al
+    mov edx, [tsc1]
+    sub edx, [tsc0]
+    mov ebx, 8
+.digit2:
+    rol edx, 4
+    mov eax, edx
+    and eax, 0xf
+    mov al, [hex + eax]
+    out DEBUGCON, al
+    dec ebx
+    jnz .digit2
     mov al, 10
     out DEBUGCON, al
     hlt
 
 irq0:
-    mov byte [ticked], 1
     push eax
+    push edx
+    rdtsc
+    mov [tsc1], eax
+    pop edx
+    mov byte [ticked], 1
     mov al, PIC_EOI
     out PIC1_CMD, al
     pop eax
@@ -143,6 +163,9 @@ absolute file_end
 alignb 8
 idt:            resb (VEC_IRQ0 + 1) * 8
 ticked:         resb 1
+alignb 4
+tsc0:           resd 1
+tsc1:           resd 1
 alignb 16
                 resb 1024
 stack_top:
