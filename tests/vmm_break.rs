@@ -26,6 +26,12 @@ use v386::vmm::{RunOutcome, Technique, VmExit, Vmm, VmmConfig};
 const BUDGET: u64 = 40_000_000;
 
 fn demo_vmm() -> Option<Vmm> {
+    demo_vmm_as(&[Technique::V386])
+}
+
+/// The two demo guests under each of `techniques` (named "clock" and "sensitive", with
+/// the technique's key after the name when there are several).
+fn demo_vmm_as(techniques: &[Technique]) -> Option<Vmm> {
     let (Some(clock), Some(sens)) =
         (assemble_guest("vmdemo_clock", "vmm_break"), assemble_guest("vmdemo_sensitive", "vmm_break"))
     else {
@@ -33,9 +39,12 @@ fn demo_vmm() -> Option<Vmm> {
         return None;
     };
     let mut vmm = Vmm::new(VmmConfig::default());
-    for (name, img) in [("clock", clock), ("sensitive", sens)] {
-        let spec = MachineSpec { memory_mb: Some(16), kernel: Some(img), ..Default::default() };
-        vmm.add_vm(name, spec).expect("a VM");
+    for &t in techniques {
+        for (name, img) in [("clock", &clock), ("sensitive", &sens)] {
+            let spec = MachineSpec { memory_mb: Some(16), kernel: Some(img.clone()), ..Default::default() };
+            let name = if techniques.len() == 1 { name.to_string() } else { format!("{name} {}", t.key()) };
+            vmm.add_vm_as(&name, spec, t).expect("a VM");
+        }
     }
     Some(vmm)
 }
@@ -127,32 +136,14 @@ fn steps_handle_the_pending_exit_then_move_one_instruction() {
     assert_eq!(vmm.run(1_000_000), RunOutcome::BudgetSpent);
 }
 
-/// The two demo guests again, each under plain trap-and-emulate and under
-/// scan-before-execute.
-fn monitor_vmm() -> Option<Vmm> {
-    let (Some(clock), Some(sens)) =
-        (assemble_guest("vmdemo_clock", "vmm_break"), assemble_guest("vmdemo_sensitive", "vmm_break"))
-    else {
-        skip("nasm is not installed");
-        return None;
-    };
-    let mut vmm = Vmm::new(VmmConfig::default());
-    for t in [Technique::TrapAndEmulate, Technique::ScanBeforeExecute] {
-        for (name, img) in [("clock", &clock), ("sensitive", &sens)] {
-            let spec = MachineSpec { memory_mb: Some(16), kernel: Some(img.clone()), ..Default::default() };
-            vmm.add_vm_as(&format!("{name} {}", t.key()), spec, t).expect("a VM");
-        }
-    }
-    Some(vmm)
-}
-
 #[test]
 fn monitor_vms_break_at_their_traps_once_handled() {
     const MONITOR_BUDGET: u64 = 20_000_000;
-    let Some(mut plain) = monitor_vmm() else { return };
+    let monitor = [Technique::TrapAndEmulate, Technique::ScanBeforeExecute];
+    let Some(mut plain) = demo_vmm_as(&monitor) else { return };
     assert_eq!(plain.run(MONITOR_BUDGET), RunOutcome::BudgetSpent);
 
-    let mut broken = monitor_vmm().expect("the same VMs");
+    let mut broken = demo_vmm_as(&monitor).expect("the same VMs");
     let mask = bit(ExitReason::Io) | bit(ExitReason::Hlt) | bit(ExitReason::SensitiveInstruction);
     broken.set_break_on(mask);
     let mut breaks = [0u64; 65];

@@ -101,8 +101,19 @@ entry:
     je .spin
     cli
 
-    ; ECX as eight hex digits, most significant first.
     mov edx, ecx
+    call print_hex
+    mov al, ' '
+    out DEBUGCON, al
+    mov edx, [tsc1]
+    sub edx, [tsc0]
+    call print_hex
+    mov al, 10
+    out DEBUGCON, al
+    hlt
+
+; EDX as eight hex digits on the debug console, most significant first.
+print_hex:
     mov ebx, 8
 .digit:
     rol edx, 4
@@ -112,22 +123,7 @@ entry:
     out DEBUGCON, al
     dec ebx
     jnz .digit
-    mov al, ' '
-    out DEBUGCON, al
-    mov edx, [tsc1]
-    sub edx, [tsc0]
-    mov ebx, 8
-.digit2:
-    rol edx, 4
-    mov eax, edx
-    and eax, 0xf
-    mov al, [hex + eax]
-    out DEBUGCON, al
-    dec ebx
-    jnz .digit2
-    mov al, 10
-    out DEBUGCON, al
-    hlt
+    ret
 
 irq0:
     push eax
