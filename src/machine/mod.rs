@@ -380,8 +380,12 @@ impl Machine {
                         return StopReason::BudgetSpent;
                     }
                     let now = self.bus.now();
-                    idle_steps += (t.saturating_sub(now) / NS_PER_INSTRUCTION).max(1);
+                    let skip = (t.saturating_sub(now) / NS_PER_INSTRUCTION).max(1);
+                    idle_steps += skip;
                     self.bus.clock.idle_until(t.max(now + 1), self.cpu.icount);
+                    // The TSC counts through HLT at its constant rate (SDM Vol. 3B §18.17):
+                    // the skipped time, one tick an instruction's worth.
+                    self.cpu.msr.tsc_offset = self.cpu.msr.tsc_offset.wrapping_add(skip);
                 }
                 StopReason::Reset => self.reset(),
                 other => return other,

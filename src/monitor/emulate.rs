@@ -406,6 +406,9 @@ impl World<'_, '_> {
         };
         let bus = &mut self.bus;
         let c = &mut self.cpu;
+        // The devices see the time of this instruction, as for one the processor runs
+        // (`Bus::sync` before a port access): a PIT polled in a loop counts true.
+        bus.sync(c.icount);
         if matches!(i.opcode, 0xe4 | 0xe5 | 0xec | 0xed) {
             let v = bus.io_in(port, size);
             let eax = &mut c.regs[EAX];

@@ -51,8 +51,9 @@ use serde::Serialize;
 /// The file's first eight bytes.
 pub const MAGIC: [u8; 8] = *b"V386SNAP";
 /// The payload layout this build writes and reads. 2: a VM carries its technique, the
-/// software monitor's state and an emulated VM's processor.
-pub const FORMAT_VERSION: u16 = 2;
+/// software monitor's state and an emulated VM's processor. 3: and its TSC's lead on its
+/// clock (`Vm::tsc_ahead`).
+pub const FORMAT_VERSION: u16 = 3;
 /// Bytes before the payload.
 pub const HEADER_LEN: usize = 24;
 

@@ -324,10 +324,16 @@ impl Vmm {
             let Some(mut mon) = vm.monitor.take() else { return TurnEnd::of(quantum - left, 0) };
             let (id, before) = (vm.id, mon.counters.traps);
             let entry = self.cpu.icount;
+            // The guest reads the processor's TSC (RDTSC at ring 1): its own time, as for
+            // a V386 VM (`Vmm::enter`).
+            let host_tsc = self.cpu.msr.tsc_offset;
+            self.cpu.msr.tsc_offset = vm.clock.wrapping_add(vm.tsc_ahead).wrapping_sub(entry);
             let r = {
                 let (mut bus, _) = HostBus::new(&mut self.mem, vm, entry);
                 mon.run(&mut self.cpu, &mut bus, &mut self.log, id, slice, self.brk.mask)
             };
+            vm.tsc_ahead = self.cpu.msr.tsc_offset.wrapping_add(entry).wrapping_sub(vm.clock);
+            self.cpu.msr.tsc_offset = host_tsc;
             let retired = self.cpu.icount - entry;
             vm.clock += retired;
             vm.counters.retired += retired;
@@ -466,6 +472,11 @@ impl Vmm {
                 }
                 let idle = (t.saturating_sub(now) / NS_PER_INSTRUCTION).max(1);
                 vm.board.clock.idle_until(t.max(now + 1), vm.clock);
+                // The TSC counts through HLT (SDM Vol. 3B §18.17), as on the bare machine.
+                vm.tsc_ahead = vm.tsc_ahead.wrapping_add(idle);
+                if let Some(cpu) = vm.emulated.as_deref_mut() {
+                    cpu.msr.tsc_offset = cpu.msr.tsc_offset.wrapping_add(idle);
+                }
                 return Err(TurnEnd::of(quantum - left, idle));
             }
         }
@@ -504,11 +515,19 @@ impl Vmm {
             }
         });
         let entry = self.cpu.icount;
+        // The guest's TSC is its clock plus what it is ahead (`Vm::tsc_ahead`), whatever
+        // the processor's TSC did while other VMs ran.
+        let host_tsc = self.cpu.msr.tsc_offset;
+        let guest_tsc = vm.clock.wrapping_add(vm.tsc_ahead);
+        vm.vcb.controls.tsc_offset = guest_tsc.wrapping_sub(entry).wrapping_sub(host_tsc);
         let r = {
             let (mut bus, vcb) = HostBus::new(&mut self.mem, vm, entry);
             Vcpu::new(&mut self.cpu, vcb).run(&mut bus, u64::MAX)
         };
         let vm = &mut self.vms[i];
+        // The offset as the guest left it (a WRMSR to its TSC moves it), against its clock.
+        let tsc_at_entry = vm.vcb.controls.tsc_offset.wrapping_add(entry).wrapping_add(host_tsc);
+        vm.tsc_ahead = tsc_at_entry.wrapping_sub(vm.clock);
         let retired = vm.vcb.exit.guest_retired;
         vm.clock += retired;
         vm.counters.retired += retired;

@@ -60,6 +60,10 @@ pub struct Vm {
     pub state: VmState,
     /// VM time as retired instructions (its devices' clock; idle time is in their Clock).
     pub clock: u64,
+    /// The guest's TSC minus `clock` (wrapping): its idle time, and what it wrote to the
+    /// TSC. The VMM loads the processor's TSC offset from it at each entry, so the guest's
+    /// TSC counts its own time — not the other VMs' turns — as the PIT it reads does.
+    pub tsc_ahead: u64,
     pub counters: Counters,
     /// ROM pages copied into host memory, by guest page.
     rom: BTreeMap<u32, u64>,
@@ -106,6 +110,7 @@ impl Vm {
             slt,
             state: VmState::Runnable,
             clock: m.cpu.icount,
+            tsc_ahead: m.cpu.msr.tsc_offset,
             counters: Counters::default(),
             rom: BTreeMap::new(),
             window: Vec::new(),

@@ -10,9 +10,10 @@
 ; re-initialised (vectors 20h-2Fh, every IRQ but IRQ0 masked); then PIT counter 0 in mode 2
 ; with a count of 100 (100 / 1.193182 MHz = 83.8 us, the first IRQ0 that far ahead); STI,
 ; and a loop of three instructions (inc, cmp, je) counting until IRQ0's handler sets a flag.
-; It writes the count and the TSC ticks from STI to IRQ0's handler (RDTSC, SDM Vol. 2B) on
-; the debug console (port E9h) as two eight-digit hex numbers and a newline, and stops with
-; CLI; HLT.
+; Then Linux's PIT calibration of the TSC (counter 2 for 10 ms, polling port 61h), and the
+; TSC ticks between two IRQ0s spent in HLT. It writes the loop count and the three TSC
+; deltas (RDTSC, SDM Vol. 2B) on the debug console (port E9h) as eight-digit hex numbers
+; and a newline, and stops with CLI; HLT.
 ;
 ; Before the PIT is programmed the VM has no device event, so the VMM sizes its slice by
 ; the quantum alone (100,000 instructions by default, 1 ms at 10 ns an instruction); the
@@ -105,6 +106,63 @@ entry:
     call print_hex
     mov al, ' '
     out DEBUGCON, al
+    mov edx, [tsc1]
+    sub edx, [tsc0]
+    call print_hex
+    mov al, ' '
+    out DEBUGCON, al
+
+    ; Linux's PIT calibration of the TSC (arch/x86/kernel/tsc.c, pit_calibrate_tsc): PIT
+    ; counter 2 in mode 0 with its gate on (port 61h bit 0, the speaker off), a count of
+    ; 11932 (10 ms), then RDTSC in a loop until OUT2 (port 61h bit 5) goes high.
+    in al, 0x61
+    and al, 0xfd
+    or al, 0x01
+    out 0x61, al
+    mov al, 0xb0
+    out PIT_CTRL, al
+    mov al, 11932 & 0xff
+    out 0x42, al
+    mov al, 11932 >> 8
+    out 0x42, al
+    rdtsc
+    mov [tsc0], eax
+.poll:
+    rdtsc
+    mov [tsc1], eax
+    in al, 0x61
+    test al, 0x20
+    jz .poll
+    mov edx, [tsc1]
+    sub edx, [tsc0]
+    call print_hex
+    mov al, ' '
+    out DEBUGCON, al
+
+    ; The TSC across idle time: the ticks between two IRQ0s of counter 0 (still in mode 2,
+    ; one every 100 PIT clocks, 83.8 us) while the processor waits in HLT. The TSC runs at
+    ; a constant rate through HLT (SDM Vol. 3B §18.17, "Time-Stamp Counter").
+    ; (The first IRQ0 is the one held while interrupts were off: the count starts at the
+    ; second.)
+    mov byte [ticked], 0
+    sti
+.wait0:
+    hlt
+    cmp byte [ticked], 0
+    je .wait0
+    mov byte [ticked], 0
+.wait1:
+    hlt
+    cmp byte [ticked], 0
+    je .wait1
+    mov eax, [tsc1]
+    mov [tsc0], eax
+    mov byte [ticked], 0
+.wait2:
+    hlt
+    cmp byte [ticked], 0
+    je .wait2
+    cli
     mov edx, [tsc1]
     sub edx, [tsc0]
     call print_hex
