@@ -324,16 +324,13 @@ impl Vmm {
             let Some(mut mon) = vm.monitor.take() else { return TurnEnd::of(quantum - left, 0) };
             let (id, before) = (vm.id, mon.counters.traps);
             let entry = self.cpu.icount;
-            // The guest reads the processor's TSC (RDTSC at ring 1): its own time, as for
-            // a V386 VM (`Vmm::enter`).
-            let host_tsc = self.cpu.msr.tsc_offset;
-            self.cpu.msr.tsc_offset = vm.clock.wrapping_add(vm.tsc_ahead).wrapping_sub(entry);
+            // The guest reads the processor's TSC (RDTSC at ring 1): its own time.
+            let host_tsc = core::mem::replace(&mut self.cpu.msr.tsc_offset, vm.tsc_offset_at(entry));
             let r = {
                 let (mut bus, _) = HostBus::new(&mut self.mem, vm, entry);
                 mon.run(&mut self.cpu, &mut bus, &mut self.log, id, slice, self.brk.mask)
             };
-            vm.tsc_ahead = self.cpu.msr.tsc_offset.wrapping_add(entry).wrapping_sub(vm.clock);
-            self.cpu.msr.tsc_offset = host_tsc;
+            vm.keep_tsc_offset(core::mem::replace(&mut self.cpu.msr.tsc_offset, host_tsc), entry);
             let retired = self.cpu.icount - entry;
             vm.clock += retired;
             vm.counters.retired += retired;
@@ -399,12 +396,14 @@ impl Vmm {
                 Err(end) => break end,
             };
             let vm = &mut self.vms[i];
-            let Some(cpu) = vm.emulated.as_deref_mut() else { break TurnEnd::of(quantum - left, 0) };
+            let Some(mut cpu) = vm.emulated.take() else { break TurnEnd::of(quantum - left, 0) };
             let before = cpu.icount;
+            cpu.msr.tsc_offset = vm.tsc_offset_at(before);
             let (base, len) = (vm.ram_base as usize, vm.ram_len);
             let mut bus = BoardBus { ram: &mut self.mem.bytes[base..base + len], board: &mut vm.board };
             let r = cpu.run(&mut bus, slice);
             let retired = cpu.icount - before;
+            vm.keep_tsc_offset(cpu.msr.tsc_offset, before);
             vm.clock += retired;
             vm.counters.retired += retired;
             left = left.saturating_sub(retired);
@@ -423,6 +422,7 @@ impl Vmm {
                     vm.board.pci.reset();
                 }
             }
+            vm.emulated = Some(cpu);
             if vm.state != VmState::Runnable {
                 break TurnEnd::of(quantum - left, 0);
             }
@@ -474,9 +474,6 @@ impl Vmm {
                 vm.board.clock.idle_until(t.max(now + 1), vm.clock);
                 // The TSC counts through HLT (SDM Vol. 3B §18.17), as on the bare machine.
                 vm.tsc_ahead = vm.tsc_ahead.wrapping_add(idle);
-                if let Some(cpu) = vm.emulated.as_deref_mut() {
-                    cpu.msr.tsc_offset = cpu.msr.tsc_offset.wrapping_add(idle);
-                }
                 return Err(TurnEnd::of(quantum - left, idle));
             }
         }
@@ -515,19 +512,15 @@ impl Vmm {
             }
         });
         let entry = self.cpu.icount;
-        // The guest's TSC is its clock plus what it is ahead (`Vm::tsc_ahead`), whatever
-        // the processor's TSC did while other VMs ran.
+        // The guest's TSC (the VCB's offset is added to the host's, §7): its own time.
         let host_tsc = self.cpu.msr.tsc_offset;
-        let guest_tsc = vm.clock.wrapping_add(vm.tsc_ahead);
-        vm.vcb.controls.tsc_offset = guest_tsc.wrapping_sub(entry).wrapping_sub(host_tsc);
+        vm.vcb.controls.tsc_offset = vm.tsc_offset_at(entry).wrapping_sub(host_tsc);
         let r = {
             let (mut bus, vcb) = HostBus::new(&mut self.mem, vm, entry);
             Vcpu::new(&mut self.cpu, vcb).run(&mut bus, u64::MAX)
         };
         let vm = &mut self.vms[i];
-        // The offset as the guest left it (a WRMSR to its TSC moves it), against its clock.
-        let tsc_at_entry = vm.vcb.controls.tsc_offset.wrapping_add(entry).wrapping_add(host_tsc);
-        vm.tsc_ahead = tsc_at_entry.wrapping_sub(vm.clock);
+        vm.keep_tsc_offset(vm.vcb.controls.tsc_offset.wrapping_add(host_tsc), entry);
         let retired = vm.vcb.exit.guest_retired;
         vm.clock += retired;
         vm.counters.retired += retired;

@@ -82,6 +82,19 @@ pub struct Vm {
 const REMAP_PAGES: core::ops::Range<u32> = 0xa0..0x110;
 
 impl Vm {
+    /// The TSC offset that makes a processor whose retired count is `icount` read this
+    /// VM's TSC: its clock plus `tsc_ahead`. Loaded at each entry, whatever the processor
+    /// counted while other VMs ran.
+    pub(crate) fn tsc_offset_at(&self, icount: u64) -> u64 {
+        self.clock.wrapping_add(self.tsc_ahead).wrapping_sub(icount)
+    }
+
+    /// Take back the offset a run entered at `icount` (with [`Vm::tsc_offset_at`]) ended
+    /// with: the guest may have written its TSC. Call it before `clock` counts the run.
+    pub(crate) fn keep_tsc_offset(&mut self, offset: u64, icount: u64) {
+        self.tsc_ahead = offset.wrapping_add(icount).wrapping_sub(self.clock);
+    }
+
     /// Make a VM of `m`, a machine built from a spec (firmware loaded, disks attached, a
     /// kernel in RAM): its RAM moves into host memory, its board and processor state
     /// into the VM.
