@@ -823,7 +823,7 @@ fn run(opts: &Options) -> Result<u8, CliError> {
     let mut left = opts.max_instructions;
     let reason = loop {
         let mut n = left.map_or(SLICE, |l| l.min(SLICE));
-        if let Some(due) = save_when_due(&m, first, &mut save)? {
+        if let Some(due) = save_when_due(m.cpu.icount - first, &mut save, "the machine", || m.save())? {
             // The slice ends where the snapshot is due.
             n = n.min(due);
         }
@@ -860,7 +860,7 @@ fn run(opts: &Options) -> Result<u8, CliError> {
     };
     // A snapshot due exactly where --max-instructions ends the run.
     if reason == StopReason::BudgetSpent {
-        save_when_due(&m, first, &mut save)?;
+        save_when_due(m.cpu.icount - first, &mut save, "the machine", || m.save())?;
     }
 
     let icount = m.cpu.icount;
@@ -901,19 +901,23 @@ fn run(opts: &Options) -> Result<u8, CliError> {
     Ok(status)
 }
 
-/// `--save-after`: save the machine to the file once the instructions retired since
-/// `first` reach the count (then the request is done). Returns the instructions left
-/// until it is due, if it is still pending.
-fn save_when_due(m: &Machine, first: u64, save: &mut Option<(u64, PathBuf)>) -> Result<Option<u64>, CliError> {
+/// Save a snapshot to `save`'s file once `done` instructions have reached its count (then
+/// `save` is spent), `what` naming what was saved and `snapshot` making the file; else
+/// the instructions left until it is due. For one machine and for a VMM (`vms.rs`).
+pub(crate) fn save_when_due(
+    done: u64,
+    save: &mut Option<(u64, PathBuf)>,
+    what: &str,
+    snapshot: impl FnOnce() -> Result<Vec<u8>, v386::snapshot::SnapshotError>,
+) -> Result<Option<u64>, CliError> {
     let Some((at, path)) = save.as_ref() else { return Ok(None) };
-    let done = m.cpu.icount - first;
     if done < *at {
         return Ok(Some(at - done));
     }
     let fail = |why: String| CliError::Snapshot { path: path.clone(), why };
-    let bytes = m.save().map_err(|e| fail(e.to_string()))?;
+    let bytes = snapshot().map_err(|e| fail(e.to_string()))?;
     std::fs::write(path, bytes).map_err(|e| fail(e.to_string()))?;
-    eprintln!("v386: saved the machine to {} after {done} instructions", path.display());
+    eprintln!("v386: saved {what} to {} after {done} instructions", path.display());
     *save = None;
     Ok(None)
 }

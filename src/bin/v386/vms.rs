@@ -5,7 +5,9 @@
 //! VM are printed at the end. `--save-after` saves the whole VMM; `--restore` of a VMM's
 //! snapshot runs its VMs on (`resume`).
 
-use super::{build_machine, parse_args, CliError, Command, DebugconSink, Options, SerialSink, Sink, SLICE};
+use super::{
+    build_machine, parse_args, save_when_due, CliError, Command, DebugconSink, Options, SerialSink, Sink, SLICE,
+};
 use std::ffi::OsString;
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
@@ -260,9 +262,10 @@ fn drive(
     let mut left = max_instructions;
     // The run's instructions so far, as `Vmm::run` budgets them (idle time counts).
     let mut done = 0u64;
+    let saved = format!("the VMM ({} VMs)", vmm.vms.len());
     loop {
         let mut n = left.map_or(SLICE, |l| l.min(SLICE));
-        if let Some(due) = save_when_due(&vmm, done, &mut save_after)? {
+        if let Some(due) = save_when_due(done, &mut save_after, &saved, || vmm.save())? {
             // The slice ends where the snapshot is due.
             n = n.min(due);
         }
@@ -286,7 +289,7 @@ fn drive(
             *l = l.saturating_sub(n);
             if *l == 0 {
                 // A snapshot due exactly where --max-instructions ends the run.
-                save_when_due(&vmm, done, &mut save_after)?;
+                save_when_due(done, &mut save_after, &saved, || vmm.save())?;
                 break;
             }
         }
@@ -299,21 +302,6 @@ fn drive(
         eprintln!("{}", summary(vm));
     }
     Ok(0)
-}
-
-/// Save the VMM to `save`'s file once `done` reaches its count (then `save` is spent);
-/// else the instructions left until it is due.
-fn save_when_due(vmm: &Vmm, done: u64, save: &mut Option<(u64, PathBuf)>) -> Result<Option<u64>, CliError> {
-    let Some((at, path)) = save.as_ref() else { return Ok(None) };
-    if done < *at {
-        return Ok(Some(at - done));
-    }
-    let fail = |why: String| CliError::Snapshot { path: path.clone(), why };
-    let bytes = vmm.save().map_err(|e| fail(e.to_string()))?;
-    std::fs::write(path, bytes).map_err(|e| fail(e.to_string()))?;
-    eprintln!("v386: saved the VMM ({} VMs) to {} after {done} instructions", vmm.vms.len(), path.display());
-    *save = None;
-    Ok(None)
 }
 
 #[cfg(test)]
